@@ -1,0 +1,80 @@
+"""Closed vocabularies shared by the database, the API, channels and workflows."""
+
+from enum import StrEnum
+
+
+class ChannelKind(StrEnum):
+    TELEGRAM = "telegram"
+    MAX = "max"
+    WIDGET = "widget"
+    WHATSAPP = "whatsapp"
+    VK = "vk"
+    EMAIL = "email"
+
+
+class Interface(StrEnum):
+    """How the customer reached us inside a channel (seed 001: channel vs. interface)."""
+
+    BOT = "bot"
+    WEBAPP = "webapp"
+    WIDGET = "widget"
+
+
+class OperatorRole(StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class OperatorStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    BUSY = "busy"
+    OFFLINE = "offline"
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class MessageDirection(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class SenderKind(StrEnum):
+    CONTACT = "contact"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+class MessageFormat(StrEnum):
+    PLAIN = "plain"
+    MARKDOWN = "markdown"  # our Markdown-lite: **bold**, _italic_, `code`, [links](url)
+
+
+class DeliveryStatus(StrEnum):
+    """queued -> sending -> sent -> delivered -> read, or failed."""
+
+    RECEIVED = "received"  # inbound messages: stored, nothing to deliver
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class ErrorClass(StrEnum):
+    RETRYABLE = "retryable"
+    RATE_LIMITED = "rate_limited"
+    PERMANENT = "permanent"
+
+
+class RatingMode(StrEnum):
+    NONE = "none"
+    STARS = "stars"  # 1-5
+    NPS = "nps"  # 0-10

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, database engine and models, Temporal client, embedded dev servers."""

@@ -1,0 +1,50 @@
+"""All configuration, from the environment (and an optional `.env`). Read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Unset = `make run` starts the embedded server and exports the URL it gets.
+    database_url: str | None = None
+    db_pool_size: int = 20
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "switchboard"
+
+    data_dir: Path = ROOT / ".data"
+    # Signs sessions and CSRF tokens; `make run` generates one under data_dir when unset.
+    secret_key: SecretStr | None = None
+    # Fernet key (urlsafe base64, 32 bytes) encrypting inbox credentials at rest.
+    credentials_key: SecretStr | None = None
+    admin_email: str = "admin@localhost"
+    admin_password: SecretStr | None = None
+    public_url: str = "http://localhost:8000"
+    session_days: int = 14
+    cookie_secure: bool = False
+
+    telegram_api_base: str = "https://api.telegram.org"
+    max_api_base: str = "https://platform-api2.max.ru"
+
+    default_escalation_minutes: float = 4.0
+    delivery_give_up_hours: float = 24.0
+    attempt_retention_days: int = 90
+    attachment_max_bytes: int = 20 * 1024 * 1024
+    resolved_close_days: int = 7
+    inactive_resolve_days: int = 3
+
+    log_level: str = Field(default="INFO")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
