@@ -107,6 +107,9 @@ class DeliveryError(Exception):
     """Raised by channel adapters; the delivery workflow decides what it means."""
 
     error_class: ErrorClass = ErrorClass.RETRYABLE
+    # Provider ids of the parts of a multi-part send that were delivered before this error:
+    # retry with `send(..., skip_parts=len(sent_message_ids))` so they are not sent twice.
+    sent_message_ids: tuple[str, ...] = ()
 
     def __init__(self, reason: str, *, provider_code: int | str | None = None) -> None:
         super().__init__(reason)

@@ -21,9 +21,13 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "switchboard"
 
+    # `make run` only: where the api listens and where the embedded Temporal dev server binds
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
     data_dir: Path = ROOT / ".data"
-    # Signs sessions and CSRF tokens; `make run` generates one under data_dir when unset.
-    secret_key: SecretStr | None = None
     # Fernet key (urlsafe base64, 32 bytes) encrypting inbox credentials at rest.
     credentials_key: SecretStr | None = None
     admin_email: str = "admin@localhost"

@@ -1,0 +1,30 @@
+"""Activities for HousekeepingWorkflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from infra.models import DeliveryAttempt, WebSession
+from infra.settings import Settings
+
+
+class HousekeepingActivities:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._factory = factory
+        self._settings = settings
+
+    @activity.defn(name="purge_expired")
+    async def purge_expired(self) -> dict[str, int]:
+        now = datetime.now(UTC)
+        async with self._factory() as db, db.begin():
+            sessions = await db.execute(delete(WebSession).where(WebSession.expires_at < now))
+            attempts = await db.execute(
+                delete(DeliveryAttempt).where(
+                    DeliveryAttempt.created_at < now - timedelta(days=self._settings.attempt_retention_days)
+                )
+            )
+        return {"sessions": sessions.rowcount, "attempts": attempts.rowcount}

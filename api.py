@@ -1,0 +1,74 @@
+"""FastAPI app: cabinet pages, REST API v1, channel webhooks, SSE streams.
+
+`uvicorn api:app`. Connections are made in the lifespan, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from infra.db import make_engine, make_sessionmaker
+from infra.settings import Settings, get_settings
+from infra.temporal import TemporalGateway
+from web import auth, pages, problems
+
+log = logging.getLogger("switchboard.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.temporal = TemporalGateway(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan)
+    problems.install(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """PostgreSQL and Temporal answer; 503 names the part that does not."""
+        failing: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(2):
+                async with app.state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            failing["postgres"] = type(exc).__name__
+        try:
+            await app.state.temporal.check()
+        except Exception as exc:  # noqa: BLE001
+            failing["temporal"] = type(exc).__name__
+        if failing:
+            return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,338 @@
+"""SQLAlchemy 2 models: the store of record. The cabinet reads only these tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text as sql,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from domain.enums import (
+    ChannelKind,
+    ConversationStatus,
+    DeliveryStatus,
+    ErrorClass,
+    Interface,
+    MessageDirection,
+    MessageFormat,
+    OperatorRole,
+    OperatorStatus,
+    SenderKind,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _enum(cls: type, name: str) -> Enum:
+    # Store the enum *values* ("online"), not member names, as a native PG enum.
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+    }
+
+
+def _pk() -> Mapped[int]:
+    return mapped_column(BigInteger, Identity(always=False), primary_key=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+class Branch(Base):
+    __tablename__ = "branches"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    # domain.schedule.WorkingHours as JSON; {} means open around the clock
+    working_hours: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    is_default: Mapped[bool] = mapped_column(server_default=sql("false"))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        # at most one default branch
+        Index("uq_branches_default", "is_default", unique=True, postgresql_where=sql("is_default")),
+    )
+
+
+class RegionRule(Base):
+    __tablename__ = "region_rules"
+
+    id: Mapped[int] = _pk()
+    region: Mapped[str] = mapped_column(String(100), unique=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), index=True)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = _pk()
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[OperatorRole] = mapped_column(_enum(OperatorRole, "operator_role"))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"), index=True)
+    status: Mapped[OperatorStatus] = mapped_column(
+        _enum(OperatorStatus, "operator_status"), server_default=OperatorStatus.OFFLINE.value
+    )
+    status_changed_at: Mapped[datetime] = _created()
+    # round-robin tie breaker: least recently assigned goes first
+    last_assigned_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(server_default=sql("true"))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("uq_operators_email", func.lower(sql("email")), unique=True),)
+
+
+class WebSession(Base):
+    """Server-side cabinet sessions: revocable, and the CSRF token lives with the session."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = _pk()
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+
+
+class Inbox(Base):
+    __tablename__ = "inboxes"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind, "channel_kind"))
+    # Fernet-encrypted JSON (bot token, webhook secret): never in a log or a page
+    credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # offline_text, auto_reply, rating_mode, allowed_domains, escalation_minutes, ...
+    settings: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    # channel-specific polling position (Telegram offset, MAX marker)
+    poll_cursor: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(server_default=sql("true"))
+    created_at: Mapped[datetime] = _created()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = _pk()
+    display_name: Mapped[str] = mapped_column(String(300), server_default="")
+    phone: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(320))
+    region: Mapped[str | None] = mapped_column(String(100))
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+    anonymized_at: Mapped[datetime | None]
+
+
+class ContactIdentity(Base):
+    """One contact as one channel knows them; the unique key makes find-or-create race-safe."""
+
+    __tablename__ = "contact_identities"
+
+    id: Mapped[int] = _pk()
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind, "channel_kind"))
+    provider_user_id: Mapped[str] = mapped_column(String(200))
+    provider_chat_id: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(200))
+    reachable: Mapped[bool] = mapped_column(server_default=sql("true"))
+    unreachable_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("channel", "provider_user_id"),)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = _pk()
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="RESTRICT"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("contact_identities.id", ondelete="CASCADE"))
+    interface: Mapped[Interface] = mapped_column(_enum(Interface, "interface"), server_default="bot")
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    status: Mapped[ConversationStatus] = mapped_column(
+        _enum(ConversationStatus, "conversation_status"), server_default="open"
+    )
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    assigned_at: Mapped[datetime | None]
+    # the assignee opened it: the escalation timer stops for good
+    opened_at: Mapped[datetime | None]
+    last_in_at: Mapped[datetime | None]
+    last_out_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+    inbox: Mapped[Inbox] = relationship(lazy="raise")
+    contact: Mapped[Contact] = relationship(lazy="raise")
+    identity: Mapped[ContactIdentity] = relationship(lazy="raise")
+
+    __table_args__ = (
+        CheckConstraint("rating IS NULL OR rating BETWEEN 0 AND 10", name="rating_range"),
+        # one live (not closed) conversation per identity and inbox: the find-or-create key
+        Index(
+            "uq_conversations_live",
+            "inbox_id",
+            "identity_id",
+            unique=True,
+            postgresql_where=sql("status <> 'closed'"),
+        ),
+        # the inbox list: a branch's conversations by status, newest activity first
+        Index("ix_conversations_branch_status_activity", "branch_id", "status", sql("last_activity_at DESC")),
+        Index("ix_conversations_assignee_status_activity", "assignee_id", "status", sql("last_activity_at DESC")),
+        # the "unanswered" filter: the customer wrote last
+        Index(
+            "ix_conversations_unanswered",
+            "branch_id",
+            "last_in_at",
+            postgresql_where=sql("status IN ('open', 'pending') AND (last_out_at IS NULL OR last_in_at > last_out_at)"),
+        ),
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = _pk()
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="RESTRICT"))
+    direction: Mapped[MessageDirection] = mapped_column(_enum(MessageDirection, "message_direction"))
+    sender_kind: Mapped[SenderKind] = mapped_column(_enum(SenderKind, "sender_kind"))
+    sender_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, server_default="")
+    format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
+    # inbound: the provider's id, unique per inbox (dedup of provider retries)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # outbound: the caller's Idempotency-Key, so a retried send creates one message
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    error_class: Mapped[ErrorClass | None] = mapped_column(_enum(ErrorClass, "error_class"))
+    error: Mapped[str | None] = mapped_column(Text)
+    provider_time: Mapped[datetime | None]
+    edited_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("inbox_id", "provider_message_id"),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # the dead-letter list
+        Index("ix_messages_failed", "created_at", postgresql_where=sql("delivery_status = 'failed'")),
+    )
+
+
+class DeliveryAttempt(Base):
+    """The integration journal: one row per call to a provider for an outgoing message."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = _pk()
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(30))  # sent | retryable | rate_limited | permanent
+    provider_code: Mapped[str | None] = mapped_column(String(50))
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    correlation_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class Attachment(Base):
+    """File metadata; bytes are content-addressed on disk by sha256 (stored once)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = _pk()
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    file_name: Mapped[str] = mapped_column(String(300), server_default="")
+    mime_type: Mapped[str] = mapped_column(String(200), server_default="application/octet-stream")
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    # provider reference until the fetch activity has stored the bytes
+    provider_ref: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+
+
+class ReadState(Base):
+    """Per-operator read position in a conversation (unread counters, read ticks)."""
+
+    __tablename__ = "read_states"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger)
+    read_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = _pk()
+    actor_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    actor_kind: Mapped[str] = mapped_column(String(20))  # operator | system | api
+    action: Mapped[str] = mapped_column(String(100))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class OutboxEvent(Base):
+    """Transactional outbox: written with the inbound message, drained into Temporal in order."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = _pk()
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    available_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("ix_outbox_events_conversation_id_id", "conversation_id", "id"),)
+

@@ -1,0 +1,93 @@
+"""Sign in and out of the cabinet."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import delete, func, select
+
+from infra.models import AuditEvent, Operator, WebSession
+from infra.security import DUMMY_HASH, new_token, token_digest, verify_password
+from web.deps import SESSION_COOKIE, CsrfChecked, SessionDep, current_session
+from web.templating import templates
+
+router = APIRouter()
+
+# Login happens before there is a session, so its CSRF token is a double-submit cookie.
+LOGIN_CSRF_COOKIE = "sb_login_csrf"
+
+
+def _login_page(request: Request, *, error: str | None = None, email: str = "", status_code: int = 200) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {"csrf_token": token, "error": error, "email": email},
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.app.state.settings.cookie_secure
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    db: SessionDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
+        return _login_page(request, error="The form has expired. Please try again.", email=email, status_code=400)
+    operator = (
+        await db.execute(select(Operator).where(func.lower(Operator.email) == email.strip().lower()))
+    ).scalar_one_or_none()
+    valid = verify_password(operator.password_hash if operator else DUMMY_HASH, password)
+    if operator is None or not valid or not operator.is_active:
+        return _login_page(request, error="Wrong e-mail or password.", email=email, status_code=401)
+
+    settings = request.app.state.settings
+    token = new_token()
+    db.add(
+        WebSession(
+            token_hash=token_digest(token),
+            operator_id=operator.id,
+            csrf_token=secrets.token_urlsafe(32),
+            expires_at=datetime.now(UTC) + timedelta(days=settings.session_days),
+        )
+    )
+    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="operator.login"))
+    await db.commit()
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+async def logout(db: SessionDep, web_session: Annotated[WebSession, Depends(current_session)]) -> Response:
+    await db.execute(delete(WebSession).where(WebSession.id == web_session.id))
+    await db.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
