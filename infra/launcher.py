@@ -52,6 +52,8 @@ async def seed_once(settings: Settings) -> None:
     if result.generated_password:
         log(f"created admin {result.admin_email} with password: {result.generated_password}")
         log("(shown once; set ADMIN_PASSWORD before the first start to choose it)")
+    elif result.created:
+        log(f"created admin {result.admin_email} with the password from ADMIN_PASSWORD")
 
 
 def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen]) -> None:
