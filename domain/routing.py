@@ -41,7 +41,7 @@ def branch_for_region(rules: Sequence[RegionRule], region: str | None, default_b
     wanted = _normalize(region)
     lookups = [wanted]
     if code := _ISO_3166_2.fullmatch(wanted):
-        pass
+        lookups.append(code.group(1))
     for lookup in lookups:
         for rule in rules:
             if _normalize(rule.region) == lookup:

@@ -130,8 +130,8 @@ class WorkingHours(BaseModel):
     def is_open(self, at: datetime) -> bool:
         """Whether the branch is open at the instant `at`."""
         at_utc = _require_aware(at)
-        period = self._first_period_ending_after(at_utc)
-        return period is not None and period[0] <= at_utc
+        span = self._first_span_ending_after(at_utc)
+        return span is not None and span[0] <= at_utc
 
     def next_opening(self, at: datetime) -> datetime | None:
         """The first instant at or after `at` when the branch is open: `at` itself while open.
@@ -140,19 +140,24 @@ class WorkingHours(BaseModel):
         opening sleeps for ``next_opening(now) - now`` and never for ever.
         """
         at_utc = _require_aware(at)
-        period = self._first_period_ending_after(at_utc)
-        return None if period is None else max(period[0], at_utc)
+        span = self._first_span_ending_after(at_utc)
+        return None if span is None else max(span[0], at_utc)
 
     def next_closing(self, at: datetime) -> datetime | None:
         """The first instant at or after `at` when the branch is closed: `at` itself while closed.
 
+        Touching intervals are one period, so this looks past midnights and day boundaries.
         None when the current open period runs past HORIZON_DAYS (a 24/7 branch).
         """
         at_utc = _require_aware(at)
-        period = self._first_period_ending_after(at_utc)
-        if period is None or period[0] > at_utc:
-            return at_utc
-        return period[1]
+        closing = at_utc
+        for start, end in self._spans(at_utc):
+            if start > closing:
+                return closing
+            closing = max(closing, end)
+        tz, first_day = self._local_start(at_utc)
+        horizon = _to_utc(first_day + timedelta(days=HORIZON_DAYS + 1), 0, tz)
+        return None if closing >= horizon else closing
 
     def off_hours_period_key(self, at: datetime) -> str | None:
         """A name for the closed period containing `at`, None while open.
@@ -168,30 +173,22 @@ class WorkingHours(BaseModel):
             return None
         return NEVER_OPENS if opening is None else opening.isoformat()
 
-    def _first_period_ending_after(self, at_utc: datetime) -> tuple[datetime, datetime | None] | None:
-        return next((p for p in self._open_periods(at_utc) if p[1] is None or p[1] > at_utc), None)
+    def _first_span_ending_after(self, at_utc: datetime) -> tuple[datetime, datetime] | None:
+        return next((span for span in self._spans(at_utc) if span[1] > at_utc), None)
 
-    def _open_periods(self, at_utc: datetime) -> Iterator[tuple[datetime, datetime | None]]:
-        """Maximal open periods ``[start, end)`` from the day before `at`'s local date on.
-
-        The day before is included because its intervals (up to 24:00, or shifted by DST)
-        can still be running at `at`. An end of None means the period runs past the horizon.
-        """
+    def _local_start(self, at_utc: datetime) -> tuple[ZoneInfo, date]:
         tz = ZoneInfo(self.timezone)
-        first_day = at_utc.astimezone(tz).date() - timedelta(days=1)
-        horizon = _to_utc(first_day + timedelta(days=HORIZON_DAYS + 1), 0, tz)
-        current: tuple[datetime, datetime] | None = None
-        for start, end in self._spans(first_day, tz):
-            if current is not None and start <= current[1]:
-                current = (current[0], max(current[1], end))
-                continue
-            if current is not None:
-                yield current
-            current = (start, end)
-        if current is not None:
-            yield current[0], (None if current[1] >= horizon else current[1])
+        return tz, at_utc.astimezone(tz).date()
 
-    def _spans(self, first_day: date, tz: ZoneInfo) -> Iterator[tuple[datetime, datetime]]:
+    def _spans(self, at_utc: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Open intervals ``[start, end)`` in UTC, in order, from `at`'s local date on.
+
+        No earlier day can still be open at `at`: its intervals end by the following
+        midnight, and `_to_utc` never moves a boundary past it. `_to_utc` is monotonic, so
+        the spans never overlap; touching ones are merged by `next_closing` alone, the
+        only answer that depends on where an open period ends.
+        """
+        tz, first_day = self._local_start(at_utc)
         holidays = set(self.holidays)
         for offset in range(HORIZON_DAYS + 1):
             day = first_day + timedelta(days=offset)

@@ -9,6 +9,7 @@ RULES = [
     RegionRule(region="Ханты-Мансийский автономный округ", branch_id=20),
     RegionRule(region="ru", branch_id=30),
     RegionRule(region="KZ-ALA", branch_id=40),
+    RegionRule(region="AD", branch_id=50),
 ]
 
 
@@ -24,7 +25,8 @@ RULES = [
         ("RU-MOW", 30),  # no rule of its own: the country rule catches it
         ("KZ-AST", DEFAULT),  # a rule for one Kazakh region is not a country rule
         ("Москва", DEFAULT),  # names are never split or guessed
-        ("Ханты-Мансийск", DEFAULT),  # a hyphenated name is not a code: no "ХА" country lookup
+        ("AD-07", 50),
+        ("Ad-Dakhiliyah", DEFAULT),  # a hyphenated name (Oman) is not a code: not Andorra's "AD"
         ("DE-BY", DEFAULT),
         (None, DEFAULT),
         ("", DEFAULT),

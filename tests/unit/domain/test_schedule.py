@@ -43,6 +43,13 @@ class TestBoundaries:
         assert hours.next_closing(utc(2026, 1, 12, 10, 0)) == utc(2026, 1, 12, 17, 0)
         assert hours.next_closing(utc(2026, 1, 12, 17, 0)) == utc(2026, 1, 12, 17, 0)
 
+    def test_lunch_break_splits_the_day(self) -> None:
+        hours = WorkingHours(timezone="Europe/Berlin", weekly={0: [("09:00", "13:00"), ("14:00", "18:00")]})
+        assert hours.next_closing(berlin(2026, 1, 12, 10, 0)) == berlin(2026, 1, 12, 13, 0)
+        assert hours.next_closing(berlin(2026, 1, 12, 13, 30)) == berlin(2026, 1, 12, 13, 30)
+        assert hours.next_opening(berlin(2026, 1, 12, 13, 30)) == berlin(2026, 1, 12, 14, 0)
+        assert hours.next_closing(berlin(2026, 1, 12, 15, 0)) == berlin(2026, 1, 12, 18, 0)
+
     def test_naive_instant_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):
             office().is_open(datetime(2026, 1, 12, 10, 0))
