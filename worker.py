@@ -13,21 +13,29 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from activities.conversation import ConversationActivities
+from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
 from infra.db import make_engine, make_sessionmaker
+from infra.outbox import OutboxRelay, listen_for_wakeups
 from infra.settings import Settings, get_settings
 from infra.temporal import connect_temporal
+from workflows.conversation import ConversationWorkflow
+from workflows.delivery import DeliveryWorkflow
 from workflows.housekeeping import HOUSEKEEPING_WORKFLOW_ID, HousekeepingWorkflow
 
 log = logging.getLogger("switchboard.worker")
 
-WORKFLOWS = [HousekeepingWorkflow]
+WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, HousekeepingWorkflow]
 
 
 def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> list:
     """Activity callables with their dependencies injected; nothing connects at import."""
-    housekeeping = HousekeepingActivities(factory, settings)
-    return [housekeeping.purge_expired]
+    return [
+        *ConversationActivities(factory, settings).all(),
+        *DeliveryActivities(factory).all(),
+        HousekeepingActivities(factory, settings).purge_expired,
+    ]
 
 
 def build_worker(client: Client, settings: Settings, activities: list) -> Worker:
@@ -63,8 +71,15 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    factory = make_sessionmaker(engine)
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
-        worker = build_worker(client, settings, build_activities(make_sessionmaker(engine), settings, http))
+        worker = build_worker(client, settings, build_activities(factory, settings, http))
+        # the outbox relay lives beside the worker: it needs the same Temporal client
+        relay = OutboxRelay(factory, client, settings.temporal_task_queue)
+        background = [
+            asyncio.create_task(relay.run_forever(stop)),
+            asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+        ]
         async with worker:
             await client.start_workflow(
                 HousekeepingWorkflow.run,
@@ -74,6 +89,7 @@ async def main() -> None:
             )
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
+        await asyncio.gather(*background, return_exceptions=True)
     await engine.dispose()
 
 

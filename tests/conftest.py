@@ -106,8 +106,25 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(venv_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The dev server gets them on its command line; the time-skipping server through the API."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    from domain import search_attributes
+
+    kinds = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT}
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: kinds[kind] for name, kind in search_attributes.ALL.items()},
+        )
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,105 @@
+"""Contracts of ConversationWorkflow: its input, its state, and the notices it receives.
+
+All notices travel through the transactional outbox (so a Temporal outage loses none) and
+carry the outbox row id, which the workflow uses to ignore a notice the relay sent twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from domain.enums import ConversationStatus, RatingMode
+
+
+class NoticeKind(StrEnum):
+    STARTED = "started"  # a new conversation (its first customer message is stored)
+    REOPENED = "reopened"  # a customer wrote into a resolved conversation
+    BLOCKED = "blocked"  # the contact blocked the bot: no system messages can reach them
+    UNBLOCKED = "unblocked"
+    OPENED = "opened"  # the assignee opened the conversation: escalation stops for good
+    ASSIGNED = "assigned"  # the branch dispatcher assigned a waiting conversation
+    TRANSFER = "transfer"  # to an operator, or to the first free operator of a branch
+    RESOLVE = "resolve"
+    # a customer wrote while the branch is closed: the offline text may be due
+    OFF_HOURS_MESSAGE = "off_hours_message"
+
+
+class ConversationNotice(BaseModel):
+    outbox_id: int = 0
+    kind: NoticeKind
+    operator_id: int | None = None  # who acted (opened, resolve, transfer) or who was assigned
+    target_operator_id: int | None = None
+    target_branch_id: int | None = None
+
+
+class InboxPolicy(BaseModel):
+    """The inbox settings the workflow acts on (Inbox.settings JSON, with defaults)."""
+
+    escalation_minutes: float = 4.0
+    offline_text: str = ""
+    auto_reply: str = ""
+    rating_mode: RatingMode = RatingMode.NONE
+    rating_text: str = ""
+    resolved_close_days: float = 7
+    inactive_resolve_days: float = 3
+
+
+class ConversationState(BaseModel):
+    """Everything the workflow knows; handed whole to continue-as-new."""
+
+    conversation_id: int
+    channel: str
+    contact_name: str = ""
+    branch_id: int | None = None
+    assignee_id: int | None = None
+    status: ConversationStatus = ConversationStatus.OPEN
+    assigned_at: datetime | None = None
+    opened: bool = False
+    # operators who let the escalation timer run out on this conversation
+    timed_out: list[int] = Field(default_factory=list)
+    # every online operator timed out: it waits in the pool, supervisors were alerted
+    pool_exhausted: bool = False
+    reachable: bool = True
+    policy: InboxPolicy = Field(default_factory=InboxPolicy)
+    # domain.schedule.WorkingHours JSON of the branch; None = open around the clock
+    schedule: dict[str, Any] | None = None
+    offline_sent_for: str | None = None
+    auto_replied: bool = False
+    resolved_at: datetime | None = None
+    # when the inactivity check runs next (it reads last_activity_at from the database)
+    inactivity_check_at: datetime | None = None
+    last_outbox_id: int = 0
+
+
+class ConversationInput(BaseModel):
+    conversation_id: int
+    state: ConversationState | None = None  # set on continue-as-new
+    # continue as new past this many history events (tests lower it)
+    history_limit: int = 8_000
+
+
+class Assignment(BaseModel):
+    """What the database says after an assignment attempt (the database is the arbiter)."""
+
+    assignee_id: int | None
+    branch_id: int | None
+    # escalation only: the assignee had already opened it, nothing changed
+    opened: bool = False
+
+
+class InactivityCheck(BaseModel):
+    resolved: bool
+    # when to look again (last activity + the inactivity period)
+    next_check_at: datetime | None = None
+
+
+class SystemMessageRequest(BaseModel):
+    conversation_id: int
+    purpose: str  # offline | auto_reply | rating_request
+    text: str
+    # makes the message idempotent: one offline text per off-hours period, etc.
+    dedup: str

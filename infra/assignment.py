@@ -1,0 +1,116 @@
+"""Assignment in the database: the one place that writes `conversations.assignee_id`.
+
+Race safety: every assignment in a branch runs under a transaction-scoped advisory lock of
+that branch, so concurrent workflows never read the same stale loads and pile onto one
+operator; the choice itself is the pure rule in domain.assignment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.assignment import OperatorCandidate, choose_operator
+from domain.conversation import ConversationNotice, NoticeKind
+from domain.enums import ConversationStatus, OperatorStatus
+from domain.schedule import WorkingHours
+from infra.models import AuditEvent, Branch, Conversation, Operator
+from infra.outbox import add_notice
+from infra.realtime import publish
+
+LIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+_BRANCH_LOCK_SPACE = 0x0B4A
+
+
+async def lock_branch(db: AsyncSession, branch_id: int) -> None:
+    await db.execute(select(func.pg_advisory_xact_lock(_BRANCH_LOCK_SPACE, branch_id)))
+
+
+async def online_candidates(db: AsyncSession, branch_id: int) -> list[OperatorCandidate]:
+    load = func.count(Conversation.id)
+    rows = await db.execute(
+        select(Operator.id, Operator.last_assigned_at, load)
+        .outerjoin(Conversation, and_(Conversation.assignee_id == Operator.id, Conversation.status.in_(LIVE)))
+        .where(Operator.branch_id == branch_id, Operator.status == OperatorStatus.ONLINE, Operator.is_active)
+        .group_by(Operator.id)
+    )
+    return [OperatorCandidate(operator_id=r[0], last_assigned_at=r[1], open_load=r[2]) for r in rows]
+
+
+async def set_assignee(
+    db: AsyncSession,
+    conversation: Conversation,
+    operator_id: int | None,
+    *,
+    action: str,
+    actor_operator_id: int | None = None,
+    branch_id: int | None = None,
+) -> None:
+    """Write the assignment, the round-robin stamp, the audit entry and the realtime event."""
+    now = datetime.now(UTC)
+    previous = conversation.assignee_id
+    conversation.assignee_id = operator_id
+    if branch_id is not None:
+        conversation.branch_id = branch_id
+    conversation.assigned_at = now if operator_id is not None else None
+    conversation.opened_at = None
+    if operator_id is not None:
+        await db.execute(update(Operator).where(Operator.id == operator_id).values(last_assigned_at=now))
+    db.add(
+        AuditEvent(
+            actor_operator_id=actor_operator_id,
+            actor_kind="operator" if actor_operator_id else "system",
+            action=action,
+            conversation_id=conversation.id,
+            details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id},
+        )
+    )
+    await publish(
+        db, "conversation.assigned", conversation_id=conversation.id, branch_id=conversation.branch_id,
+        assignee_id=operator_id, previous_assignee_id=previous,
+    )
+
+
+async def branch_is_open(db: AsyncSession, branch_id: int, at: datetime) -> bool:
+    hours = await db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
+    return not hours or WorkingHours.model_validate(hours).is_open(at)
+
+
+async def dispatch_backlog(db: AsyncSession, branch_id: int) -> list[int]:
+    """Assign the branch's waiting conversations, oldest first, while operators are online.
+
+    Called when an operator comes online or finishes a conversation. Each assignment is told
+    to its workflow (ASSIGNED notice) so the escalation timer starts there.
+    """
+    await lock_branch(db, branch_id)
+    if not await branch_is_open(db, branch_id, datetime.now(UTC)):
+        return []
+    candidates = {c.operator_id: c for c in await online_candidates(db, branch_id)}
+    if not candidates:
+        return []
+    waiting = (
+        await db.scalars(
+            select(Conversation)
+            .where(
+                Conversation.branch_id == branch_id,
+                Conversation.assignee_id.is_(None),
+                Conversation.status.in_(LIVE),
+            )
+            .order_by(Conversation.created_at, Conversation.id)
+            .with_for_update()
+        )
+    ).all()
+    assigned = []
+    for conversation in waiting:
+        operator_id = choose_operator(candidates.values())
+        assert operator_id is not None
+        await set_assignee(db, conversation, operator_id, action="conversation.assigned_from_pool")
+        await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.ASSIGNED, operator_id=operator_id))
+        chosen = candidates[operator_id]
+        candidates[operator_id] = chosen.model_copy(
+            update={"open_load": chosen.open_load + 1, "last_assigned_at": datetime.now(UTC)}
+        )
+        assigned.append(conversation.id)
+    return assigned

@@ -1,0 +1,239 @@
+"""The one inbound service every channel uses: an InboundEvent becomes contact, conversation
+and message in one transaction, announced on commit, idempotent on the provider's ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.contracts import InboundEvent, InboundKind
+from domain.conversation import ConversationNotice, NoticeKind
+from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.rating import parse_rating
+from infra.assignment import branch_is_open
+from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
+from infra.outbox import add_notice
+from infra.realtime import publish
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    conversation_id: int | None
+    message_id: int | None
+    duplicate: bool = False
+    created_conversation: bool = False
+
+
+class _DuplicateMessage(Exception):
+    """A concurrent delivery of the same update committed first: undo all of ours."""
+
+
+async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent) -> IngestResult:
+    try:
+        async with factory() as db, db.begin():
+            return await _ingest(db, event)
+    except _DuplicateMessage:
+        async with factory() as db:
+            return IngestResult(None, await _stored_message_id(db, event), duplicate=True)
+
+
+async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | None:
+    return await db.scalar(
+        select(Message.id).where(
+            Message.inbox_id == event.inbox_id, Message.provider_message_id == event.provider_message_id
+        )
+    )
+
+
+async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
+    if event.kind == InboundKind.MESSAGE and event.provider_message_id:
+        # fast path for provider retries: the message is already stored
+        seen = await _stored_message_id(db, event)
+        if seen is not None:
+            return IngestResult(None, seen, duplicate=True)
+
+    identity = await _identity(db, event)
+    if event.kind in (InboundKind.BLOCKED, InboundKind.STARTED):
+        return await _reachability(db, event, identity)
+    if event.kind == InboundKind.EDIT:
+        return await _edit(db, event)
+    if event.kind in (InboundKind.TYPING, InboundKind.READ):
+        await publish(db, f"contact.{event.kind.value}", inbox_id=event.inbox_id, identity_id=identity.id)
+        return IngestResult(None, None)
+    return await _message(db, event, identity)
+
+
+async def _identity(db: AsyncSession, event: InboundEvent) -> ContactIdentity:
+    """Find or create, race-safe on (channel, provider_user_id)."""
+    query = select(ContactIdentity).where(
+        ContactIdentity.channel == event.channel, ContactIdentity.provider_user_id == event.provider_user_id
+    )
+    identity = await db.scalar(query)
+    if identity is not None:
+        return identity
+    profile = event.profile
+    contact = Contact(display_name=profile.display_name or profile.username or "", region=profile.region)
+    db.add(contact)
+    await db.flush()
+    inserted = await db.scalar(
+        insert(ContactIdentity)
+        .values(
+            contact_id=contact.id,
+            channel=event.channel,
+            provider_user_id=event.provider_user_id,
+            provider_chat_id=event.provider_chat_id,
+            username=profile.username,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "provider_user_id"])
+        .returning(ContactIdentity.id)
+    )
+    if inserted is None:
+        # another transaction created it first (its commit unblocked our insert): use theirs
+        await db.delete(contact)
+    return await db.scalar(query.execution_options(populate_existing=True))
+
+
+async def _reachability(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> IngestResult:
+    reachable = event.kind == InboundKind.STARTED
+    if identity.reachable == reachable:
+        return IngestResult(None, None, duplicate=True)
+    identity.reachable = reachable
+    identity.unreachable_reason = None if reachable else "the contact blocked or stopped the bot"
+    conversation_id = await db.scalar(
+        select(Conversation.id).where(
+            Conversation.identity_id == identity.id,
+            Conversation.inbox_id == event.inbox_id,
+            Conversation.status != ConversationStatus.CLOSED,
+        )
+    )
+    if conversation_id is not None:
+        kind = NoticeKind.UNBLOCKED if reachable else NoticeKind.BLOCKED
+        await add_notice(db, conversation_id, ConversationNotice(kind=kind))
+    await publish(db, "contact.reachability", identity_id=identity.id, reachable=reachable,
+                  conversation_id=conversation_id)
+    return IngestResult(conversation_id, None)
+
+
+async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
+    message = await db.scalar(
+        select(Message).where(
+            Message.inbox_id == event.inbox_id, Message.provider_message_id == event.provider_message_id
+        )
+    )
+    if message is None:
+        log.info("edit of an unknown message in inbox %s ignored", event.inbox_id)
+        return IngestResult(None, None)
+    message.text = event.text
+    message.edited_at = event.provider_time
+    await publish(db, "message.edited", conversation_id=message.conversation_id, message_id=message.id)
+    return IngestResult(message.conversation_id, message.id)
+
+
+async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> IngestResult:
+    conversation, created = await _live_conversation(db, event, identity)
+    now = datetime.now(UTC)
+    notice: NoticeKind | None = NoticeKind.STARTED if created else None
+
+    if conversation.status == ConversationStatus.RESOLVED:
+        rating = await _rating_answer(db, event, conversation)
+        if rating is not None:
+            conversation.rating, conversation.rated_at = rating, now
+            await publish(db, "conversation.rated", conversation_id=conversation.id, rating=rating)
+        else:
+            conversation.status = ConversationStatus.OPEN
+            conversation.resolved_at = None
+            notice = NoticeKind.REOPENED
+
+    message_id = await db.scalar(
+        insert(Message)
+        .values(
+            conversation_id=conversation.id,
+            inbox_id=event.inbox_id,
+            direction=MessageDirection.IN,
+            sender_kind=SenderKind.CONTACT,
+            text=event.text or event.callback_data or "",
+            format=MessageFormat.PLAIN,
+            provider_message_id=event.provider_message_id,
+            delivery_status=DeliveryStatus.RECEIVED,
+            provider_time=event.provider_time,
+        )
+        .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
+        .returning(Message.id)
+    )
+    if message_id is None:
+        raise _DuplicateMessage()
+
+    for ref in event.attachments:
+        db.add(Attachment(message_id=message_id, kind=ref.kind.value, file_name=ref.file_name or "",
+                          mime_type=ref.mime_type or "application/octet-stream", size=ref.size,
+                          provider_ref=ref.model_dump(mode="json")))
+    conversation.last_in_at = now
+    conversation.last_activity_at = now
+    if notice is None and conversation.branch_id is not None and not await branch_is_open(
+        db, conversation.branch_id, now
+    ):
+        notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
+    if notice is not None:
+        await add_notice(db, conversation.id, ConversationNotice(kind=notice))
+    await publish(
+        db, "message.created", conversation_id=conversation.id, message_id=message_id,
+        branch_id=conversation.branch_id, assignee_id=conversation.assignee_id, direction="in",
+    )
+    return IngestResult(conversation.id, message_id, created_conversation=created)
+
+
+async def _live_conversation(
+    db: AsyncSession, event: InboundEvent, identity: ContactIdentity
+) -> tuple[Conversation, bool]:
+    """The identity's not-closed conversation in this inbox, created if there is none.
+
+    The partial unique index (inbox_id, identity_id) WHERE status <> 'closed' makes two
+    concurrent first messages agree on one conversation.
+    """
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.inbox_id == event.inbox_id,
+            Conversation.identity_id == identity.id,
+            Conversation.status != ConversationStatus.CLOSED,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    conversation = await db.scalar(query)
+    if conversation is not None:
+        return conversation, False
+    new_id = await db.scalar(
+        insert(Conversation)
+        .values(
+            inbox_id=event.inbox_id,
+            contact_id=identity.contact_id,
+            identity_id=identity.id,
+            interface=event.interface,
+            status=ConversationStatus.OPEN,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["inbox_id", "identity_id"], index_where=text("status <> 'closed'")
+        )
+        .returning(Conversation.id)
+    )
+    conversation = await db.scalar(query)
+    assert conversation is not None
+    return conversation, new_id is not None
+
+
+async def _rating_answer(db: AsyncSession, event: InboundEvent, conversation: Conversation) -> int | None:
+    """A reply to the rating request is a score, not a reason to reopen."""
+    if conversation.rating is not None:
+        return None
+    settings = await db.scalar(select(Inbox.settings).where(Inbox.id == event.inbox_id))
+    return parse_rating((settings or {}).get("rating_mode", "none"), event.callback_data or event.text)
+

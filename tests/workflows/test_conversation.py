@@ -1,0 +1,194 @@
+"""ConversationWorkflow under the time-skipping server, with stand-in activities."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.conversation import ConversationInput, ConversationNotice, ConversationState, InboxPolicy, NoticeKind
+from domain.enums import ConversationStatus
+from tests.workflows.standins import Branch
+from workflows.conversation import ConversationWorkflow
+
+
+async def eventually(check: Callable[[], object], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def conversation(
+    env: WorkflowEnvironment, branch: Branch, task_queue: str, *, params: ConversationInput | None = None
+) -> AsyncIterator[WorkflowHandle]:
+    async with Worker(env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
+                      activities=branch.activities()):
+        handle = await env.client.start_workflow(
+            ConversationWorkflow.run,
+            params or ConversationInput(conversation_id=branch.conversation_id),
+            id=f"conversation-{task_queue}",
+            task_queue=task_queue,
+            start_signal="notify",
+            start_signal_args=[ConversationNotice(outbox_id=1, kind=NoticeKind.STARTED)],
+        )
+        yield handle
+        with suppress(RPCError):  # already completed is fine
+            await handle.terminate()
+
+
+async def state(handle: WorkflowHandle) -> ConversationState:
+    return await handle.query(ConversationWorkflow.state)
+
+
+async def test_escalation_fires_at_the_configured_time_not_a_second_before(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        (first, assigned_at), = branch.kinds("assigned")
+        assert first == 1
+        await time_skipping_env.sleep(timedelta(minutes=3, seconds=59))
+        await asyncio.sleep(0.3)
+        assert branch.kinds("escalated") == [] and (await state(handle)).assignee_id == 1
+        await time_skipping_env.sleep(timedelta(seconds=2))
+        await eventually(lambda: branch.kinds("escalated"))
+        (target, escalated_at), = branch.kinds("escalated")
+        assert target == 2
+        assert timedelta(minutes=4) <= escalated_at - assigned_at < timedelta(minutes=4, seconds=2)
+
+
+async def test_opening_at_3_59_prevents_escalation_for_good(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2])
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await time_skipping_env.sleep(timedelta(minutes=3, seconds=59))
+        branch.opened = True
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.OPENED,
+                                                                             operator_id=1))
+        await time_skipping_env.sleep(timedelta(hours=2))
+        await asyncio.sleep(0.3)
+        s = await state(handle)
+        assert s.opened and s.assignee_id == 1
+        assert branch.kinds("escalated") == []
+
+
+async def test_three_operator_cycle_then_pool_and_supervisor_alert(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2, 3], policy=InboxPolicy(escalation_minutes=4))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        for _ in range(3):
+            await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("alert"))
+        assert [v for v, _ in branch.kinds("escalated")] == [2, 3, None]
+        assert [v for v, _ in branch.kinds("alert")] == [[1, 2, 3]]
+        s = await state(handle)
+        assert s.assignee_id is None and s.pool_exhausted
+
+        # it stays in the pool (no more escalations) until the dispatcher assigns it
+        await time_skipping_env.sleep(timedelta(hours=1))
+        await asyncio.sleep(0.2)
+        assert len(branch.kinds("escalated")) == 3
+        branch.assignee = 2
+        await handle.signal(ConversationWorkflow.notify,
+                            ConversationNotice(outbox_id=5, kind=NoticeKind.ASSIGNED, operator_id=2))
+        await eventually(lambda: branch.kinds("escalated") and len(branch.kinds("escalated")) == 3)
+        s = await state(handle)
+        assert s.assignee_id == 2 and not s.pool_exhausted
+
+
+async def test_a_duplicate_notice_is_applied_once(time_skipping_env, task_queue):
+    branch = Branch(online=[1], policy=InboxPolicy(auto_reply="Hi, we will answer soon"))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("system_message"))
+        resolve = ConversationNotice(outbox_id=7, kind=NoticeKind.RESOLVE, operator_id=1)
+        await handle.signal(ConversationWorkflow.notify, resolve)
+        await handle.signal(ConversationWorkflow.notify, resolve)
+        await eventually(lambda: branch.kinds("dispatch"))
+        await asyncio.sleep(0.2)
+        assert len(branch.kinds("resolved")) == 1
+        assert [v for v, _ in branch.kinds("system_message")] == ["auto_reply"]
+
+
+async def test_resolve_asks_for_rating_and_closes_after_n_days(time_skipping_env, task_queue):
+    branch = Branch(online=[1], policy=InboxPolicy(rating_mode="stars", resolved_close_days=2))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await handle.signal(ConversationWorkflow.notify,
+                            ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1))
+        await eventually(lambda: branch.kinds("resolved"))
+        await eventually(lambda: ("rating_request", ) in [(v,) for v, _ in branch.kinds("system_message")])
+        (_, resolved_at), = branch.kinds("resolved")
+        await time_skipping_env.sleep(timedelta(days=2, minutes=1))
+        await eventually(lambda: branch.kinds("closed"))
+        (_, closed_at), = branch.kinds("closed")
+        assert timedelta(days=2) <= closed_at - resolved_at < timedelta(days=2, minutes=2)
+        await handle.result()  # a closed conversation's workflow completes
+
+
+def _next_spring_forward(tz: ZoneInfo, after: datetime) -> datetime:
+    """The local Sunday on which `tz` moves its clocks forward, after `after`."""
+    day = after.astimezone(tz).date() + timedelta(days=1)
+    while True:
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+        midnight = datetime(day.year, day.month, day.day, 0, tzinfo=tz)
+        if noon.utcoffset() > midnight.utcoffset():
+            return midnight
+        day += timedelta(days=1)
+
+
+async def test_working_hours_in_branch_timezone_across_spring_forward(time_skipping_env, task_queue):
+    berlin = ZoneInfo("Europe/Berlin")
+    now = await time_skipping_env.get_current_time()
+    sunday = _next_spring_forward(berlin, now)
+    saturday_evening = (sunday - timedelta(hours=4)).replace(tzinfo=berlin)  # Sat 20:00 CET
+    await time_skipping_env.sleep(saturday_evening.astimezone(UTC) - (await time_skipping_env.get_current_time()))
+
+    schedule = {"timezone": "Europe/Berlin", "weekly": {d: [("09:00", "18:00")] for d in range(7)}}
+    branch = Branch(online=[1], schedule=schedule, policy=InboxPolicy(offline_text="We are closed"))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("system_message"))
+        assert [v for v, _ in branch.kinds("system_message")] == ["offline"]
+        # a second message the same night: no second offline text
+        await handle.signal(ConversationWorkflow.notify,
+                            ConversationNotice(outbox_id=2, kind=NoticeKind.OFF_HOURS_MESSAGE))
+        await time_skipping_env.sleep(timedelta(hours=1))
+        await asyncio.sleep(0.2)
+        assert len(branch.kinds("system_message")) == 1 and branch.kinds("assigned") == []
+
+        await time_skipping_env.sleep(timedelta(hours=14))  # past 09:00 CEST on Sunday
+        await eventually(lambda: branch.kinds("assigned"))
+        (_, assigned_at), = branch.kinds("assigned")
+        opening = datetime(sunday.year, sunday.month, sunday.day, 9, tzinfo=berlin).astimezone(UTC)
+        assert opening.hour == 7  # 09:00 summer time, not 08:00 UTC of winter time
+        assert opening <= assigned_at < opening + timedelta(seconds=5)
+
+
+async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2, 3], policy=InboxPolicy(escalation_minutes=4))
+    params = ConversationInput(conversation_id=branch.conversation_id, history_limit=30)
+    async with conversation(time_skipping_env, branch, task_queue, params=params) as handle:
+        first_run = (await handle.describe()).run_id
+        await eventually(lambda: branch.kinds("assigned"))
+        await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("escalated"))
+        for n in range(3, 20):
+            await handle.signal(ConversationWorkflow.notify,
+                                ConversationNotice(outbox_id=n, kind=NoticeKind.UNBLOCKED))
+        latest = time_skipping_env.client.get_workflow_handle(handle.id)
+        for _ in range(100):
+            s = await state(latest)
+            if s.last_outbox_id == 19:
+                break
+            await asyncio.sleep(0.05)
+        assert (await latest.describe()).run_id != first_run, "did not continue as new"
+        assert s.assignee_id == 2 and s.timed_out == [1] and s.last_outbox_id == 19
+        assert s.status == ConversationStatus.OPEN
