@@ -1,0 +1,98 @@
+"""The conversation engine as it runs in production: real activities, the outbox relay and a
+worker in this process, against the session's PostgreSQL and Temporal dev server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import count
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from domain.contracts import ContactProfile, InboundEvent, InboundKind
+from domain.enums import ChannelKind, OperatorRole, OperatorStatus
+from infra.models import Branch, Inbox, Operator
+from infra.outbox import OutboxRelay, listen_for_wakeups
+from infra.security import hash_password
+from infra.settings import Settings
+from worker import build_activities, build_worker
+
+_ids = count(1)
+PASSWORD_HASH = hash_password("operator-password")
+
+
+@dataclass
+class World:
+    factory: async_sessionmaker[AsyncSession]
+    branch_id: int
+    inbox_id: int
+
+    async def operator(self, *, status=OperatorStatus.ONLINE, branch_id=None, role=OperatorRole.OPERATOR) -> int:
+        n = next(_ids)
+        async with self.factory() as db, db.begin():
+            op = Operator(email=f"op{n}@example.com", display_name=f"Operator {n}", password_hash=PASSWORD_HASH,
+                          role=role, branch_id=branch_id or self.branch_id, status=status)
+            db.add(op)
+            await db.flush()
+            return op.id
+
+    def event(self, user: str, text: str = "hello", *, message_id: str | None = None, **kw) -> InboundEvent:
+        return InboundEvent(
+            inbox_id=self.inbox_id, channel=ChannelKind.TELEGRAM, kind=kw.pop("kind", InboundKind.MESSAGE),
+            provider_user_id=user, provider_chat_id=user,
+            provider_message_id=message_id or f"{user}:{next(_ids)}", provider_time=datetime.now(UTC),
+            text=text, profile=ContactProfile(display_name=f"Customer {user}"), **kw,
+        )
+
+
+@pytest.fixture
+async def world(clean_db) -> World:
+    async with clean_db() as db, db.begin():
+        branch = Branch(name=f"Branch {next(_ids)}", timezone="UTC", is_default=True)
+        db.add(branch)
+        await db.flush()
+        inbox = Inbox(name="Telegram bot", channel=ChannelKind.TELEGRAM,
+                      settings={"escalation_minutes": 60, "rating_mode": "stars"})
+        db.add(inbox)
+        await db.flush()
+        return World(clean_db, branch.id, inbox.id)
+
+
+@dataclass
+class Engine:
+    client: Client
+    task_queue: str
+    relay: OutboxRelay
+
+
+@pytest.fixture
+async def engine_stack(clean_db, temporal_client, app_settings: Settings, task_queue) -> AsyncIterator[Engine]:
+    settings = app_settings.model_copy(update={"temporal_task_queue": task_queue})
+    stop = asyncio.Event()
+    async with httpx.AsyncClient() as http:
+        worker = build_worker(temporal_client, settings, build_activities(clean_db, settings, http))
+        relay = OutboxRelay(clean_db, temporal_client, task_queue, idle_poll=0.2)
+        tasks = [asyncio.create_task(relay.run_forever(stop)),
+                 asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop))]
+        async with worker:
+            yield Engine(temporal_client, task_queue, relay)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def wait_until(check: Callable[[], object], timeout: float = 30, interval: float = 0.1) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)

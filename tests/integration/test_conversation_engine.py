@@ -1,0 +1,209 @@
+"""The inbound path and ConversationWorkflow on real PostgreSQL and the Temporal dev server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from domain.contracts import InboundKind
+from domain.enums import ConversationStatus, DeliveryStatus, OperatorStatus, SenderKind
+from domain.ids import conversation_workflow_id
+from infra import operators
+from infra.ingest import ingest
+from infra.models import (
+    AuditEvent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+    Operator,
+    OutboxEvent,
+)
+from tests.integration.conftest import wait_until
+from workflows.conversation import ConversationWorkflow
+
+
+async def count_rows(factory, model, *where) -> int:
+    async with factory() as db:
+        return await db.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def workflow_runs(client, conversation_id: int) -> int:
+    wid = conversation_workflow_id(conversation_id)
+    return len([w async for w in client.list_workflows(f"WorkflowId = '{wid}'")])
+
+
+async def test_the_same_event_delivered_concurrently_is_stored_once(world, engine_stack):
+    event = world.event("u-dup", message_id="555")
+    results = await asyncio.gather(*(ingest(world.factory, event) for _ in range(20)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert {r.message_id for r in results} == {results[0].message_id}
+    assert await count_rows(world.factory, Contact) == 1
+    assert await count_rows(world.factory, ContactIdentity) == 1
+    assert await count_rows(world.factory, Conversation) == 1
+    assert await count_rows(world.factory, Message) == 1
+    conversation_id = next(r.conversation_id for r in results if not r.duplicate)
+    await wait_until(lambda: _drained(world))
+    await wait_until(lambda: _runs_at_least(engine_stack.client, conversation_id, 1))
+    await asyncio.sleep(0.5)
+    assert await workflow_runs(engine_stack.client, conversation_id) == 1
+
+
+async def _drained(world) -> bool:
+    return await count_rows(world.factory, OutboxEvent) == 0
+
+
+async def _runs_at_least(client, conversation_id: int, n: int) -> bool:
+    return await workflow_runs(client, conversation_id) >= n
+
+
+async def test_two_first_messages_at_once_make_one_conversation(world, engine_stack):
+    first, second = world.event("u-two", "hi"), world.event("u-two", "anyone?")
+    results = await asyncio.gather(ingest(world.factory, first), ingest(world.factory, second))
+    assert results[0].conversation_id == results[1].conversation_id
+    assert sorted(r.created_conversation for r in results) == [False, True]
+    assert await count_rows(world.factory, Contact) == 1
+    assert await count_rows(world.factory, Message) == 2
+    await wait_until(lambda: _drained(world))
+    await wait_until(lambda: _runs_at_least(engine_stack.client, results[0].conversation_id, 1))
+    assert await workflow_runs(engine_stack.client, results[0].conversation_id) == 1
+
+
+async def test_even_distribution_over_300_conversations_and_5_operators(world, engine_stack):
+    ops = [await world.operator() for _ in range(5)]
+    sem = asyncio.Semaphore(30)
+
+    async def one(i: int):
+        async with sem:
+            return await ingest(world.factory, world.event(f"even-{i}"))
+
+    await asyncio.gather(*(one(i) for i in range(300)))
+
+    async def all_assigned() -> bool:
+        return await count_rows(world.factory, Conversation, Conversation.assignee_id.is_not(None)) == 300
+
+    await wait_until(all_assigned, timeout=180, interval=0.5)
+    async with world.factory() as db:
+        loads = Counter((await db.scalars(select(Conversation.assignee_id))).all())
+    assert set(loads) == set(ops)
+    assert max(loads.values()) - min(loads.values()) <= 1, loads
+
+
+async def test_backlog_is_assigned_oldest_first_when_an_operator_comes_online(world, engine_stack):
+    late = await world.operator(status=OperatorStatus.OFFLINE)
+    ids = []
+    for i in range(3):
+        ids.append((await ingest(world.factory, world.event(f"backlog-{i}"))).conversation_id)
+
+    async def routed() -> bool:  # the workflows ran, found nobody, and wait in the branch pool
+        return await count_rows(world.factory, Conversation, Conversation.branch_id == world.branch_id) == 3
+
+    await wait_until(routed)
+    await asyncio.sleep(0.5)
+    assert await count_rows(world.factory, Conversation, Conversation.assignee_id.is_not(None)) == 0
+
+    async with world.factory() as db, db.begin():
+        operator = await db.get(Operator, late)
+        assigned = await operators.set_status(db, operator, OperatorStatus.ONLINE)
+    assert assigned == ids  # oldest first
+    async with world.factory() as db:
+        rows = (await db.execute(select(Conversation.id, Conversation.assignee_id, Conversation.assigned_at)
+                                 .order_by(Conversation.id))).all()
+    assert [r.assignee_id for r in rows] == [late] * 3
+    assert [r.assigned_at for r in rows] == sorted(r.assigned_at for r in rows)
+    # each workflow heard of its assignment (its escalation timer now runs for that operator)
+    for conversation_id in ids:
+        handle = engine_stack.client.get_workflow_handle(conversation_workflow_id(conversation_id))
+
+        async def knows(handle=handle) -> bool:
+            return (await handle.query(ConversationWorkflow.state)).assignee_id == late
+
+        await wait_until(knows)
+
+
+async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, engine_stack):
+    async with world.factory() as db, db.begin():
+        from infra.models import Inbox
+
+        inbox = await db.get(Inbox, world.inbox_id)
+        inbox.settings = {**inbox.settings, "escalation_minutes": 0.02, "auto_reply": "Thanks, we are on it"}
+    a, b = await world.operator(), await world.operator()
+    result = await ingest(world.factory, world.event("e2e-1", "my order is late"))
+    cid = result.conversation_id
+
+    async def assignee():
+        async with world.factory() as db:
+            return await db.scalar(select(Conversation.assignee_id).where(Conversation.id == cid))
+
+    await wait_until(lambda: _is(assignee(), a))
+    await wait_until(lambda: _is(assignee(), b), timeout=20)  # 1.2 s unopened: escalated
+    async with world.factory() as db, db.begin():
+        operator_b = await db.get(Operator, b)
+        await operators.open_conversation(db, operator_b, cid)
+    await asyncio.sleep(2)
+    assert await assignee() == b  # opened: no more escalation
+
+    # the auto-reply went out through the delivery path
+    await wait_until(lambda: _count_sent(world, SenderKind.SYSTEM, 1))
+
+    async with world.factory() as db, db.begin():
+        await operators.request_transfer(db, operator_b, cid, to_operator_id=a)
+    await wait_until(lambda: _is(assignee(), a))
+    async with world.factory() as db, db.begin():
+        operator_a = await db.get(Operator, a)
+        await operators.open_conversation(db, operator_a, cid)
+        await operators.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")
+        await operators.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")  # retried click
+        await operators.request_resolve(db, operator_a, cid)
+
+    async def status():
+        async with world.factory() as db:
+            return await db.scalar(select(Conversation.status).where(Conversation.id == cid))
+
+    await wait_until(lambda: _is(status(), ConversationStatus.RESOLVED))
+    await wait_until(lambda: _count_sent(world, SenderKind.SYSTEM, 2))  # the rating request
+    assert await count_rows(world.factory, Message, Message.sender_kind == SenderKind.OPERATOR) == 1
+
+    await ingest(world.factory, world.event("e2e-1", "5"))  # the rating, not a reopen
+    async with world.factory() as db:
+        conversation = await db.get(Conversation, cid)
+    assert conversation.rating == 5 and conversation.status == ConversationStatus.RESOLVED
+
+    await ingest(world.factory, world.event("e2e-1", "one more question"))
+    assert await status() == ConversationStatus.OPEN  # reopened at once, in the inbound transaction
+
+    async def actions():
+        async with world.factory() as db:
+            return (await db.scalars(select(AuditEvent.action).where(AuditEvent.conversation_id == cid)
+                                     .order_by(AuditEvent.id))).all()
+
+    await wait_until(lambda: _is_last(actions(), "conversation.reopened"))  # and the workflow took it up
+    actions = await actions()
+    assert actions[:4] == ["conversation.assigned", "conversation.escalated", "conversation.transferred",
+                           "message.sent"]
+    assert "conversation.resolved" in actions and actions[-1] == "conversation.reopened"
+
+
+async def test_contact_blocked_marks_identity_unreachable(world, engine_stack):
+    await world.operator()
+    await ingest(world.factory, world.event("blk", "hi"))
+    await ingest(world.factory, world.event("blk", kind=InboundKind.BLOCKED, message_id=None))
+    async with world.factory() as db:
+        reachable = await db.scalar(select(ContactIdentity.reachable))
+    assert reachable is False
+
+
+async def _is_last(awaitable, expected) -> bool:
+    items = await awaitable
+    return bool(items) and items[-1] == expected
+
+
+async def _is(awaitable, expected) -> bool:
+    return (await awaitable) == expected
+
+
+async def _count_sent(world, sender: SenderKind, n: int) -> bool:
+    return await count_rows(world.factory, Message, Message.sender_kind == sender,
+                            Message.delivery_status == DeliveryStatus.SENT) == n
