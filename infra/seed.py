@@ -26,25 +26,29 @@ async def seed(factory: async_sessionmaker[AsyncSession], settings: Settings) ->
     async with factory() as db, db.begin():
         # one seeding process at a time (api replicas may start together)
         await db.execute(select(func.pg_advisory_xact_lock(0x5EED)))
-        if (await db.execute(select(Operator.id).limit(1))).first() is not None:
+        if await db.scalar(select(Operator.id).where(func.lower(Operator.email) == settings.admin_email.lower())):
             return SeedResult(created=False, admin_email=settings.admin_email)
 
-        branch = Branch(name="Main branch", timezone="UTC", is_default=True)
-        db.add(branch)
-        await db.flush()
-        db.add(
-            Inbox(
-                name="Website chat",
-                channel=ChannelKind.WIDGET,
-                settings={
-                    "offline_text": "We are offline right now. Leave a message and we will answer during working hours.",
-                    "auto_reply": "",
-                    "rating_mode": "stars",
-                    "allowed_domains": ["localhost"],
-                    "escalation_minutes": settings.default_escalation_minutes,
-                },
+        branch = await db.scalar(select(Branch).where(Branch.is_default))
+        if branch is None:
+            branch = Branch(name="Main branch", timezone="UTC", is_default=True)
+            db.add(branch)
+            await db.flush()
+        if not await db.scalar(select(Inbox.id).where(Inbox.channel == ChannelKind.WIDGET).limit(1)):
+            db.add(
+                Inbox(
+                    name="Website chat",
+                    channel=ChannelKind.WIDGET,
+                    settings={
+                        "offline_text": "We are offline right now. Leave a message and we will answer "
+                        "during working hours.",
+                        "auto_reply": "",
+                        "rating_mode": "stars",
+                        "allowed_domains": ["localhost"],
+                        "escalation_minutes": settings.default_escalation_minutes,
+                    },
+                )
             )
-        )
         generated = None
         if settings.admin_password is not None:
             password = settings.admin_password.get_secret_value()
