@@ -11,15 +11,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
+from channels.registry import build_adapters
 from infra.db import make_engine, make_sessionmaker
+from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
-from web import auth, pages, problems
+from web import auth, pages, problems, webhooks
 
 log = logging.getLogger("switchboard.api")
 
@@ -34,16 +37,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.temporal = TemporalGateway(settings)
-        try:
-            yield
-        finally:
-            await engine.dispose()
+        if settings.credentials_key is None:
+            raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
+        app.state.credential_box = CredentialBox(settings.credentials_key.get_secret_value())
+        app.state.inbox_cache = {}
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
+            app.state.adapters = {kind.value: adapter for kind, adapter in build_adapters(http, settings).items()}
+            try:
+                yield
+            finally:
+                await engine.dispose()
 
     app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan)
     problems.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(webhooks.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

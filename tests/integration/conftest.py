@@ -18,11 +18,13 @@ from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
 from infra.models import Branch, Inbox, Operator
 from infra.outbox import OutboxRelay, listen_for_wakeups
-from infra.security import hash_password
+from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
+from tests.conftest import TEST_CREDENTIALS_KEY
 from worker import build_activities, build_worker
 
 _ids = count(1)
+TELEGRAM_CREDENTIALS = {"token": "123456:TEST-token", "webhook_secret": "s3cret-webhook_token"}
 PASSWORD_HASH = hash_password("operator-password")
 
 
@@ -57,7 +59,8 @@ async def world(clean_db) -> World:
         db.add(branch)
         await db.flush()
         inbox = Inbox(name="Telegram bot", channel=ChannelKind.TELEGRAM,
-                      settings={"escalation_minutes": 60, "rating_mode": "stars"})
+                      settings={"escalation_minutes": 60, "rating_mode": "stars"},
+                      credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(TELEGRAM_CREDENTIALS))
         db.add(inbox)
         await db.flush()
         return World(clean_db, branch.id, inbox.id)
