@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_left
 
 from domain.enums import MessageFormat
 
@@ -70,28 +71,36 @@ def render(text: str, fmt: MessageFormat) -> str:
 
 def render_parts(text: str, fmt: MessageFormat, limit: int) -> list[str]:
     """Split the source, render each part, and re-split any part that escaping grew past `limit`."""
-    protect = _TOKEN if fmt == MessageFormat.MARKDOWN else None
     out: list[str] = []
-    for part in split_text(text, limit, protect=protect):
+    _render_parts(text, fmt, limit, limit, _TOKEN if fmt == MessageFormat.MARKDOWN else None, out)
+    return out
+
+
+def _render_parts(
+    text: str, fmt: MessageFormat, limit: int, source_limit: int, protect: re.Pattern[str] | None, out: list[str]
+) -> None:
+    for part in split_text(text, source_limit, protect=protect):
         rendered = render(part, fmt)
         if len(rendered) <= limit:
             out.append(rendered)
+        elif len(part) == 1:
+            raise ValueError(f"limit {limit} cannot hold the rendering of {part!r}")
         else:
-            # `&` -> `&amp;` can grow a part up to 5x: shrink proportionally and retry.
-            smaller = max(1, limit * limit // len(rendered) - 1)
-            out.extend(render_parts(part, fmt, smaller))
-    return out
+            # `&` -> `&amp;` can grow a part up to 5x: shrink the source proportionally (and
+            # always below its length, so this ends) and split it again.
+            smaller = max(1, min(len(part) - 1, len(part) * limit // len(rendered)))
+            _render_parts(part, fmt, limit, smaller, protect, out)
 
 
 def split_text(text: str, limit: int, *, protect: re.Pattern[str] | None = None) -> list[str]:
     """Split into parts of at most `limit` characters, preferring paragraph, then line, then
-    sentence, then word boundaries; a separator at a cut is dropped. Matches of `protect`
-    are not cut unless one alone exceeds the limit. Never returns a blank part."""
+    sentence, then word boundaries; parts are trimmed (messengers trim them anyway). Matches
+    of `protect` are not cut unless one alone exceeds the limit. Never returns a blank part."""
     if limit < 1:
         raise ValueError("limit must be positive")
     parts: list[str] = []
     _split(text, limit, 0, protect, parts)
-    return [p for p in parts if p.strip()]
+    return [stripped for p in parts if (stripped := p.strip())]
 
 
 def _split(text: str, limit: int, level: int, protect: re.Pattern[str] | None, out: list[str]) -> None:
@@ -124,10 +133,12 @@ def _split(text: str, limit: int, level: int, protect: re.Pattern[str] | None, o
 def _pieces(text: str, sep: re.Pattern[str], protect: re.Pattern[str] | None) -> list[tuple[str, str]]:
     """(piece, separator after it) pairs, ignoring separators inside protected spans."""
     spans = [m.span() for m in protect.finditer(text)] if protect else []
+    starts = [a for a, _ in spans]  # finditer yields them ordered and disjoint
     pieces: list[tuple[str, str]] = []
     start = 0
     for m in sep.finditer(text):
-        if m.start() == 0 or any(a < m.start() < b for a, b in spans):
+        i = bisect_left(starts, m.start()) - 1
+        if m.start() == 0 or (i >= 0 and spans[i][1] > m.start()):
             continue
         pieces.append((text[start : m.start()], m.group(0)))
         start = m.end()

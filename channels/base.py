@@ -1,0 +1,144 @@
+"""The interface every channel adapter implements (one adapter per ChannelKind)."""
+
+from __future__ import annotations
+
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, TypedDict
+
+import httpx
+
+from channels.plan import Step, plan_steps
+from channels.transport import mask_tokens_in_httpx_logs
+from domain.contracts import (
+    DeliveryError,
+    InboundEvent,
+    OutboundAttachment,
+    OutboundMessage,
+    PermanentError,
+    ProviderFileRef,
+    SendResult,
+)
+from domain.enums import ChannelKind
+
+# An inbox's decrypted credentials: {"token": ..., "webhook_secret": ...}.
+Credentials = Mapping[str, str]
+Cursor = int | str | None
+
+
+class MalformedUpdate(ValueError):
+    """The payload is not an update of this provider (not an object, required ids missing)."""
+
+
+class WebhookStatus(TypedDict):
+    url: str | None  # where the provider delivers now (MAX: the URL asked about, if subscribed)
+    active: bool  # the URL asked about (or, without one, any URL) is registered
+    pending_update_count: int | None
+    last_error_message: str | None
+    last_error_at: datetime | None
+    raw: dict[str, Any]
+
+
+class ChannelAdapter(ABC):
+    kind: ClassVar[ChannelKind]
+    base_setting: ClassVar[str]  # name of the Settings field holding this provider's API base
+    secret_header: ClassVar[str]
+    text_limit: ClassVar[int]
+    caption_limit: ClassVar[int]
+
+    def __init__(self, http: httpx.AsyncClient, api_base: str) -> None:
+        self.http = http
+        self.api_base = api_base.rstrip("/")
+        mask_tokens_in_httpx_logs()
+
+    # --- inbound -----------------------------------------------------------------------
+    def verify_webhook(self, headers: Mapping[str, str], credentials: Credentials) -> bool:
+        """Constant-time check of the provider's secret header; False when none is configured."""
+        expected = credentials.get("webhook_secret")
+        if not expected:
+            return False
+        wanted = self.secret_header.lower()
+        got = next((v for k, v in headers.items() if k.lower() == wanted), None)
+        return got is not None and hmac.compare_digest(got.encode(), expected.encode())
+
+    @abstractmethod
+    def parse_update(
+        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
+    ) -> list[InboundEvent]:
+        """Provider update -> events; [] for kinds we ignore. `received_at` stamps events whose
+        payload carries no time (Telegram callback queries); it defaults to now."""
+
+    @abstractmethod
+    def update_cursor(self, payload: Any) -> int | None:
+        """The polling position a single update stands at, when the provider numbers updates."""
+
+    @abstractmethod
+    async def poll(self, credentials: Credentials, cursor: Cursor, timeout: int) -> tuple[list[dict[str, Any]], Cursor]:
+        """Long-poll raw updates; the returned cursor acknowledges them on the next call."""
+
+    # --- outbound ----------------------------------------------------------------------
+    async def send(
+        self,
+        credentials: Credentials,
+        msg: OutboundMessage,
+        files: Mapping[int, bytes] | None = None,
+        *,
+        skip_parts: int = 0,
+    ) -> SendResult:
+        """Send text parts and attachments in order. On failure the raised DeliveryError
+        carries `sent_message_ids` of this call's delivered parts; resume with `skip_parts`.
+        The result lists the ids of the parts sent by this call only."""
+        token = self.token(credentials)
+        steps = plan_steps(msg, text_limit=self.text_limit, caption_limit=self.caption_limit)
+        ids: list[str] = []
+        for step in steps[skip_parts:]:
+            try:
+                content = _content(step.attachment, files) if step.attachment else None
+                ids.append(await self._send_step(token, msg, step, content))
+            except DeliveryError as err:
+                err.sent_message_ids = tuple(ids)
+                raise
+        return SendResult(provider_message_ids=ids)
+
+    @abstractmethod
+    async def _send_step(self, token: str, msg: OutboundMessage, step: Step, content: bytes | None) -> str:
+        """Deliver one planned provider message; return its provider message id."""
+
+    @abstractmethod
+    async def send_typing(self, credentials: Credentials, chat_id: str) -> None: ...
+
+    @abstractmethod
+    async def answer_callback(self, credentials: Credentials, callback_id: str, text: str | None = None) -> None:
+        """Acknowledge a button press so the client stops its spinner."""
+
+    # --- webhooks and files ----------------------------------------------------------------
+    @abstractmethod
+    async def register_webhook(self, credentials: Credentials, url: str, secret: str) -> None: ...
+
+    @abstractmethod
+    async def unregister_webhook(self, credentials: Credentials, url: str | None = None) -> None: ...
+
+    @abstractmethod
+    async def webhook_status(self, credentials: Credentials, url: str | None = None) -> WebhookStatus: ...
+
+    @abstractmethod
+    async def fetch_file(
+        self, credentials: Credentials, ref: ProviderFileRef, max_bytes: int
+    ) -> tuple[bytes, str | None, str | None]:
+        """(content, mime type, file name); PermanentError when over `max_bytes`."""
+
+    @staticmethod
+    def token(credentials: Credentials) -> str:
+        token = credentials.get("token")
+        if not token:
+            raise PermanentError("inbox has no bot token configured")
+        return token
+
+
+def _content(att: OutboundAttachment, files: Mapping[int, bytes] | None) -> bytes:
+    content = (files or {}).get(att.attachment_id)
+    if content is None:
+        raise PermanentError(f"no content given for attachment {att.attachment_id}")
+    return content

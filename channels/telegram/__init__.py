@@ -1,0 +1,5 @@
+"""Telegram Bot API channel."""
+
+from channels.telegram.adapter import TelegramAdapter
+
+__all__ = ["TelegramAdapter"]

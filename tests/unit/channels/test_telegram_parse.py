@@ -1,0 +1,185 @@
+"""Recorded Telegram updates -> InboundEvents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiogram.types import Update
+
+from channels.base import MalformedUpdate
+from channels.telegram import TelegramAdapter
+from domain.contracts import AttachmentKind, InboundKind
+from domain.enums import ChannelKind, Interface
+from tests.unit.channels.support import PAYLOADS, SSL_CONTEXT, payload
+
+NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
+INBOX = 7
+
+
+@pytest.fixture(scope="module")
+def adapter() -> TelegramAdapter:
+    return TelegramAdapter(httpx.AsyncClient(verify=SSL_CONTEXT), "http://unused")
+
+
+def parse(adapter: TelegramAdapter, name: str) -> list:
+    return adapter.parse_update(INBOX, payload("telegram", name), received_at=NEW_YEAR)
+
+
+@pytest.mark.parametrize("path", sorted((PAYLOADS / "telegram").glob("*.json")), ids=lambda p: p.stem)
+def test_fixtures_are_real_telegram_updates(path: Path) -> None:
+    Update.model_validate(json.loads(path.read_text()))
+
+
+def test_text_message(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "text")
+    assert event.inbox_id == INBOX
+    assert event.channel == ChannelKind.TELEGRAM
+    assert event.interface == Interface.BOT
+    assert event.kind == InboundKind.MESSAGE
+    assert event.provider_user_id == "111222333"
+    assert event.provider_chat_id == "111222333"
+    assert event.provider_message_id == "111222333:501"
+    assert event.provider_time == NEW_YEAR
+    assert event.provider_time.tzinfo is not None
+    assert event.text == "Здравствуйте! Где мой заказ №12?"
+    assert event.attachments == []
+    assert event.profile.display_name == "Мария Иванова"
+    assert event.profile.username == "maria_iv"
+    assert event.profile.language == "ru"
+
+
+def test_message_ids_are_scoped_by_chat(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "group_text")
+    assert event.provider_chat_id == "-1001987654321"
+    assert event.provider_message_id == "-1001987654321:77"
+    assert event.provider_user_id == "111222333"
+
+
+def test_photo_takes_the_largest_size_and_the_caption(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "photo")
+    [photo] = event.attachments
+    assert photo.kind == AttachmentKind.PHOTO
+    assert photo.file_id == "AgACAgIAAxkBAAIBq2Z_large"
+    assert photo.size == 98012
+    assert photo.mime_type == "image/jpeg"
+    assert photo.data["width"] == 1280
+    assert event.text == "Вот фото чека"
+
+
+def test_document_keeps_name_and_mime(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "document")
+    [doc] = event.attachments
+    assert (doc.kind, doc.file_name, doc.mime_type, doc.size) == (
+        AttachmentKind.DOCUMENT,
+        "invoice.pdf",
+        "application/pdf",
+        48213,
+    )
+    assert doc.file_id == "BQACAgIAAxkBAAIBrGZ_doc"
+    assert event.text == "Счёт"
+
+
+def test_voice_video_sticker(adapter: TelegramAdapter) -> None:
+    [voice] = parse(adapter, "voice")[0].attachments
+    assert (voice.kind, voice.mime_type, voice.data["duration"]) == (AttachmentKind.VOICE, "audio/ogg", 4)
+    [video] = parse(adapter, "video")[0].attachments
+    assert (video.kind, video.file_name, video.file_id) == (AttachmentKind.VIDEO, "clip.mp4", "BAACAgIAAxkBAAIBrmZ_video")
+    [sticker] = parse(adapter, "sticker")[0].attachments
+    assert (sticker.kind, sticker.mime_type, sticker.data["emoji"]) == (AttachmentKind.STICKER, "image/webp", "👍")
+
+
+def test_location_and_contact_are_data_not_files(adapter: TelegramAdapter) -> None:
+    [location] = parse(adapter, "location")[0].attachments
+    assert location.kind == AttachmentKind.LOCATION
+    assert location.file_id is None
+    assert location.data == {"latitude": 55.751244, "longitude": 37.618423}
+    [event] = parse(adapter, "contact")
+    [contact] = event.attachments
+    assert contact.kind == AttachmentKind.CONTACT
+    assert contact.data["phone_number"] == "+79161234567"
+    # the user shared their own contact: it is their phone
+    assert event.profile.phone == "+79161234567"
+
+
+def test_album_parts_share_media_group(adapter: TelegramAdapter) -> None:
+    [first] = parse(adapter, "album_photo")
+    [second] = parse(adapter, "album_video")
+    assert first.media_group_id == second.media_group_id == "13598127465123456"
+    assert first.provider_message_id != second.provider_message_id
+    assert [first.attachments[0].kind, second.attachments[0].kind] == [AttachmentKind.PHOTO, AttachmentKind.VIDEO]
+
+
+def test_edit_names_the_edited_message_and_its_edit_time(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "edited_message")
+    assert event.kind == InboundKind.EDIT
+    assert event.provider_message_id == "111222333:501"
+    assert event.provider_time == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    assert event.text.endswith("№13?")
+
+
+def test_callback_query(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "callback_query")
+    assert event.kind == InboundKind.CALLBACK
+    assert event.callback_id == "4382bfdwdsb323b2d9"
+    assert event.callback_data == "rate:5"
+    assert event.provider_message_id == "callback:4382bfdwdsb323b2d9"
+    assert event.provider_chat_id == "111222333"
+    assert event.provider_time == NEW_YEAR  # callbacks carry no date: the receive time
+
+
+def test_blocked_and_unblocked_in_private_chat(adapter: TelegramAdapter) -> None:
+    [blocked] = parse(adapter, "my_chat_member_kicked")
+    assert blocked.kind == InboundKind.BLOCKED
+    assert blocked.provider_message_id == "update:815000114"
+    assert blocked.provider_time == datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
+    assert blocked.provider_user_id == "111222333"
+    [started] = parse(adapter, "my_chat_member_member")
+    assert started.kind == InboundKind.STARTED
+    assert started.provider_message_id == "update:815000115"
+
+
+def test_replay_gives_identical_events(adapter: TelegramAdapter) -> None:
+    for name in ("text", "my_chat_member_kicked", "callback_query"):
+        assert parse(adapter, name) == parse(adapter, name)
+
+
+def test_start_with_deep_link_payload(adapter: TelegramAdapter) -> None:
+    [event] = parse(adapter, "start_deeplink")
+    assert event.kind == InboundKind.STARTED
+    assert event.start_payload == "branch_msk"
+    assert event.provider_message_id == "111222333:511"
+
+
+@pytest.mark.parametrize("name", ["my_chat_member_group_left", "channel_post", "service_new_members"])
+def test_ignored_updates(adapter: TelegramAdapter, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="channels.telegram.parse"):
+        assert parse(adapter, name) == []
+    assert any("ignoring Telegram" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [],
+        "update",
+        {},
+        {"update_id": "1", "message": {}},
+        {"update_id": 5, "message": {"message_id": 1, "date": 1, "text": "no chat"}},
+        {"update_id": 5, "message": {"message_id": 1, "chat": {"id": 1, "type": "private"}, "text": "no date"}},
+        {"update_id": 5, "callback_query": {"from": {"id": 1}}},
+    ],
+)
+def test_malformed(adapter: TelegramAdapter, bad: object) -> None:
+    with pytest.raises(MalformedUpdate):
+        adapter.parse_update(INBOX, bad)
+
+
+def test_update_cursor(adapter: TelegramAdapter) -> None:
+    assert adapter.update_cursor(payload("telegram", "text")) == 815000101
+    assert adapter.update_cursor({"message": {}}) is None
