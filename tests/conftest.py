@@ -93,11 +93,14 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def clean_db(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """For tests whose writes must be visible to other connections (api, worker): truncate after."""
+    """For tests whose writes must be visible to other connections (api, worker): truncate after.
+
+    Identities are not restarted: workflow ids (`conversation-{id}`) stay unique per session.
+    """
     yield async_sessionmaker(engine, expire_on_commit=False)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
 @pytest.fixture(scope="session")

@@ -440,7 +440,7 @@ def dockerignored(path: str) -> bool:
 
 def test_build_context_ships_the_code_and_nothing_secret():
     needed = ["api.py", "worker.py", "alembic.ini", "requirements.lock", "deploy/seed.py", "migrations/env.py"]
-    needed += [p.name + "/__init__.py" for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests"]
+    needed += [p.name + "/__init__.py" for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name not in ("tests", "bench")]
     assert not [p for p in needed if dockerignored(p)], "the image would miss code"
     for secret in (".env", ".venv/bin/python", ".git/config", ".data/credentials.key"):
         assert dockerignored(secret), secret

@@ -1,0 +1,203 @@
+"""Inbound benchmark: N Telegram webhook updates at concurrency C through the real HTTP path.
+
+    .venv/bin/python -m bench.inbound --events 3000 --concurrency 50 --contacts 600
+
+Prints events/s, p50/p99 from request to committed-and-announced (the NOTIFY an operator's
+cabinet would receive), the outbox lag into Temporal, and, measured in the same run on the
+same machine, the raw limits: plain single-row INSERTs and plain signal-with-starts.
+Target on our 2-core machines: 300 events/s with p99 <= 150 ms to the operator-visible moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import timedelta
+
+import asyncpg
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.stack import BenchStack, bounded, percentile
+from domain.enums import ChannelKind, OperatorRole, OperatorStatus
+from infra.db import make_sessionmaker
+from infra.models import Branch, Conversation, Inbox, Operator, OutboxEvent
+from infra.realtime import RealtimeListener, asyncpg_dsn
+from infra.security import CredentialBox, hash_password
+
+SECRET = "bench-webhook-secret"
+
+
+def telegram_update(update_id: int, user: int) -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user, "type": "private", "first_name": f"User{user}"},
+            "from": {"id": user, "is_bot": False, "first_name": f"User{user}"},
+            "text": f"message {update_id}",
+        },
+    }
+
+
+async def seed(stack: BenchStack) -> int:
+    engine = create_async_engine(stack.env["DATABASE_URL"])
+    factory = make_sessionmaker(engine)
+    box = CredentialBox(stack.env["CREDENTIALS_KEY"])
+    async with factory() as db, db.begin():
+        branch = Branch(name="Bench", is_default=True)
+        db.add(branch)
+        await db.flush()
+        for i in range(5):
+            db.add(Operator(email=f"op{i}@bench", display_name=f"Op {i}", password_hash=hash_password("x"),
+                            role=OperatorRole.OPERATOR, branch_id=branch.id, status=OperatorStatus.ONLINE))
+        inbox = Inbox(name="Bench bot", channel=ChannelKind.TELEGRAM,
+                      credentials_encrypted=box.seal({"token": "1:bench", "webhook_secret": SECRET}))
+        db.add(inbox)
+        await db.flush()
+        inbox_id = inbox.id
+    await engine.dispose()
+    return inbox_id
+
+
+async def raw_insert_rate(dsn: dict, n: int, concurrency: int) -> tuple[float, float]:
+    pool = await asyncpg.create_pool(**dsn, min_size=20, max_size=20)
+    await pool.execute("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial primary key, body text)")
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        began = time.perf_counter()
+        await pool.execute("INSERT INTO bench_raw (body) VALUES ($1)", f"row {i}")
+        latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await bounded(concurrency, [one(i) for i in range(n)])
+    rate = n / (time.perf_counter() - began)
+    await pool.execute("DROP TABLE bench_raw")
+    await pool.close()
+    return rate, percentile(latencies, 99) * 1000
+
+
+async def raw_signal_with_start_rate(client: Client, n: int, concurrency: int) -> float:
+    # no worker polls this queue: this measures what the server accepts, as the relay sees it
+    queue = f"bench-raw-{uuid.uuid4()}"
+
+    async def one(i: int) -> None:
+        await client.start_workflow("BenchNoop", id=f"bench-raw-{queue}-{i}", task_queue=queue,
+                                    start_signal="notify", start_signal_args=[{"n": i}],
+                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                    execution_timeout=timedelta(minutes=5))
+
+    began = time.perf_counter()
+    await bounded(concurrency, [one(i) for i in range(n)])
+    return n / (time.perf_counter() - began)
+
+
+async def run(args: argparse.Namespace) -> None:
+    stack = BenchStack(api_workers=args.api_workers)
+    stack.start()
+    try:
+        inbox_id = await seed(stack)
+        dsn = asyncpg_dsn(stack.env["DATABASE_URL"])
+        insert_rate, insert_p99 = await raw_insert_rate(dsn, args.events, args.concurrency)
+        client = await Client.connect(stack.temporal.address, data_converter=pydantic_data_converter)
+        sws_rate = await raw_signal_with_start_rate(client, min(args.events, 1000), args.concurrency)
+
+        stack.start_app()
+        listener = RealtimeListener(stack.env["DATABASE_URL"])
+        await listener.start()
+        announced: dict[int, float] = {}  # message_id -> time the NOTIFY arrived
+        provider_ids: dict[str, float] = {}
+        sent_at: dict[int, float] = {}
+        request_ms: list[float] = []
+        url = f"{stack.api_url}/webhooks/telegram/{inbox_id}"
+        users = [10_000 + i for i in range(args.contacts)]
+
+        async with listener.subscribe() as events, httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=args.concurrency), timeout=30
+        ) as http:
+
+            async def collect() -> None:
+                while True:
+                    event = await events.get()
+                    if event["type"] == "message.created" and event.get("direction") == "in":
+                        announced[event["message_id"]] = time.perf_counter()
+
+            collector = asyncio.create_task(collect())
+
+            async def send(i: int) -> None:
+                update_id = i + 1
+                began = time.perf_counter()
+                sent_at[update_id] = began
+                resp = await http.post(url, json=telegram_update(update_id, users[i % len(users)]),
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+                request_ms.append((time.perf_counter() - began) * 1000)
+                resp.raise_for_status()
+
+            began = time.perf_counter()
+            await bounded(args.concurrency, [send(i) for i in range(args.events)])
+            elapsed = time.perf_counter() - began
+            await asyncio.sleep(0.5)
+            collector.cancel()
+        await listener.stop()
+
+        # message ids map to update ids through provider_message_id ("chat:message")
+        engine = create_async_engine(stack.env["DATABASE_URL"])
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT id, provider_message_id FROM messages")).all()
+        visible_ms = [
+            (announced[mid] - sent_at[int(pmid.split(":")[1])]) * 1000 for mid, pmid in rows if mid in announced
+        ]
+
+        # outbox lag: time until everything the workflows must hear has reached Temporal
+        lag_began = time.perf_counter()
+        factory = make_sessionmaker(engine)
+        while True:
+            async with factory() as db:
+                pending = await db.scalar(select(func.count()).select_from(OutboxEvent))
+                conversations = await db.scalar(select(func.count()).select_from(Conversation))
+            if pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        drain_s = time.perf_counter() - lag_began
+        workflows = 0
+        async for _ in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
+            workflows += 1
+        await engine.dispose()
+
+        print(f"\ninbound benchmark: {args.events} webhook updates, concurrency {args.concurrency}, "
+              f"{args.contacts} contacts, api workers {args.api_workers}, cores {os.cpu_count()}")
+        print(f"  throughput               {args.events / elapsed:8.0f} events/s   (target 300)")
+        print(f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  p99 {percentile(request_ms, 99):6.1f} ms")
+        print(f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  p99 {percentile(visible_ms, 99):6.1f} ms"
+              f"   (target p99 <= 150 ms; {len(visible_ms)}/{len(rows)} seen)")
+        print(f"  messages stored          {len(rows)} (expected {args.events}); conversations {conversations}")
+        print(f"  outbox drained           {drain_s:6.1f} s after the last request; "
+              f"{workflows} conversation workflows started (expected {conversations})")
+        print("  raw limits, same run:")
+        print(f"    plain INSERT (asyncpg pool 20)  {insert_rate:8.0f} rows/s, p99 {insert_p99:.1f} ms")
+        print(f"    plain signal-with-start         {sws_rate:8.0f} /s")
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--contacts", type=int, default=600)
+    parser.add_argument("--api-workers", type=int, default=1)
+    asyncio.run(run(parser.parse_args()))
+    os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)
+
+
+if __name__ == "__main__":
+    main()

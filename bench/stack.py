@@ -1,0 +1,89 @@
+"""A throwaway stack for benchmarks: embedded PostgreSQL, tuned Temporal dev server, the api
+and the worker as real processes, all in a temporary folder, all stopped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from infra.devstack import EmbeddedPostgres, TemporalDevServer, free_port
+from infra.security import generate_credentials_key
+from infra.settings import ROOT
+
+
+class BenchStack:
+    def __init__(self, *, api_workers: int = 1) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="sb-bench-", dir=ROOT / ".data" if (ROOT / ".data").exists() else None))
+        self.api_workers = api_workers
+        self.pg = EmbeddedPostgres(self.tmp / "pg", delete_on_stop=True)
+        self.temporal = TemporalDevServer(self.tmp / "temporal.db", port=free_port(), ui_port=None)
+        self.procs: list[subprocess.Popen] = []
+        self.api_port = free_port()
+        self.env: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        url = self.pg.start("bench")
+        self.temporal.start()
+        self.env = dict(os.environ, DATABASE_URL=url, TEMPORAL_ADDRESS=self.temporal.address,
+                        CREDENTIALS_KEY=generate_credentials_key(), LOG_LEVEL="WARNING")
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=self.env, check=True,
+                       capture_output=True)
+
+    def start_app(self) -> None:
+        log = open(self.tmp / "app.log", "w")
+        self.procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env,
+                                           stdout=log, stderr=subprocess.STDOUT))
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api:app", "--port", str(self.api_port), "--no-access-log",
+             "--log-level", "warning", "--workers", str(self.api_workers)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"api did not become ready; see {self.tmp / 'app.log'}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.temporal.stop()
+        self.pg.stop()
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def bounded(concurrency: int, jobs):
+    sem = asyncio.Semaphore(concurrency)
+
+    async def run(job):
+        async with sem:
+            return await job
+
+    return await asyncio.gather(*(run(j) for j in jobs))
