@@ -57,7 +57,10 @@ class BenchStack:
                 time.sleep(0.2)
         raise RuntimeError(f"api did not become ready; see {self.tmp / 'app.log'}")
 
-    def stop(self) -> None:
+    def stop(self, *, show_log: bool = False) -> None:
+        if show_log and (self.tmp / "app.log").exists():
+            print("--- api/worker log (tail) ---")
+            print("\n".join((self.tmp / "app.log").read_text().splitlines()[-40:]))
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:

@@ -7,6 +7,7 @@ operator; the choice itself is the pure rule in domain.assignment.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, select, update
@@ -73,9 +74,20 @@ async def set_assignee(
     )
 
 
+# Branch schedules are read on every inbound message; they change rarely, so a process keeps
+# them for a short while (an edit takes effect within SCHEDULE_CACHE_SECONDS).
+SCHEDULE_CACHE_SECONDS = 30.0
+_schedules: dict[int, tuple[float, WorkingHours | None]] = {}
+
+
 async def branch_is_open(db: AsyncSession, branch_id: int, at: datetime) -> bool:
-    hours = await db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
-    return not hours or WorkingHours.model_validate(hours).is_open(at)
+    cached = _schedules.get(branch_id)
+    if cached is None or time.monotonic() - cached[0] > SCHEDULE_CACHE_SECONDS:
+        hours = await db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
+        cached = (time.monotonic(), WorkingHours.model_validate(hours) if hours else None)
+        _schedules[branch_id] = cached
+    schedule = cached[1]
+    return schedule is None or schedule.is_open(at)
 
 
 async def dispatch_backlog(db: AsyncSession, branch_id: int) -> list[int]:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import Text, cast, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +19,7 @@ from domain.rating import parse_rating
 from infra.assignment import branch_is_open
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
 from infra.outbox import add_notice
+from infra.realtime import CHANNEL as REALTIME_CHANNEL
 from infra.realtime import publish
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,12 @@ async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | Non
 
 
 async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
-    if event.kind == InboundKind.MESSAGE and event.provider_message_id:
-        # fast path for provider retries: the message is already stored
-        seen = await _stored_message_id(db, event)
-        if seen is not None:
-            return IngestResult(None, seen, duplicate=True)
-
+    # No "already stored?" query first: duplicates are rare, and the message insert's
+    # ON CONFLICT catches them (rolling back whatever this transaction did before it).
+    if event.kind == InboundKind.MESSAGE and not event.attachments:
+        fast = await _message_into_open_conversation(db, event)
+        if fast is not None:
+            return fast
     identity = await _identity(db, event)
     if event.kind in (InboundKind.BLOCKED, InboundKind.STARTED):
         return await _reachability(db, event, identity)
@@ -69,6 +70,64 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
         await publish(db, f"contact.{event.kind.value}", inbox_id=event.inbox_id, identity_id=identity.id)
         return IngestResult(None, None)
     return await _message(db, event, identity)
+
+
+# The common case in one statement: a known contact writes into its open conversation.
+# The conversation row is locked, and its status re-checked on the latest version, so a
+# concurrent resolve sends this message down the general path (which reopens).
+_FAST_MESSAGE = text(
+    """
+    WITH conv AS (
+        SELECT c.id, c.branch_id, c.assignee_id
+        FROM contact_identities i
+        JOIN conversations c ON c.identity_id = i.id AND c.inbox_id = :inbox_id
+        WHERE i.channel = CAST(:channel AS channel_kind) AND i.provider_user_id = :user_id
+          AND c.status IN ('open', 'pending')
+        FOR UPDATE OF c
+    ), stored AS (
+        INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
+                              provider_message_id, delivery_status, provider_time)
+        SELECT conv.id, :inbox_id, 'in', 'contact', :text, 'plain', :provider_message_id, 'received',
+               :provider_time
+        FROM conv
+        ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
+        RETURNING id, conversation_id
+    ), touched AS (
+        UPDATE conversations SET last_in_at = now(), last_activity_at = now()
+        FROM stored WHERE conversations.id = stored.conversation_id
+    )
+    SELECT conv.id AS conversation_id, conv.branch_id, stored.id AS message_id,
+           pg_notify(:channel_name, json_build_object(
+               'type', 'message.created', 'conversation_id', conv.id, 'message_id', stored.id,
+               'branch_id', conv.branch_id, 'assignee_id', conv.assignee_id, 'direction', 'in')::text)
+    FROM conv LEFT JOIN stored ON true
+    """
+)
+
+
+async def _message_into_open_conversation(db: AsyncSession, event: InboundEvent) -> IngestResult | None:
+    """None when the general path must decide (new contact or conversation, resolved, closed)."""
+    row = (
+        await db.execute(
+            _FAST_MESSAGE,
+            {
+                "inbox_id": event.inbox_id,
+                "channel": event.channel.value,
+                "user_id": event.provider_user_id,
+                "text": event.text or event.callback_data or "",
+                "provider_message_id": event.provider_message_id,
+                "provider_time": event.provider_time,
+                "channel_name": REALTIME_CHANNEL,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.message_id is None:
+        raise _DuplicateMessage()
+    if row.branch_id is not None and not await branch_is_open(db, row.branch_id, datetime.now(UTC)):
+        await add_notice(db, row.conversation_id, ConversationNotice(kind=NoticeKind.OFF_HOURS_MESSAGE))
+    return IngestResult(row.conversation_id, row.message_id)
 
 
 async def _identity(db: AsyncSession, event: InboundEvent) -> ContactIdentity:
@@ -152,21 +211,35 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             conversation.resolved_at = None
             notice = NoticeKind.REOPENED
 
+    if notice is None and conversation.branch_id is not None and not await branch_is_open(
+        db, conversation.branch_id, now
+    ):
+        notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
+
+    # One round trip for the hot path: store the message, touch the conversation, announce.
+    stored = insert(Message).values(
+        conversation_id=conversation.id,
+        inbox_id=event.inbox_id,
+        direction=MessageDirection.IN,
+        sender_kind=SenderKind.CONTACT,
+        text=event.text or event.callback_data or "",
+        format=MessageFormat.PLAIN,
+        provider_message_id=event.provider_message_id,
+        delivery_status=DeliveryStatus.RECEIVED,
+        provider_time=event.provider_time,
+    ).on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"]).returning(Message.id).cte("stored")
+    touched = (
+        update(Conversation)
+        .where(Conversation.id == conversation.id, exists(select(stored.c.id)))
+        .values(last_in_at=now, last_activity_at=now)
+        .cte("touched")
+    )
+    announcement = func.json_build_object(
+        "type", "message.created", "conversation_id", conversation.id, "message_id", stored.c.id,
+        "branch_id", conversation.branch_id, "assignee_id", conversation.assignee_id, "direction", "in",
+    )
     message_id = await db.scalar(
-        insert(Message)
-        .values(
-            conversation_id=conversation.id,
-            inbox_id=event.inbox_id,
-            direction=MessageDirection.IN,
-            sender_kind=SenderKind.CONTACT,
-            text=event.text or event.callback_data or "",
-            format=MessageFormat.PLAIN,
-            provider_message_id=event.provider_message_id,
-            delivery_status=DeliveryStatus.RECEIVED,
-            provider_time=event.provider_time,
-        )
-        .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
-        .returning(Message.id)
+        select(stored.c.id, func.pg_notify(REALTIME_CHANNEL, cast(announcement, Text))).add_cte(touched)
     )
     if message_id is None:
         raise _DuplicateMessage()
@@ -175,18 +248,8 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         db.add(Attachment(message_id=message_id, kind=ref.kind.value, file_name=ref.file_name or "",
                           mime_type=ref.mime_type or "application/octet-stream", size=ref.size,
                           provider_ref=ref.model_dump(mode="json")))
-    conversation.last_in_at = now
-    conversation.last_activity_at = now
-    if notice is None and conversation.branch_id is not None and not await branch_is_open(
-        db, conversation.branch_id, now
-    ):
-        notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
     if notice is not None:
         await add_notice(db, conversation.id, ConversationNotice(kind=notice))
-    await publish(
-        db, "message.created", conversation_id=conversation.id, message_id=message_id,
-        branch_id=conversation.branch_id, assignee_id=conversation.assignee_id, direction="in",
-    )
     return IngestResult(conversation.id, message_id, created_conversation=created)
 
 
