@@ -140,6 +140,11 @@ class Inbox(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     # channel-specific polling position (Telegram offset, MAX marker)
     poll_cursor: Mapped[str | None] = mapped_column(String(200))
+    # webhook mode: where the provider delivers; NULL = long polling
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_checked_at: Mapped[datetime | None]
+    # the provider's last delivery error (Telegram last_error_message), shown to admins
+    webhook_error: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(server_default=sql("true"))
     created_at: Mapped[datetime] = _created()
 
@@ -250,13 +255,28 @@ class Message(Base):
     provider_time: Mapped[datetime | None]
     edited_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # outbound: the provider's ids of every part sent (a long text goes out in several)
+    sent_provider_ids: Mapped[list[str]] = mapped_column(JSONB, server_default=sql("'[]'::jsonb"))
+    # a failed message a supervisor dismissed from the dead-letter list
+    discarded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
         UniqueConstraint("inbox_id", "provider_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         # the dead-letter list
-        Index("ix_messages_failed", "created_at", postgresql_where=sql("delivery_status = 'failed'")),
+        Index(
+            "ix_messages_failed",
+            "created_at",
+            postgresql_where=sql("delivery_status = 'failed' AND discarded_at IS NULL"),
+        ),
+        # a delivery finds the message before it in the same conversation
+        Index(
+            "ix_messages_outgoing_pending",
+            "conversation_id",
+            "id",
+            postgresql_where=sql("direction = 'out' AND delivery_status IN ('queued', 'sending')"),
+        ),
     )
 
 
@@ -290,6 +310,8 @@ class Attachment(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # provider reference until the fetch activity has stored the bytes
     provider_ref: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
+    stored_at: Mapped[datetime | None]
+    fetch_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
 
 
@@ -336,3 +358,13 @@ class OutboxEvent(Base):
 
     __table_args__ = (Index("ix_outbox_events_conversation_id_id", "conversation_id", "id"),)
 
+
+
+class RateSlot(Base):
+    """Shared send schedule per bot and per chat, so every worker process stays under the
+    provider's limits: each send reserves the next free slot of its keys (a GCRA clock)."""
+
+    __tablename__ = "rate_slots"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_at: Mapped[datetime]
