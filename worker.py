@@ -16,8 +16,10 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
+from channels.registry import build_adapters
 from infra.db import make_engine, make_sessionmaker
 from infra.outbox import OutboxRelay, listen_for_wakeups
+from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import connect_temporal
 from workflows.conversation import ConversationWorkflow
@@ -31,9 +33,13 @@ WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, HousekeepingWorkflow]
 
 def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> list:
     """Activity callables with their dependencies injected; nothing connects at import."""
+    if settings.credentials_key is None:
+        raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
+    box = CredentialBox(settings.credentials_key.get_secret_value())
+    adapters = build_adapters(http, settings)
     return [
         *ConversationActivities(factory, settings).all(),
-        *DeliveryActivities(factory).all(),
+        *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
     ]
 

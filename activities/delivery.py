@@ -1,45 +1,293 @@
-"""Activities of DeliveryWorkflow."""
+"""Activities of DeliveryWorkflow: send one outgoing message through its conversation's own
+channel, and record every attempt (the integration journal).
+
+Provider outcomes are returned, not raised: the workflow owns the retry schedule (exact
+retry_after, exponential backoff, give-up time). Only infrastructure failures raise, and
+Temporal retries those.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from domain.enums import DeliveryStatus, SenderKind
-from infra.models import Conversation, Message
+from channels.base import ChannelAdapter
+from domain.contracts import (
+    ChatMigratedError,
+    DeliveryError,
+    OutboundAttachment,
+    OutboundMessage,
+    RateLimitedError,
+    RecipientBlockedError,
+    RetryableError,
+)
+from domain.delivery import DeliveryPlan, Outcome, SendOutcome, SendRequest
+from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
+from infra.models import Attachment, AuditEvent, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
+from infra.ratelimit import reserve
 from infra.realtime import publish
+from infra.security import CredentialBox
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
+# a rate slot further away than this is not waited for inside the activity
+MAX_SLOT_WAIT = 20.0
 
 
 class DeliveryActivities:
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        adapters: dict[ChannelKind, ChannelAdapter],
+        box: CredentialBox,
+        settings: Settings,
+    ) -> None:
         self._factory = factory
+        self._adapters = adapters
+        self._box = box
+        self._settings = settings
+
+    @activity.defn(name="prepare_delivery")
+    async def prepare_delivery(self, message_id: int) -> DeliveryPlan:
+        async with self._factory() as db:
+            message = await db.get(Message, message_id)
+            give_up = timedelta(hours=self._settings.delivery_give_up_hours)
+            if message is None or message.delivery_status in FINAL:
+                return DeliveryPlan(final=True, give_up_after=give_up)
+            predecessor = await db.scalar(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == message.conversation_id,
+                    Message.direction == MessageDirection.OUT,
+                    Message.delivery_status.in_(PENDING),
+                    Message.id < message_id,
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+            return DeliveryPlan(predecessor_id=predecessor, give_up_after=give_up)
 
     @activity.defn(name="send_message")
-    async def send_message(self, message_id: int) -> str:
-        # Interim: marks the message sent without calling a provider. The channel adapters
-        # replace this behind the same workflow and activity name.
+    async def send_message(self, request: SendRequest) -> SendOutcome:
+        loaded = await self._load(request.message_id)
+        if loaded is None:
+            return SendOutcome(outcome=Outcome.FAILED, reason="message not found")
+        message, conversation, identity, inbox = loaded
+        if message.delivery_status in FINAL:
+            # a retry of an attempt that already recorded its result
+            outcome = Outcome.SENT if message.delivery_status != DeliveryStatus.FAILED else Outcome.FAILED
+            return SendOutcome(outcome=outcome, sent_parts=list(message.sent_provider_ids),
+                               successor_id=await self._successor(message))
+        if not identity.reachable:
+            return await self._fail(message, ErrorClass.PERMANENT, "the contact blocked the bot or stopped it", None)
+
+        adapter = self._adapters[inbox.channel]
+        wait = await self._reserve_slot(inbox, identity.provider_chat_id)
+        if wait > MAX_SLOT_WAIT:
+            return SendOutcome(outcome=Outcome.RATE_LIMITED, reason="our own rate limit", retry_after=wait,
+                               sent_parts=request.sent_parts)
+        await asyncio.sleep(wait)
+        await self._mark_sending(message)
+
+        outbound = OutboundMessage(
+            message_id=message.id, conversation_id=conversation.id, inbox_id=inbox.id, channel=inbox.channel,
+            provider_chat_id=identity.provider_chat_id, text=message.text, format=message.format,
+            attachments=await self._attachments(message.id),
+        )
+        correlation = f"{activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
+        began = time.monotonic()
+        try:
+            result = await adapter.send(
+                self._box.open(inbox.credentials_encrypted), outbound, self._files(outbound),
+                skip_parts=len(request.sent_parts),
+            )
+        except DeliveryError as exc:
+            latency = int((time.monotonic() - began) * 1000)
+            sent = request.sent_parts + list(getattr(exc, "sent_message_ids", ()))
+            return await self._failed_attempt(message, identity, request.attempt, exc, latency, correlation, sent)
+        latency = int((time.monotonic() - began) * 1000)
+        sent = request.sent_parts + list(result.provider_message_ids)
+        attempt = DeliveryAttempt(message_id=message.id, attempt=request.attempt, outcome="sent",
+                                  latency_ms=latency, correlation_id=correlation)
+        # The provider has it now: if recording failed and Temporal retried this activity, it
+        # would send again. So the record itself is retried here first.
+        for pause in (0.2, 1, 3, 10, None):
+            try:
+                await self._mark_sent(message, sent, attempt)
+                break
+            except Exception:  # noqa: BLE001 - the database may be briefly away
+                if pause is None:
+                    raise
+                log.warning("recording sent message %s failed; retrying", message.id, exc_info=True)
+                await asyncio.sleep(pause)
+        return SendOutcome(outcome=Outcome.SENT, sent_parts=sent, successor_id=await self._successor(message))
+
+    @activity.defn(name="fail_delivery")
+    async def fail_delivery(self, message_id: int, reason: str) -> SendOutcome:
+        """The workflow gave up (24 h of retryable errors)."""
+        async with self._factory() as db:
+            message = await db.get(Message, message_id)
+        if message is None:
+            return SendOutcome(outcome=Outcome.FAILED, reason=reason)
+        return await self._fail(message, ErrorClass.RETRYABLE, reason, None)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _load(self, message_id: int) -> tuple[Message, Conversation, ContactIdentity, Inbox] | None:
+        async with self._factory() as db:
+            row = (
+                await db.execute(
+                    select(Message, Conversation, ContactIdentity, Inbox)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                    # the conversation's own inbox: a reply never leaves through another channel
+                    .join(Inbox, Inbox.id == Conversation.inbox_id)
+                    .where(Message.id == message_id, Message.direction == MessageDirection.OUT)
+                )
+            ).first()
+        return tuple(row) if row is not None else None  # type: ignore[return-value]
+
+    def _limits(self, inbox: Inbox, chat_id: str) -> dict[str, float]:
+        s = self._settings
+        per_bot, per_chat = {
+            ChannelKind.TELEGRAM: (s.telegram_rate_per_bot, s.telegram_rate_per_chat),
+            ChannelKind.MAX: (s.max_rate_per_bot, s.max_rate_per_chat),
+        }.get(inbox.channel, (0.0, 0.0))
+        limits = {}
+        if per_bot > 0:
+            limits[f"{inbox.channel.value}:{inbox.id}"] = 1 / per_bot
+        if per_chat > 0:
+            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / per_chat
+        return limits
+
+    async def _reserve_slot(self, inbox: Inbox, chat_id: str) -> float:
+        limits = self._limits(inbox, chat_id)
+        if not limits:
+            return 0.0
         async with self._factory() as db, db.begin():
-            message = await db.get(Message, message_id, with_for_update=True)
-            if message is None:
-                return "missing"
-            if message.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING):
-                message.delivery_status = DeliveryStatus.SENT
-                message.sent_at = datetime.now(UTC)
-                if message.sender_kind == SenderKind.OPERATOR:
-                    # only an operator's answer makes a conversation "answered"
-                    await db.execute(
-                        update(Conversation)
-                        .where(Conversation.id == message.conversation_id)
-                        .values(last_out_at=message.sent_at)
-                    )
-                await publish(db, "message.status", conversation_id=message.conversation_id,
-                              message_id=message.id, status=DeliveryStatus.SENT.value)
-            return message.delivery_status.value
+            slot = await reserve(db, limits)
+        return max(0.0, (slot - datetime.now(UTC)).total_seconds())
 
-    def all(self) -> list:
-        return [self.send_message]
+    async def _attachments(self, message_id: int) -> list[OutboundAttachment]:
+        async with self._factory() as db:
+            rows = (
+                await db.scalars(select(Attachment).where(Attachment.message_id == message_id,
+                                                          Attachment.sha256.is_not(None)))
+            ).all()
+        return [
+            OutboundAttachment(attachment_id=a.id, file_name=a.file_name, mime_type=a.mime_type, size=a.size or 0,
+                               sha256=a.sha256)
+            for a in rows
+        ]
 
+    def _files(self, message: OutboundMessage) -> dict[int, bytes]:
+        root = self._settings.data_dir / "files"
+        return {a.attachment_id: (root / a.sha256[:2] / a.sha256).read_bytes() for a in message.attachments}
 
+    async def _mark_sending(self, message: Message) -> None:
+        if message.delivery_status != DeliveryStatus.QUEUED:
+            return
+        async with self._factory() as db, db.begin():
+            changed = await db.execute(
+                update(Message)
+                .where(Message.id == message.id, Message.delivery_status == DeliveryStatus.QUEUED)
+                .values(delivery_status=DeliveryStatus.SENDING)
+            )
+            if changed.rowcount:
+                await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
+                              status=DeliveryStatus.SENDING.value)
+
+    async def _mark_sent(self, message: Message, sent: list[str], attempt: DeliveryAttempt) -> None:
+        now = datetime.now(UTC)
+        async with self._factory() as db, db.begin():
+            db.add(DeliveryAttempt(**{c: getattr(attempt, c) for c in
+                                      ("message_id", "attempt", "outcome", "latency_ms", "correlation_id")}))
+            await db.execute(
+                update(Message).where(Message.id == message.id).values(
+                    delivery_status=DeliveryStatus.SENT, sent_at=now, sent_provider_ids=sent,
+                    error=None, error_class=None,
+                )
+            )
+            if message.sender_kind == SenderKind.OPERATOR:
+                # only an operator's answer makes a conversation "answered"
+                await db.execute(
+                    update(Conversation).where(Conversation.id == message.conversation_id).values(last_out_at=now)
+                )
+            await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
+                          status=DeliveryStatus.SENT.value)
+
+    async def _failed_attempt(
+        self, message: Message, identity: ContactIdentity, attempt: int, exc: DeliveryError, latency: int,
+        correlation: str, sent: list[str],
+    ) -> SendOutcome:
+        code = None if exc.provider_code is None else str(exc.provider_code)
+        await self._record(message.id, attempt, exc.error_class.value, code, exc.reason, latency, correlation)
+        if isinstance(exc, ChatMigratedError):
+            async with self._factory() as db, db.begin():
+                await db.execute(update(ContactIdentity).where(ContactIdentity.id == identity.id)
+                                 .values(provider_chat_id=exc.new_chat_id))
+            return SendOutcome(outcome=Outcome.MIGRATED, reason=exc.reason, sent_parts=sent)
+        if isinstance(exc, RateLimitedError):
+            return SendOutcome(outcome=Outcome.RATE_LIMITED, reason=exc.reason, retry_after=exc.retry_after,
+                               sent_parts=sent)
+        if isinstance(exc, RetryableError):
+            return SendOutcome(outcome=Outcome.RETRYABLE, reason=exc.reason, sent_parts=sent)
+        if isinstance(exc, RecipientBlockedError):
+            await self._mark_unreachable(identity, message.conversation_id, exc.reason)
+        return await self._fail(message, ErrorClass.PERMANENT, exc.reason, code)
+
+    async def _mark_unreachable(self, identity: ContactIdentity, conversation_id: int, reason: str) -> None:
+        async with self._factory() as db, db.begin():
+            await db.execute(update(ContactIdentity).where(ContactIdentity.id == identity.id)
+                             .values(reachable=False, unreachable_reason=reason))
+            db.add(AuditEvent(actor_kind="system", action="contact.unreachable", conversation_id=conversation_id,
+                              details={"identity_id": identity.id, "reason": reason}))
+            await publish(db, "contact.reachability", identity_id=identity.id, reachable=False,
+                          conversation_id=conversation_id)
+
+    async def _fail(self, message: Message, error_class: ErrorClass, reason: str, code: str | None) -> SendOutcome:
+        async with self._factory() as db, db.begin():
+            await db.execute(
+                update(Message).where(Message.id == message.id).values(
+                    delivery_status=DeliveryStatus.FAILED, error_class=error_class, error=reason
+                )
+            )
+            await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
+                          status=DeliveryStatus.FAILED.value, error=reason)
+        return SendOutcome(outcome=Outcome.FAILED, reason=reason, successor_id=await self._successor(message))
+
+    async def _record(
+        self, message_id: int, attempt: int, outcome: str, code: str | None, error: str | None, latency: int,
+        correlation: str,
+    ) -> None:
+        async with self._factory() as db, db.begin():
+            db.add(DeliveryAttempt(message_id=message_id, attempt=attempt, outcome=outcome, provider_code=code,
+                                   error=error, latency_ms=latency, correlation_id=correlation))
+
+    async def _successor(self, message: Message) -> int | None:
+        async with self._factory() as db:
+            return await db.scalar(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == message.conversation_id,
+                    Message.direction == MessageDirection.OUT,
+                    Message.delivery_status.in_(PENDING),
+                    Message.id > message.id,
+                )
+                .order_by(Message.id)
+                .limit(1)
+            )
+
+    def all(self) -> list[Any]:
+        return [self.prepare_delivery, self.send_message, self.fail_delivery]

@@ -2,8 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
 
 
 class DeliveryInput(BaseModel):
     message_id: int
+
+
+class DeliveryPlan(BaseModel):
+    """What the workflow needs before its first attempt."""
+
+    final: bool = False  # already sent or failed (a re-run after a completed delivery)
+    # an earlier outgoing message of the same conversation still queued or sending
+    predecessor_id: int | None = None
+    give_up_after: timedelta = timedelta(hours=24)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRYABLE = "retryable"
+    RATE_LIMITED = "rate_limited"
+    MIGRATED = "migrated"  # Telegram group became a supergroup: send again to the new chat
+    FAILED = "failed"  # permanent: blocked, chat not found, bad request; already recorded
+
+
+class SendOutcome(BaseModel):
+    outcome: Outcome
+    reason: str = ""
+    retry_after: float | None = None
+    # parts of a long text already delivered by this and earlier attempts (never resent)
+    sent_parts: list[str] = Field(default_factory=list)
+    # the next queued message of the same conversation, told when this one is final
+    successor_id: int | None = None
+
+
+class SendRequest(BaseModel):
+    message_id: int
+    attempt: int
+    sent_parts: list[str] = Field(default_factory=list)

@@ -37,8 +37,9 @@ async def add_notice(db: AsyncSession, conversation_id: int, notice: Conversatio
     await _add(db, conversation_id, "notice", notice.model_dump(mode="json", exclude={"outbox_id"}))
 
 
-async def add_delivery(db: AsyncSession, conversation_id: int, message_id: int) -> None:
-    await _add(db, conversation_id, DELIVER, {"message_id": message_id})
+async def add_delivery(db: AsyncSession, conversation_id: int, message_id: int, *, retry: bool = False) -> None:
+    """Start delivery-{message_id}; `retry` (a supervisor's, from the dead-letter list) runs it again."""
+    await _add(db, conversation_id, DELIVER, {"message_id": message_id, "retry": retry})
 
 
 async def _add(db: AsyncSession, conversation_id: int, kind: str, payload: dict[str, Any]) -> None:
@@ -124,7 +125,7 @@ class OutboxRelay:
     async def _dispatch(self, row: Any) -> None:
         async with self._sem:
             if row.kind == DELIVER:
-                await self._start_delivery(row.payload["message_id"])
+                await self._start_delivery(row.payload["message_id"], retry=row.payload.get("retry", False))
             else:
                 await self._signal_conversation(row)
 
@@ -144,15 +145,19 @@ class OutboxRelay:
             rpc_timeout=RPC_TIMEOUT,
         )
 
-    async def _start_delivery(self, message_id: int) -> None:
+    async def _start_delivery(self, message_id: int, *, retry: bool) -> None:
         try:
             await self._client.start_workflow(
                 DeliveryWorkflow.run,
                 DeliveryInput(message_id=message_id),
                 id=delivery_workflow_id(message_id),
                 task_queue=self._task_queue,
-                # delivery-{id} exists once: a relay retry must not send it twice
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # delivery-{id} runs once: a relay retry must not send it twice. Only a
+                # supervisor's retry of a failed message starts it again (the workflow itself
+                # re-reads the status, so a doubled retry request still sends once).
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if retry else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
                 execution_timeout=timedelta(days=3),
                 rpc_timeout=RPC_TIMEOUT,
             )

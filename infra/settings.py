@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     max_api_base: str = "https://platform-api2.max.ru"
 
+    # provider limits held across all workers (CHANNELS.md); raise them for paid broadcasts
+    telegram_rate_per_bot: float = 30.0
+    telegram_rate_per_chat: float = 1.0
+    max_rate_per_bot: float = 30.0
+    max_rate_per_chat: float = 2.0
+
     default_escalation_minutes: float = 4.0
     delivery_give_up_hours: float = 24.0
     attempt_retention_days: int = 90

@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from infra.devstack import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
 from infra.models import Base
 from infra.settings import ROOT, Settings
+from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
 
 TMP = ROOT / ".pytest-tmp"
 TEST_CREDENTIALS_KEY = "3q2-7wO7Df1kGbK1r0dOf-0lM7rmMyOgo9cI5QxyGvs="
@@ -190,8 +191,15 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def app_settings(settings: Settings, temporal_dev: TemporalDevServer) -> Settings:
-    return settings.model_copy(update={"temporal_address": temporal_dev.address})
+def app_settings(settings: Settings, temporal_dev: TemporalDevServer, fake_telegram_server, fake_max_server) -> Settings:
+    """The app as deployed, but talking to the session's dev server and fake providers."""
+    return settings.model_copy(
+        update={
+            "temporal_address": temporal_dev.address,
+            "telegram_api_base": fake_telegram_server.base_url,
+            "max_api_base": fake_max_server.base_url,
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,12 @@
-"""DeliveryWorkflow: one per outgoing message (`delivery-{message_id}`)."""
+"""DeliveryWorkflow: one per outgoing message (`delivery-{message_id}`, so a second start is
+harmless). Sends through the conversation's own channel, in order per conversation.
+
+Order: a delivery waits until the message before it in the same conversation is final (sent
+or failed); the finishing delivery signals its successor, and a periodic re-check covers a
+signal that found no workflow yet. A message that failed for good does not hold back the next.
+Retries: retryable errors back off 1 s doubling to 10 min; a 429 waits exactly retry_after;
+after `give_up_after` (24 h) the message is failed and joins the dead-letter list.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +14,83 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import DeliveryInput
+    from domain.delivery import DeliveryInput, DeliveryPlan, Outcome, SendOutcome, SendRequest
+    from domain.ids import delivery_workflow_id
 
+PREPARE = "prepare_delivery"
 SEND = "send_message"
+FAIL = "fail_delivery"
+
+FIRST_BACKOFF = timedelta(seconds=1)
+MAX_BACKOFF = timedelta(minutes=10)
+PREDECESSOR_RECHECK = timedelta(seconds=30)
+ACTIVITY = {
+    # the send waits for its rate slot (<= 20 s) and the provider (<= 30 s)
+    "start_to_close_timeout": timedelta(seconds=90),
+    # only infrastructure failures raise (provider outcomes are returned): keep trying
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
+}
 
 
 @workflow.defn
 class DeliveryWorkflow:
+    def __init__(self) -> None:
+        self._predecessor_done = False
+
+    @workflow.signal
+    def predecessor_done(self) -> None:
+        self._predecessor_done = True
+
     @workflow.run
     async def run(self, params: DeliveryInput) -> str:
-        return await workflow.execute_activity(
-            SEND,
-            params.message_id,
-            result_type=str,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=10)),
-        )
+        plan = await workflow.execute_activity(PREPARE, params.message_id, result_type=DeliveryPlan, **ACTIVITY)
+        while not plan.final and plan.predecessor_id is not None:
+            try:
+                await workflow.wait_condition(lambda: self._predecessor_done, timeout=PREDECESSOR_RECHECK)
+            except TimeoutError:
+                pass
+            self._predecessor_done = False
+            plan = await workflow.execute_activity(PREPARE, params.message_id, result_type=DeliveryPlan, **ACTIVITY)
+        if plan.final:
+            return "final"
+
+        give_up_at = workflow.now() + plan.give_up_after
+        backoff = FIRST_BACKOFF
+        sent_parts: list[str] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await workflow.execute_activity(
+                SEND, SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts),
+                result_type=SendOutcome, **ACTIVITY,
+            )
+            sent_parts = result.sent_parts
+            if result.outcome in (Outcome.SENT, Outcome.FAILED):
+                break
+            if result.outcome == Outcome.MIGRATED:
+                continue  # the activity moved the identity to the new chat: send there now
+            if result.outcome == Outcome.RATE_LIMITED and result.retry_after is not None:
+                wait = timedelta(seconds=result.retry_after)  # exactly what the provider asked
+            else:
+                wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            if workflow.now() + wait > give_up_at:
+                result = await workflow.execute_activity(
+                    FAIL, args=[params.message_id, f"gave up after {attempt} attempts: {result.reason}"],
+                    result_type=SendOutcome, **ACTIVITY,
+                )
+                break
+            await workflow.sleep(wait)
+
+        if result.successor_id is not None:
+            await self._tell_successor(result.successor_id)
+        return result.outcome.value
+
+    async def _tell_successor(self, message_id: int) -> None:
+        handle = workflow.get_external_workflow_handle(delivery_workflow_id(message_id))
+        try:
+            await handle.signal(DeliveryWorkflow.predecessor_done)
+        except ApplicationError:
+            pass  # not started yet: it will find this message final when it checks

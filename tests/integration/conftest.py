@@ -4,6 +4,7 @@ worker in this process, against the session's PostgreSQL and Temporal dev server
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +22,11 @@ from infra.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
 from tests.conftest import TEST_CREDENTIALS_KEY
+from tests.fakes.telegram import TOKEN as FAKE_TELEGRAM_TOKEN
 from worker import build_activities, build_worker
 
 _ids = count(1)
-TELEGRAM_CREDENTIALS = {"token": "123456:TEST-token", "webhook_secret": "s3cret-webhook_token"}
+TELEGRAM_CREDENTIALS = {"token": FAKE_TELEGRAM_TOKEN, "webhook_secret": "s3cret-webhook_token"}
 PASSWORD_HASH = hash_password("operator-password")
 
 
@@ -44,9 +46,11 @@ class World:
             return op.id
 
     def event(self, user: str, text: str = "hello", *, message_id: str | None = None, **kw) -> InboundEvent:
+        """A Telegram message from `user` (a chat id, numeric as the Bot API has them)."""
+        chat_id = user if user.isdigit() else str(zlib.crc32(user.encode()))
         return InboundEvent(
             inbox_id=self.inbox_id, channel=ChannelKind.TELEGRAM, kind=kw.pop("kind", InboundKind.MESSAGE),
-            provider_user_id=user, provider_chat_id=user,
+            provider_user_id=chat_id, provider_chat_id=chat_id,
             provider_message_id=message_id or f"{user}:{next(_ids)}", provider_time=datetime.now(UTC),
             text=text, profile=ContactProfile(display_name=f"Customer {user}"), **kw,
         )

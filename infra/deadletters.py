@@ -1,0 +1,66 @@
+"""The dead-letter list: outgoing messages that failed for good, which a supervisor retries
+or discards. Both are audited; only supervisors and admins may touch it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.enums import DeliveryStatus, MessageDirection
+from infra.models import AuditEvent, Message, Operator
+from infra.operators import Forbidden, Invalid, is_supervisor
+from infra.outbox import add_delivery
+from infra.realtime import publish
+
+
+def _require_supervisor(operator: Operator) -> None:
+    if not is_supervisor(operator):
+        raise Forbidden()
+
+
+async def list_dead_letters(db: AsyncSession, operator: Operator, *, limit: int = 100) -> list[Message]:
+    _require_supervisor(operator)
+    return list(
+        (
+            await db.scalars(
+                select(Message)
+                .where(Message.delivery_status == DeliveryStatus.FAILED, Message.discarded_at.is_(None),
+                       Message.direction == MessageDirection.OUT)
+                .order_by(Message.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def _failed(db: AsyncSession, message_id: int) -> Message:
+    message = await db.get(Message, message_id, with_for_update=True)
+    if message is None or message.direction != MessageDirection.OUT:
+        raise Forbidden()
+    if message.delivery_status != DeliveryStatus.FAILED or message.discarded_at is not None:
+        raise Invalid("Only failed messages on the dead-letter list can be retried or discarded.")
+    return message
+
+
+async def retry_dead_letter(db: AsyncSession, operator: Operator, message_id: int) -> None:
+    """Queue it again: a new run of delivery-{id} with the full retry schedule."""
+    _require_supervisor(operator)
+    message = await _failed(db, message_id)
+    message.delivery_status = DeliveryStatus.QUEUED
+    previous_error, message.error, message.error_class = message.error, None, None
+    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="delivery.retried",
+                      conversation_id=message.conversation_id,
+                      details={"message_id": message.id, "previous_error": previous_error}))
+    await add_delivery(db, message.conversation_id, message.id, retry=True)
+    await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
+                  status=DeliveryStatus.QUEUED.value)
+
+
+async def discard_dead_letter(db: AsyncSession, operator: Operator, message_id: int) -> None:
+    _require_supervisor(operator)
+    message = await _failed(db, message_id)
+    message.discarded_at = datetime.now(UTC)
+    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="delivery.discarded",
+                      conversation_id=message.conversation_id, details={"message_id": message.id}))

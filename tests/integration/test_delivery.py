@@ -1,0 +1,173 @@
+"""Outgoing messages end to end: webhook in, operator reply out through the fake provider,
+with retries, retry_after, blocked contacts, ordering and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import select
+
+from domain.contracts import ContactProfile, InboundEvent, InboundKind
+from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
+from infra import deadletters, operators
+from infra.ingest import ingest
+from infra.models import ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
+from infra.security import CredentialBox
+from tests.conftest import TEST_CREDENTIALS_KEY
+from tests.fakes import max as fake_max_module
+from tests.fakes.faults import Fault
+from tests.integration.conftest import wait_until
+from tests.integration.test_webhooks import SECRET, update
+
+
+async def _reply(world, operator_id: int, conversation_id: int, text: str, key: str) -> int:
+    """As the assignee: waits until the conversation's workflow has routed and assigned it."""
+
+    async def assigned() -> bool:
+        async with world.factory() as db:
+            return await db.scalar(select(Conversation.assignee_id).where(Conversation.id == conversation_id)) \
+                == operator_id
+
+    await wait_until(assigned)
+    async with world.factory() as db, db.begin():
+        operator = await db.get(Operator, operator_id)
+        message_id, _ = await operators.send_reply(db, operator, conversation_id, text, idempotency_key=key)
+    return message_id
+
+
+async def _status(world, message_id: int) -> DeliveryStatus:
+    async with world.factory() as db:
+        return await db.scalar(select(Message.delivery_status).where(Message.id == message_id))
+
+
+async def _is(awaitable, expected) -> bool:
+    return (await awaitable) == expected
+
+
+async def test_webhook_in_reply_out_exactly_once_to_the_right_chat(world, engine_stack, live_api, fake_telegram):
+    op = await world.operator()
+    async with httpx.AsyncClient() as http:
+        for _ in range(2):  # Telegram retried the webhook: still one conversation and message
+            resp = await http.post(f"{live_api.url}/webhooks/telegram/{world.inbox_id}",
+                                   json=update(501, "hi there", user=777001), headers=SECRET)
+            assert resp.status_code == 200
+    async with world.factory() as db:
+        conversation_id = await db.scalar(select(Message.conversation_id))
+    message_id = await _reply(world, op, conversation_id, "Hello, **Ann**! <b>not a tag</b>", "r1")
+    await _reply(world, op, conversation_id, "Hello, **Ann**! <b>not a tag</b>", "r1")  # double click
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
+    await asyncio.sleep(0.5)
+    sent = fake_telegram.sent_messages()
+    assert len(sent) == 1 and sent[0].chat_id == "777001" and sent[0].method == "sendMessage"
+    assert sent[0].text == "Hello, <b>Ann</b>! &lt;b&gt;not a tag&lt;/b&gt;" and sent[0].format == "HTML"
+    async with world.factory() as db:
+        message = await db.get(Message, message_id)
+        attempts = (await db.scalars(select(DeliveryAttempt).where(DeliveryAttempt.message_id == message_id))).all()
+    assert message.sent_provider_ids == [f"777001:{sent[0].message_id}"]  # chat-scoped, as inbound ids
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "sent")]
+
+
+async def test_a_max_conversation_is_answered_through_max_never_telegram(
+    world, engine_stack, fake_telegram, fake_max
+):
+    async with world.factory() as db, db.begin():
+        inbox = Inbox(name="MAX bot", channel=ChannelKind.MAX, credentials_encrypted=CredentialBox(
+            TEST_CREDENTIALS_KEY).seal({"token": fake_max_module.TOKEN, "webhook_secret": "max-secret-1"}))
+        db.add(inbox)
+        await db.flush()
+        max_inbox = inbox.id
+    op = await world.operator()
+    event = InboundEvent(inbox_id=max_inbox, channel=ChannelKind.MAX, kind=InboundKind.MESSAGE,
+                         provider_user_id="424242", provider_chat_id="98765", provider_message_id="mid.1",
+                         provider_time=datetime.now(UTC), text="привет", profile=ContactProfile(display_name="Ivan"))
+    result = await ingest(world.factory, event)
+    message_id = await _reply(world, op, result.conversation_id, "Здравствуйте!", "m1")
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
+    assert [m.text for m in fake_max.sent_messages()] == ["Здравствуйте!"]
+    assert fake_max.sent_messages()[0].chat_id == "98765"
+    assert fake_telegram.requests() == []
+
+
+async def test_blocked_contact_becomes_unreachable_without_retries(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900100", "hi"))
+    fake_telegram.set_chat_fault("900100", Fault.BLOCKED)
+    first = await _reply(world, op, result.conversation_id, "Are you there?", "b1")
+    await wait_until(lambda: _is(_status(world, first), DeliveryStatus.FAILED))
+    second = await _reply(world, op, result.conversation_id, "Hello?", "b2")
+    await wait_until(lambda: _is(_status(world, second), DeliveryStatus.FAILED))
+    await asyncio.sleep(1.5)
+    assert len(fake_telegram.requests("sendMessage")) == 1  # the second never reached the provider
+    async with world.factory() as db:
+        identity = await db.scalar(select(ContactIdentity))
+        errors = (await db.scalars(select(Message.error).where(Message.id.in_([first, second])))).all()
+    assert identity.reachable is False and "blocked" in identity.unreachable_reason
+    assert all(errors)
+
+
+async def test_429_waits_exactly_retry_after(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900200", "hi"))
+    fake_telegram.fail_next(Fault.RATE_LIMIT, 1, method="sendMessage", retry_after=3)
+    message_id = await _reply(world, op, result.conversation_id, "after the limit", "l1")
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT), timeout=20)
+    calls = fake_telegram.requests("sendMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert 3.0 <= calls[1].at - calls[0].at < 4.5
+
+
+async def test_order_holds_while_an_earlier_message_is_retried(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900300", "hi"))
+    fake_telegram.fail_next(Fault.SERVER_ERROR, 2, method="sendMessage")
+    ids = [await _reply(world, op, result.conversation_id, f"part {i}", f"o{i}") for i in range(4)]
+
+    async def all_sent() -> bool:
+        return all([await _status(world, i) == DeliveryStatus.SENT for i in ids])
+
+    await wait_until(all_sent, timeout=30)
+    assert [m.text for m in fake_telegram.sent_messages("900300")] == [f"part {i}" for i in range(4)]
+    # the per-chat limit (1/s) held: no 429 would have been provoked
+    assert fake_telegram.rate_violations().get("chat", 0) == 0
+
+
+async def test_a_failed_message_does_not_block_the_next_and_can_be_retried(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    supervisor = await world.operator(role=OperatorRole.SUPERVISOR, status=OperatorStatus.OFFLINE)
+    result = await ingest(world.factory, world.event("900400", "hi"))
+    fake_telegram.fail_next(Fault.CHAT_NOT_FOUND, 1, method="sendMessage")
+    first = await _reply(world, op, result.conversation_id, "first", "f1")
+    second = await _reply(world, op, result.conversation_id, "second", "f2")
+    await wait_until(lambda: _is(_status(world, second), DeliveryStatus.SENT), timeout=20)
+    assert await _status(world, first) == DeliveryStatus.FAILED
+
+    async with world.factory() as db, db.begin():
+        sup = await db.get(Operator, supervisor)
+        operator = await db.get(Operator, op)
+        assert [m.id for m in await deadletters.list_dead_letters(db, sup)] == [first]
+        try:
+            await deadletters.retry_dead_letter(db, operator, first)
+            raise AssertionError("an operator may not retry dead letters")
+        except operators.Forbidden:
+            pass
+        await deadletters.retry_dead_letter(db, sup, first)
+    await wait_until(lambda: _is(_status(world, first), DeliveryStatus.SENT), timeout=20)
+    assert [m.text for m in fake_telegram.sent_messages("900400")] == ["second", "first"]
+    async with world.factory() as db:
+        assert await deadletters.list_dead_letters(db, await db.get(Operator, supervisor)) == []
+
+
+async def test_long_text_goes_out_in_ordered_parts(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900500", "hi"))
+    paragraphs = [f"Paragraph {i}: " + "word " * 300 for i in range(8)]  # ~12,000 characters
+    message_id = await _reply(world, op, result.conversation_id, "\n\n".join(paragraphs), "long")
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT), timeout=30)
+    sent = fake_telegram.sent_messages("900500")
+    assert len(sent) >= 3 and all(len(m.text) <= 4096 for m in sent)
+    assert "".join(m.text for m in sent).replace("\n", "").replace(" ", "") == \
+        "".join(paragraphs).replace(" ", "")
+    async with world.factory() as db:
+        assert len((await db.get(Message, message_id)).sent_provider_ids) == len(sent)
