@@ -207,3 +207,18 @@ async def _is(awaitable, expected) -> bool:
 async def _count_sent(world, sender: SenderKind, n: int) -> bool:
     return await count_rows(world.factory, Message, Message.sender_kind == sender,
                             Message.delivery_status == DeliveryStatus.SENT) == n
+
+
+async def test_supervisors_can_filter_workflows_by_search_attributes(world, engine_stack):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("sa-1", "hello"))
+    wid = conversation_workflow_id(result.conversation_id)
+    query = (f"WorkflowId = '{wid}' AND ConversationStatus = 'open' AND Channel = 'telegram' "
+             f"AND BranchId = {world.branch_id} AND AssigneeId = {op}")
+
+    async def visible() -> bool:
+        return len([w async for w in engine_stack.client.list_workflows(query)]) == 1
+
+    await wait_until(visible, timeout=30, interval=0.3)
+    description = await engine_stack.client.get_workflow_handle(wid).describe()
+    assert await description.memo_value("contact") == "Customer sa-1"

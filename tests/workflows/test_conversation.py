@@ -8,12 +8,20 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.conversation import ConversationInput, ConversationNotice, ConversationState, InboxPolicy, NoticeKind
+from domain.conversation import (
+    ConversationInput,
+    ConversationNotice,
+    ConversationState,
+    InactivityCheck,
+    InboxPolicy,
+    NoticeKind,
+)
 from domain.enums import ConversationStatus
 from tests.workflows.standins import Branch
 from workflows.conversation import ConversationWorkflow
@@ -192,3 +200,28 @@ async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
         assert (await latest.describe()).run_id != first_run, "did not continue as new"
         assert s.assignee_id == 2 and s.timed_out == [1] and s.last_outbox_id == 19
         assert s.status == ConversationStatus.OPEN
+
+
+async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, task_queue):
+    branch = Branch(online=[1], policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7))
+    activities = [a for a in branch.activities() if a.__temporal_activity_definition.name != "resolve_if_inactive"]
+
+    @activity.defn(name="resolve_if_inactive")
+    async def resolve_if_inactive(conversation_id: int, days: float) -> InactivityCheck:
+        branch.log("auto_resolved")
+        return InactivityCheck(resolved=True)
+
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
+                      activities=[*activities, resolve_if_inactive]):
+        handle = await time_skipping_env.client.start_workflow(
+            ConversationWorkflow.run, ConversationInput(conversation_id=1), id=f"conversation-{task_queue}",
+            task_queue=task_queue, start_signal="notify",
+            start_signal_args=[ConversationNotice(outbox_id=1, kind=NoticeKind.STARTED)],
+        )
+        await handle.result()  # resolved after 3 idle days, closed 7 days later: the workflow ends
+    (_, assigned_at), = branch.kinds("assigned")
+    (_, resolved_at), = branch.kinds("auto_resolved")
+    (_, closed_at), = branch.kinds("closed")
+    # counted from the start of the conversation, a moment before its assignment
+    assert timedelta(days=3, seconds=-1) <= resolved_at - assigned_at < timedelta(days=3, minutes=1)
+    assert timedelta(days=7) <= closed_at - resolved_at < timedelta(days=7, minutes=1)

@@ -1,0 +1,117 @@
+"""DeliveryWorkflow's schedule under the time-skipping server, with stand-in activities."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.worker import Worker
+
+from domain.delivery import DeliveryInput, DeliveryPlan, Outcome, SendOutcome, SendRequest
+from workflows.delivery import DeliveryWorkflow
+
+
+class Provider:
+    """Answers each attempt from a script; stamps attempts with the (skipped) server clock."""
+
+    def __init__(self, script: list[SendOutcome], *, predecessor: int | None = None) -> None:
+        self.script = script
+        self.attempts: list = []
+        self.failed: list[str] = []
+        self.predecessor = predecessor
+        self.prepares = 0
+
+    def activities(self) -> list:
+        p = self
+
+        @activity.defn(name="prepare_delivery")
+        async def prepare(message_id: int) -> DeliveryPlan:
+            p.prepares += 1
+            return DeliveryPlan(predecessor_id=p.predecessor, give_up_after=timedelta(hours=24))
+
+        @activity.defn(name="send_message")
+        async def send(request: SendRequest) -> SendOutcome:
+            p.attempts.append((request.attempt, activity.info().current_attempt_scheduled_time, request.sent_parts))
+            return p.script[min(len(p.attempts) - 1, len(p.script) - 1)]
+
+        @activity.defn(name="fail_delivery")
+        async def fail(message_id: int, reason: str) -> SendOutcome:
+            p.failed.append(reason)
+            return SendOutcome(outcome=Outcome.FAILED, reason=reason)
+
+        return [prepare, send, fail]
+
+
+async def _run(env, task_queue: str, provider: Provider, message_id: int = 1) -> str:
+    async with Worker(env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
+                      activities=provider.activities()):
+        return await env.client.execute_workflow(
+            DeliveryWorkflow.run, DeliveryInput(message_id=message_id), id=f"delivery-{task_queue}",
+            task_queue=task_queue,
+        )
+
+
+def _gaps(provider: Provider) -> list[float]:
+    times = [t for _, t, _ in provider.attempts]
+    return [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+
+
+async def test_retryable_errors_back_off_exponentially_to_10_minutes_then_give_up_at_24h(time_skipping_env, task_queue):
+    provider = Provider([SendOutcome(outcome=Outcome.RETRYABLE, reason="502 Bad Gateway")])
+    assert await _run(time_skipping_env, task_queue, provider) == "failed"
+    gaps = _gaps(provider)
+    assert [round(g) for g in gaps[:11]] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600]
+    assert all(round(g) == 600 for g in gaps[10:])
+    first, last = provider.attempts[0][1], provider.attempts[-1][1]
+    assert timedelta(hours=23, minutes=50) <= last - first <= timedelta(hours=24)
+    assert len(provider.failed) == 1 and "502 Bad Gateway" in provider.failed[0]
+
+
+async def test_a_429_waits_exactly_retry_after(time_skipping_env, task_queue):
+    provider = Provider([
+        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=37, reason="Too Many Requests"),
+        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=5, reason="Too Many Requests"),
+        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:5"]),
+    ])
+    assert await _run(time_skipping_env, task_queue, provider) == "sent"
+    assert [round(g, 1) for g in _gaps(provider)] == [37.0, 5.0]
+
+
+async def test_parts_already_sent_are_never_resent(time_skipping_env, task_queue):
+    provider = Provider([
+        SendOutcome(outcome=Outcome.RETRYABLE, sent_parts=["1:1", "1:2"], reason="timeout on part 3"),
+        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1", "1:2", "1:3"]),
+    ])
+    assert await _run(time_skipping_env, task_queue, provider) == "sent"
+    assert [parts for _, _, parts in provider.attempts] == [[], ["1:1", "1:2"]]
+
+
+async def test_a_migrated_chat_is_retried_at_once_and_permanent_errors_stop(time_skipping_env, task_queue):
+    provider = Provider([
+        SendOutcome(outcome=Outcome.MIGRATED, reason="group upgraded"),
+        SendOutcome(outcome=Outcome.FAILED, reason="Bad Request: chat not found"),
+    ])
+    assert await _run(time_skipping_env, task_queue, provider) == "failed"
+    assert len(provider.attempts) == 2 and _gaps(provider)[0] < 1
+    assert provider.failed == []  # the activity itself recorded the permanent failure
+
+
+async def test_waits_for_its_predecessor_until_told(time_skipping_env, task_queue):
+    provider = Provider([SendOutcome(outcome=Outcome.SENT)], predecessor=41)
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
+                      activities=provider.activities()):
+        handle = await time_skipping_env.client.start_workflow(
+            DeliveryWorkflow.run, DeliveryInput(message_id=42), id=f"delivery-{task_queue}", task_queue=task_queue)
+        await time_skipping_env.sleep(timedelta(minutes=2))
+        await asyncio.sleep(0.2)
+        assert provider.attempts == [] and provider.prepares >= 4  # re-checks every 30 s meanwhile
+        provider.predecessor = None
+        await handle.signal(DeliveryWorkflow.predecessor_done)
+        assert await handle.result() == "sent"
+    assert len(provider.attempts) == 1
+
+
+async def test_telling_a_successor_that_has_not_started_is_harmless(time_skipping_env, task_queue):
+    provider = Provider([SendOutcome(outcome=Outcome.SENT, successor_id=999_999)])
+    assert await asyncio.wait_for(_run(time_skipping_env, task_queue, provider), 30) == "sent"
