@@ -17,7 +17,12 @@ from infra.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually
+from temporalio.worker import Worker
+
+from domain.delivery import DeliveryInput, Outcome, SendOutcome
+from tests.workflows.test_delivery import Provider
 from workflows.conversation import ConversationWorkflow
+from workflows.delivery import DeliveryWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -40,6 +45,19 @@ async def main() -> None:
         await eventually(lambda: branch.kinds("dispatch"))
         history = await handle.fetch_history()
     (HISTORIES / "conversation_escalation_transfer_resolve.json").write_text(history.to_json())
+
+    provider = Provider([
+        SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
+        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=3, reason="429"),
+        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"], successor_id=77),
+    ], predecessor=None)
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[DeliveryWorkflow], activities=provider.activities()):
+        handle = await env.client.start_workflow(DeliveryWorkflow.run, DeliveryInput(message_id=76),
+                                                 id=f"delivery-{queue}", task_queue=queue)
+        await handle.result()
+        history = await handle.fetch_history()
+    (HISTORIES / "delivery_retry_rate_limit_sent.json").write_text(history.to_json())
     await env.shutdown()
 
 
