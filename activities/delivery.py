@@ -118,13 +118,11 @@ class DeliveryActivities:
             return await self._failed_attempt(message, identity, request.attempt, exc, latency, correlation, sent)
         latency = int((time.monotonic() - began) * 1000)
         sent = request.sent_parts + list(result.provider_message_ids)
-        attempt = DeliveryAttempt(message_id=message.id, attempt=request.attempt, outcome="sent",
-                                  latency_ms=latency, correlation_id=correlation)
         # The provider has it now: if recording failed and Temporal retried this activity, it
         # would send again. So the record itself is retried here first.
         for pause in (0.2, 1, 3, 10, None):
             try:
-                await self._mark_sent(message, sent, attempt)
+                await self._mark_sent(message, sent, request.attempt, latency, correlation)
                 break
             except Exception:  # noqa: BLE001 - the database may be briefly away
                 if pause is None:
@@ -208,11 +206,12 @@ class DeliveryActivities:
                 await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
                               status=DeliveryStatus.SENDING.value)
 
-    async def _mark_sent(self, message: Message, sent: list[str], attempt: DeliveryAttempt) -> None:
+    async def _mark_sent(self, message: Message, sent: list[str], attempt: int, latency: int, correlation: str) -> None:
+        """The attempt's journal row and the message's new status, in one transaction."""
         now = datetime.now(UTC)
         async with self._factory() as db, db.begin():
-            db.add(DeliveryAttempt(**{c: getattr(attempt, c) for c in
-                                      ("message_id", "attempt", "outcome", "latency_ms", "correlation_id")}))
+            db.add(DeliveryAttempt(message_id=message.id, attempt=attempt, outcome="sent", latency_ms=latency,
+                                   correlation_id=correlation))
             await db.execute(
                 update(Message).where(Message.id == message.id).values(
                     delivery_status=DeliveryStatus.SENT, sent_at=now, sent_provider_ids=sent,
