@@ -13,22 +13,35 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
-from channels.registry import build_adapters
+from channels.registry import ADAPTERS, build_adapters
+from domain.ids import HOUSEKEEPING_WORKFLOW_ID, WEBHOOK_CHECK_WORKFLOW_ID
 from infra.db import make_engine, make_sessionmaker
+from infra.inboxes import ensure_pollers
 from infra.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import connect_temporal
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
-from workflows.housekeeping import HOUSEKEEPING_WORKFLOW_ID, HousekeepingWorkflow
+from workflows.files import FetchAttachmentsWorkflow
+from workflows.housekeeping import HousekeepingWorkflow
+from workflows.polling import PollerWorkflow
+from workflows.webhooks import WebhookCheckInput, WebhookCheckWorkflow
 
 log = logging.getLogger("switchboard.worker")
 
-WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, HousekeepingWorkflow]
+WORKFLOWS = [
+    ConversationWorkflow,
+    DeliveryWorkflow,
+    HousekeepingWorkflow,
+    PollerWorkflow,
+    WebhookCheckWorkflow,
+    FetchAttachmentsWorkflow,
+]
 
 
 def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> list:
@@ -41,6 +54,7 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         *ConversationActivities(factory, settings).all(),
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
+        *ChannelActivities(factory, adapters, box, settings).all(),
     ]
 
 
@@ -53,6 +67,8 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
         # measured: the default pollers starve new workflows on the dev server
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(20),
         max_cached_workflows=5000,
+        # long-polling inboxes each hold a slot for ~25 s; deliveries must still find one
+        max_concurrent_activities=300,
         activity_executor=ThreadPoolExecutor(4),
     )
 
@@ -93,6 +109,15 @@ async def main() -> None:
                 task_queue=settings.temporal_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
+            await client.start_workflow(
+                WebhookCheckWorkflow.run,
+                WebhookCheckInput(),
+                id=WEBHOOK_CHECK_WORKFLOW_ID,
+                task_queue=settings.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            # inboxes without a public webhook URL are long-polled, one poller workflow each
+            await ensure_pollers(factory, ADAPTERS, client, settings.temporal_task_queue)
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
         await asyncio.gather(*background, return_exceptions=True)

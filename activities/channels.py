@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from channels.base import ChannelAdapter, MalformedUpdate
-from domain.contracts import DeliveryError, PermanentError, ProviderFileRef, RateLimitedError
+from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
 from infra.attachments import FileStore
 from infra.ingest import ingest
 from infra.models import Attachment, Inbox, Message
@@ -42,6 +43,9 @@ OCTET_STREAM = "application/octet-stream"
 
 
 class ChannelActivities:
+    # attempts of one poll before an update the database keeps refusing is skipped
+    poison_after_attempts = 3
+
     def __init__(
         self,
         factory: async_sessionmaker[AsyncSession],
@@ -82,7 +86,7 @@ class ChannelActivities:
                 return loaded
             log.info("inbox %s: the provider has a webhook set; removing it to poll", inbox_id)
             await self._provider_call(adapter.unregister_webhook(credentials, None))
-            updates, new_cursor = await self._long_poll(adapter, credentials, cursor, request)
+            updates, new_cursor = await self._provider_call(self._long_poll(adapter, credentials, cursor, request))
         except DeliveryError as err:
             raise _retry_later(err) from None
 
@@ -96,12 +100,28 @@ class ChannelActivities:
                 log.warning("inbox %s: skipping an update that does not parse: %s", inbox_id, exc)
                 continue
             for event in parsed:
-                await ingest(self._factory, event)
-                events += 1
+                events += await self._ingest(event)
         # Only now, with every ingest committed, is the batch acknowledged: the next poll
         # passes this cursor to the provider. A crash before this line re-fetches the batch.
         await self._save_cursor(inbox_id, cursor, new_cursor)
         return PollOutcome(keep_polling=True, updates=len(updates), events=events)
+
+    async def _ingest(self, event: InboundEvent) -> int:
+        """1 when stored (or already there). An event the database refuses for its data (not
+        for being away) is retried a few times, then skipped and logged, so one poisonous
+        update cannot stop the inbox for good."""
+        try:
+            await ingest(self._factory, event)
+            return 1
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+            # SQLSTATE classes 22 (data exception) and 23 (integrity violation): this event's
+            # data, not the database being away (08 connection, 40 rollback, 53 resources...)
+            if sqlstate[:2] not in ("22", "23") or activity.info().attempt < self.poison_after_attempts:
+                raise
+            log.error("inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)", event.inbox_id,
+                      event.provider_message_id, sqlstate)
+            return 0
 
     async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[ChannelAdapter, dict[str, Any], str | None]:
         async with self._factory() as db:
@@ -205,7 +225,8 @@ class ChannelActivities:
 
     @activity.defn(name="fetch_attachments")
     async def fetch_attachments(self, params: FetchAttachmentsInput) -> FetchReport:
-        last_attempt = activity.info().attempt >= params.max_attempts
+        # 0 would mean "retry forever" to Temporal: then no attempt is the last
+        last_attempt = 0 < params.max_attempts <= activity.info().attempt
         async with self._factory() as db:
             row = (
                 await db.execute(

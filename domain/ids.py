@@ -13,3 +13,13 @@ def delivery_workflow_id(message_id: int) -> str:
 
 def poller_workflow_id(inbox_id: int) -> str:
     return f"poller-{inbox_id}"
+
+
+def files_workflow_id(message_id: int) -> str:
+    """Fetches an inbound message's attachments into our store."""
+    return f"files-{message_id}"
+
+
+# singletons the worker starts at boot
+HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
+WEBHOOK_CHECK_WORKFLOW_ID = "webhook-check"

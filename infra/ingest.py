@@ -18,7 +18,7 @@ from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, M
 from domain.rating import parse_rating
 from infra.assignment import branch_is_open
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
-from infra.outbox import add_notice
+from infra.outbox import add_fetch, add_notice
 from infra.realtime import CHANNEL as REALTIME_CHANNEL
 from infra.realtime import publish
 
@@ -248,6 +248,8 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         db.add(Attachment(message_id=message_id, kind=ref.kind.value, file_name=ref.file_name or "",
                           mime_type=ref.mime_type or "application/octet-stream", size=ref.size,
                           provider_ref=ref.model_dump(mode="json")))
+    if any(ref.file_id or ref.url for ref in event.attachments):
+        await add_fetch(db, conversation.id, message_id)
     if notice is not None:
         await add_notice(db, conversation.id, ConversationNotice(kind=notice))
     return IngestResult(conversation.id, message_id, created_conversation=created)

@@ -20,10 +20,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.conversation import ConversationInput, ConversationNotice, NoticeKind
 from domain.delivery import DeliveryInput
-from domain.ids import conversation_workflow_id, delivery_workflow_id
+from domain.ids import conversation_workflow_id, delivery_workflow_id, files_workflow_id
 from infra.models import OutboxEvent
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
+from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ WAKE_CHANNEL = "switchboard_outbox"
 # fail fast while Temporal is down: the row stays and is retried with backoff
 RPC_TIMEOUT = timedelta(seconds=5)
 DELIVER = "deliver"  # payload {"message_id": ...}: start delivery-{message_id}
+FETCH_FILES = "fetch_files"  # payload {"message_id": ...}: start files-{message_id}
 
 
 async def add_notice(db: AsyncSession, conversation_id: int, notice: ConversationNotice) -> None:
@@ -40,6 +42,11 @@ async def add_notice(db: AsyncSession, conversation_id: int, notice: Conversatio
 async def add_delivery(db: AsyncSession, conversation_id: int, message_id: int, *, retry: bool = False) -> None:
     """Start delivery-{message_id}; `retry` (a supervisor's, from the dead-letter list) runs it again."""
     await _add(db, conversation_id, DELIVER, {"message_id": message_id, "retry": retry})
+
+
+async def add_fetch(db: AsyncSession, conversation_id: int, message_id: int) -> None:
+    """Fetch an inbound message's attachments from the provider into our file store."""
+    await _add(db, conversation_id, FETCH_FILES, {"message_id": message_id})
 
 
 async def _add(db: AsyncSession, conversation_id: int, kind: str, payload: dict[str, Any]) -> None:
@@ -126,6 +133,8 @@ class OutboxRelay:
         async with self._sem:
             if row.kind == DELIVER:
                 await self._start_delivery(row.payload["message_id"], retry=row.payload.get("retry", False))
+            elif row.kind == FETCH_FILES:
+                await self._start_fetch(row.payload["message_id"])
             else:
                 await self._signal_conversation(row)
 
@@ -159,6 +168,20 @@ class OutboxRelay:
                     WorkflowIDReusePolicy.ALLOW_DUPLICATE if retry else WorkflowIDReusePolicy.REJECT_DUPLICATE
                 ),
                 execution_timeout=timedelta(days=3),
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+
+
+    async def _start_fetch(self, message_id: int) -> None:
+        try:
+            await self._client.start_workflow(
+                FetchAttachmentsWorkflow.run,
+                FetchAttachmentsInput(message_id=message_id),
+                id=files_workflow_id(message_id),
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
 
 
 @workflow.defn

@@ -5,14 +5,19 @@ nothing and stores nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from activities.channels import ChannelActivities
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
 from infra.models import Inbox
+from infra.settings import ROOT
+from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import UPDATE_ID_BASE
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
@@ -28,17 +33,18 @@ from workflows.polling import PollerInput, PollerWorkflow
 CHAT = 1001
 
 
-class DiesBeforeSecondCursorSave(ChannelActivities):
-    """A worker that dies after a batch's ingests committed but before its cursor was saved."""
+class DiesBeforeCursorSave(ChannelActivities):
+    """A worker that dies after a batch's ingests committed but before its cursor was saved:
+    the first time the cursor would move past `DIE_FROM`."""
+
+    DIE_FROM = UPDATE_ID_BASE + 5  # past the 4th update
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.saves = 0
         self.stuck = asyncio.Event()
 
     async def _save_cursor(self, inbox_id: int, old: str | None, new: Any) -> None:
-        self.saves += 1
-        if self.saves == 2:
+        if new is not None and int(new) >= self.DIE_FROM:
             self.stuck.set()
             await asyncio.Event().wait()  # until the worker is shut down under it
         await super()._save_cursor(inbox_id, old, new)
@@ -57,18 +63,17 @@ async def test_polled_updates_become_messages_once_across_a_worker_restart(chann
     inbox_id = await env.inbox(ChannelKind.TELEGRAM)
     texts = [f"message {i}" for i in range(6)]
 
-    first = env.activities(DiesBeforeSecondCursorSave)
+    first = env.activities(DiesBeforeCursorSave)
     async with env.worker(first):
         for text in texts[:2]:
             tg.inject_message(CHAT, text)
         await _start_poller(env, inbox_id)
-        await wait_until(lambda: first.saves >= 1 and tg.pending_updates() == [] or None, timeout=10)
-        # first batch: ingested and acknowledged (the cursor is saved)
-        assert (await env.load(inbox_id)).poll_cursor == str(UPDATE_ID_BASE + 3)
+        # the first updates: ingested and acknowledged (the cursor is saved)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 3)), timeout=10)
         for text in texts[2:4]:
             tg.inject_message(CHAT, text)
         await asyncio.wait_for(first.stuck.wait(), 10)
-        # second batch: in the database, but the worker dies before acknowledging it
+        # the next ones: in the database, but the worker dies before acknowledging them
         assert await env.texts(inbox_id) == texts[:4]
         polls_before_restart = len(tg.requests("getUpdates"))
     assert (await env.load(inbox_id)).poll_cursor == str(UPDATE_ID_BASE + 3)
@@ -82,40 +87,105 @@ async def test_polled_updates_become_messages_once_across_a_worker_restart(chann
     # the new worker asked again from the saved cursor: the unacknowledged batch came twice
     refetch = tg.requests("getUpdates")[polls_before_restart]
     assert refetch.params.get("offset") == UPDATE_ID_BASE + 3
-    assert tg.pending_updates() == [] or await _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 7))
 
 
 async def _cursor_is(env: Channels, inbox_id: int, cursor: str) -> bool:
     return (await env.load(inbox_id)).poll_cursor == cursor
 
 
-async def test_max_polling_removes_a_leftover_webhook_and_stops_when_deactivated(channels: Channels):
-    env, mx = channels, channels.max
-    inbox_id = await env.inbox(ChannelKind.MAX)
+@pytest.mark.parametrize("channel", [ChannelKind.TELEGRAM, ChannelKind.MAX])
+async def test_polling_removes_a_leftover_webhook_and_stops_when_deactivated(channels: Channels, channel):
+    env = channels
+    inbox_id = await env.inbox(channel)
     inbox = await env.load(inbox_id)
-    # a subscription left from an earlier deployment: MAX refuses long polling while it exists
-    await env.adapters[ChannelKind.MAX].register_webhook(
-        env.credentials(inbox), "https://old.example.org/hook", "old-secret")
-    for n in range(3):
-        mx.inject_message(chat_id=5005, user_id=7007, text=f"max {n}")
+    # a webhook left from an earlier deployment: the provider refuses long polling meanwhile
+    await env.adapters[channel].register_webhook(env.credentials(inbox), "https://old.example.org/hook", "old-secret")
 
+    def say(text: str) -> None:
+        if channel == ChannelKind.TELEGRAM:
+            env.telegram.inject_message(CHAT, text)
+        else:
+            env.max.inject_message(chat_id=5005, user_id=7007, text=text)
+
+    for n in range(3):
+        say(f"hi {n}")
     async with env.worker():
         await _start_poller(env, inbox_id)
         await wait_until(lambda: _count_is(env, inbox_id, 3), timeout=10)
-        assert mx.subscriptions == []
-        assert await env.texts(inbox_id) == ["max 0", "max 1", "max 2"]
-        marker = (await env.load(inbox_id)).poll_cursor
-        assert marker is not None and int(marker) > 0
+        assert env.telegram.webhook is None and env.max.subscriptions == []
+        assert await env.texts(inbox_id) == ["hi 0", "hi 1", "hi 2"]
+        cursor = (await env.load(inbox_id)).poll_cursor
+        assert cursor is not None and int(cursor) > 0
 
-        mx.inject_message(chat_id=5005, user_id=7007, text="max 3")
+        say("hi 3")
         await wait_until(lambda: _count_is(env, inbox_id, 4), timeout=10)
 
         async with env.factory() as db, db.begin():
             await db.execute(update(Inbox).where(Inbox.id == inbox_id).values(is_active=False))
         handle = env.client.get_workflow_handle(poller_workflow_id(inbox_id))
         assert await asyncio.wait_for(handle.result(), 10) == "inbox deactivated"
-    assert await env.texts(inbox_id) == ["max 0", "max 1", "max 2", "max 3"]
+    assert await env.texts(inbox_id) == ["hi 0", "hi 1", "hi 2", "hi 3"]
 
 
 async def _count_is(env: Channels, inbox_id: int, n: int) -> bool:
     return await env.message_count(inbox_id) == n
+
+
+async def test_a_killed_worker_process_is_replaced_without_loss_or_repeat(channels: Channels, temporal_dev,
+                                                                         database_url):
+    """kill -9 between ingest and cursor save: the heartbeat timeout hands the poll to a new worker."""
+    env, tg = channels, channels.telegram
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    for n in range(3):
+        tg.inject_message(CHAT, f"before {n}")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.polling_worker", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        env=os.environ | {"CREDENTIALS_KEY": TEST_CREDENTIALS_KEY, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_dev.address,
+                          "TASK_QUEUE": env.task_queue, "TELEGRAM_API_BASE": tg.base_url,
+                          "DIE_FROM": str(UPDATE_ID_BASE + 1)},
+    )
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"READY\n"
+        await _start_poller(env, inbox_id)
+        assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"STUCK\n"
+        assert await env.texts(inbox_id) == ["before 0", "before 1", "before 2"]
+    finally:
+        proc.kill()  # no shutdown, no goodbye to the server: only the heartbeat timeout tells
+        await proc.wait()
+    tg.inject_message(CHAT, "after")
+    async with env.worker():
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 5)), timeout=20)
+    assert await env.texts(inbox_id) == ["before 0", "before 1", "before 2", "after"]
+
+
+class SkipsPoisonSooner(ChannelActivities):
+    poison_after_attempts = 2
+
+
+async def test_an_update_the_database_refuses_is_skipped_after_retries(channels: Channels, caplog):
+    env, tg = channels, channels.telegram
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    tg.inject_message(2002, "poison", username="u" * 250)  # longer than contact_identities.username
+    tg.inject_message(CHAT, "fine")
+    async with env.worker(env.activities(SkipsPoisonSooner)):
+        await _start_poller(env, inbox_id)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 3)), timeout=10)
+    assert await env.texts(inbox_id) == ["fine"]
+    assert "cannot be stored" in caplog.text
+    # the first attempt did not skip it: the batch was polled again before giving up on it
+    assert [r.params.get("offset") for r in tg.requests("getUpdates")][:2] == [None, None]
+
+
+async def test_a_refused_token_is_shown_on_the_inbox_and_polling_keeps_trying(channels: Channels, caplog):
+    env = channels
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM, token="999:revoked-token")
+    async with env.worker():
+        await _start_poller(env, inbox_id)
+        await wait_until(lambda: _error_is(env, inbox_id, "polling failed: Unauthorized"), timeout=10)
+        desc = await env.client.get_workflow_handle(poller_workflow_id(inbox_id)).describe()
+        assert desc.status.name == "RUNNING"  # retried (every minute), not given up
+    assert "revoked-token" not in caplog.text  # the token never reaches a log
+
+
+async def _error_is(env: Channels, inbox_id: int, error: str | None) -> bool:
+    return (await env.load(inbox_id)).webhook_error == error
