@@ -1,0 +1,99 @@
+"""Admin commands until the cabinet has its settings pages. Run beside `make run`:
+
+    .venv/bin/python -m infra.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
+    .venv/bin/python -m infra.admin add-operator --email ann@example.com --name Ann --role operator
+
+Settings come from the environment (DATABASE_URL, TEMPORAL_ADDRESS, CREDENTIALS_KEY; `make run`
+prints nothing of them, so the command reads the same .data/ defaults when they are unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+
+import httpx
+
+from channels.registry import build_adapters
+from domain.enums import ChannelKind, OperatorRole
+from infra.db import make_engine, make_sessionmaker
+from infra.devstack import EmbeddedPostgres
+from infra.inboxes import connect_inbox, create_inbox
+from infra.models import Branch, Operator
+from infra.security import CredentialBox, hash_password
+from infra.settings import Settings, get_settings
+from infra.temporal import connect_temporal
+
+
+def _local_defaults(settings: Settings) -> Settings:
+    """Point at `make run`'s embedded servers when nothing else is configured."""
+    updates: dict[str, object] = {}
+    if not settings.database_url:
+        updates["database_url"] = EmbeddedPostgres(settings.data_dir / "postgres").start()
+    if not settings.temporal_address:
+        updates["temporal_address"] = f"127.0.0.1:{settings.temporal_port}"
+    if settings.credentials_key is None and (settings.data_dir / "credentials.key").exists():
+        updates["credentials_key"] = (settings.data_dir / "credentials.key").read_text().strip()
+    return settings.model_copy(update=updates)
+
+
+async def add_inbox(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.credentials_key is None:
+        raise SystemExit("CREDENTIALS_KEY is not set")
+    box = CredentialBox(settings.credentials_key.get_secret_value())
+    engine = make_engine(settings)
+    factory = make_sessionmaker(engine)
+    token = args.token or getpass.getpass("Bot token: ")
+    async with factory() as db, db.begin():
+        inbox = await create_inbox(db, box, name=args.name, channel=args.channel, token=token)
+        inbox_id = inbox.id
+    client = await connect_temporal(settings)
+    async with httpx.AsyncClient(timeout=30) as http:
+        connection = await connect_inbox(factory, build_adapters(http, settings), box, client, inbox_id,
+                                         settings.public_url, settings.temporal_task_queue)
+    await engine.dispose()
+    print(f"inbox {inbox_id} ({args.channel}) connected by {connection.mode}"
+          + (f" at {connection.webhook_url}" if connection.webhook_url else ""))
+
+
+async def add_operator(settings: Settings, args: argparse.Namespace) -> None:
+    password = args.password or getpass.getpass("Password: ")
+    if len(password) < 8:
+        raise SystemExit("the password needs at least 8 characters")
+    engine = make_engine(settings)
+    async with make_sessionmaker(engine)() as db, db.begin():
+        from sqlalchemy import select
+
+        branch_id = args.branch or await db.scalar(select(Branch.id).where(Branch.is_default))
+        operator = Operator(email=args.email, display_name=args.name, password_hash=hash_password(password),
+                            role=OperatorRole(args.role), branch_id=branch_id)
+        db.add(operator)
+        await db.flush()
+        print(f"operator {operator.id} <{args.email}> ({args.role}) in branch {branch_id}")
+    await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    inbox = commands.add_parser("add-inbox", help="connect a Telegram or MAX bot")
+    inbox.add_argument("--channel", required=True, choices=[ChannelKind.TELEGRAM.value, ChannelKind.MAX.value])
+    inbox.add_argument("--name", required=True)
+    inbox.add_argument("--token", help="asked for when omitted (keeps it out of shell history)")
+    operator = commands.add_parser("add-operator", help="create a cabinet account")
+    operator.add_argument("--email", required=True)
+    operator.add_argument("--name", required=True)
+    operator.add_argument("--role", default="operator", choices=[r.value for r in OperatorRole])
+    operator.add_argument("--branch", type=int)
+    operator.add_argument("--password", help="asked for when omitted")
+    args = parser.parse_args()
+    settings = _local_defaults(get_settings())
+    handler = {"add-inbox": add_inbox, "add-operator": add_operator}[args.command]
+    asyncio.run(handler(settings, args))
+    os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)
+
+
+if __name__ == "__main__":
+    main()
