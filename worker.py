@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from temporalio.client import Client
@@ -69,7 +68,6 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
         max_cached_workflows=5000,
         # long-polling inboxes each hold a slot for ~25 s; deliveries must still find one
         max_concurrent_activities=300,
-        activity_executor=ThreadPoolExecutor(4),
     )
 
 
