@@ -111,19 +111,19 @@ async def test_polling_removes_a_leftover_webhook_and_stops_when_deactivated(cha
         say(f"hi {n}")
     async with env.worker():
         await _start_poller(env, inbox_id)
-        await wait_until(lambda: _count_is(env, inbox_id, 3), timeout=10)
+        await wait_until(lambda: _count_is(env, inbox_id, 3), timeout=30)
         assert env.telegram.webhook is None and env.max.subscriptions == []
         assert await env.texts(inbox_id) == ["hi 0", "hi 1", "hi 2"]
         cursor = (await env.load(inbox_id)).poll_cursor
         assert cursor is not None and int(cursor) > 0
 
         say("hi 3")
-        await wait_until(lambda: _count_is(env, inbox_id, 4), timeout=10)
+        await wait_until(lambda: _count_is(env, inbox_id, 4), timeout=30)
 
         async with env.factory() as db, db.begin():
             await db.execute(update(Inbox).where(Inbox.id == inbox_id).values(is_active=False))
         handle = env.client.get_workflow_handle(poller_workflow_id(inbox_id))
-        assert await asyncio.wait_for(handle.result(), 10) == "inbox deactivated"
+        assert await asyncio.wait_for(handle.result(), 30) == "inbox deactivated"
     assert await env.texts(inbox_id) == ["hi 0", "hi 1", "hi 2", "hi 3"]
 
 
