@@ -112,6 +112,9 @@ class FakeProvider(ABC):
         self._sent: list[SentMessage] = []
         self._updates: list[tuple[int, dict[str, Any]]] = []  # (sequence, update), oldest first
         self._next_seq = 1
+        # sequence numbers only rise, as on the real servers, even across reset(): a late poll
+        # from a previous test's dying worker must not acknowledge this test's updates
+        self.seq_base = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -173,7 +176,7 @@ class FakeProvider(ABC):
             self._records.clear()
             self._sent.clear()
             self._updates.clear()
-            self._next_seq = 1
+            self.seq_base = self._next_seq - 1
             self._reset_state()
 
     # --- scripting -------------------------------------------------------------------------

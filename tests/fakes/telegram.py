@@ -161,6 +161,11 @@ class FakeTelegram(FakeProvider):
         self._file_seq = itertools.count(1)
 
     # --- scripting -------------------------------------------------------------------------
+    @property
+    def update_id_base(self) -> int:
+        """update_id of the first update injected after the last reset() is this + 1."""
+        return UPDATE_ID_BASE + self.seq_base
+
     def fail_next(self, fault: Fault, count: int | None = 1, **kwargs: Any) -> None:
         if fault not in self.supported_faults:
             raise ValueError(f"Telegram has no {fault} answer")

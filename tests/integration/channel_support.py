@@ -30,7 +30,6 @@ from infra.models import Inbox, Message
 from infra.security import CredentialBox
 from infra.settings import Settings
 from tests.conftest import TEST_CREDENTIALS_KEY
-from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
 from workflows.files import FetchAttachmentsWorkflow

@@ -16,10 +16,6 @@ from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
-    fake_max,
-    fake_max_server,
-    fake_telegram,
-    fake_telegram_server,
 )
 from domain.ids import files_workflow_id
 from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow, FetchReport

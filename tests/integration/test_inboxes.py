@@ -19,10 +19,6 @@ from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
-    fake_max,
-    fake_max_server,
-    fake_telegram,
-    fake_telegram_server,
 )
 from tests.integration.conftest import wait_until
 from workflows.webhooks import WebhookCheckInput, WebhookCheckWorkflow

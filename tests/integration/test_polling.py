@@ -18,14 +18,9 @@ from domain.ids import poller_workflow_id
 from infra.models import Inbox
 from infra.settings import ROOT
 from tests.conftest import TEST_CREDENTIALS_KEY
-from tests.fakes.telegram import UPDATE_ID_BASE
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
-    fake_max,
-    fake_max_server,
-    fake_telegram,
-    fake_telegram_server,
 )
 from tests.integration.conftest import wait_until
 from workflows.polling import PollerInput, PollerWorkflow
@@ -37,14 +32,13 @@ class DiesBeforeCursorSave(ChannelActivities):
     """A worker that dies after a batch's ingests committed but before its cursor was saved:
     the first time the cursor would move past `DIE_FROM`."""
 
-    DIE_FROM = UPDATE_ID_BASE + 5  # past the 4th update
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stuck = asyncio.Event()
+        self.die_from = 0  # set by the test from the fake's update ids
 
     async def _save_cursor(self, inbox_id: int, old: str | None, new: Any) -> None:
-        if new is not None and int(new) >= self.DIE_FROM:
+        if new is not None and int(new) >= self.die_from:
             self.stuck.set()
             await asyncio.Event().wait()  # until the worker is shut down under it
         await super()._save_cursor(inbox_id, old, new)
@@ -64,29 +58,30 @@ async def test_polled_updates_become_messages_once_across_a_worker_restart(chann
     texts = [f"message {i}" for i in range(6)]
 
     first = env.activities(DiesBeforeCursorSave)
+    first.die_from = tg.update_id_base + 5  # past the 4th update
     async with env.worker(first):
         for text in texts[:2]:
             tg.inject_message(CHAT, text)
         await _start_poller(env, inbox_id)
         # the first updates: ingested and acknowledged (the cursor is saved)
-        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 3)), timeout=10)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 3)), timeout=10)
         for text in texts[2:4]:
             tg.inject_message(CHAT, text)
         await asyncio.wait_for(first.stuck.wait(), 10)
         # the next ones: in the database, but the worker dies before acknowledging them
         assert await env.texts(inbox_id) == texts[:4]
         polls_before_restart = len(tg.requests("getUpdates"))
-    assert (await env.load(inbox_id)).poll_cursor == str(UPDATE_ID_BASE + 3)
+    assert (await env.load(inbox_id)).poll_cursor == str(tg.update_id_base + 3)
 
     for text in texts[4:]:  # the customer keeps writing while no worker runs
         tg.inject_message(CHAT, text)
     async with env.worker():
-        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 7)), timeout=15)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 7)), timeout=15)
         assert await env.texts(inbox_id) == texts  # every update exactly once, in order
 
     # the new worker asked again from the saved cursor: the unacknowledged batch came twice
     refetch = tg.requests("getUpdates")[polls_before_restart]
-    assert refetch.params.get("offset") == UPDATE_ID_BASE + 3
+    assert refetch.params.get("offset") == tg.update_id_base + 3
 
 
 async def _cursor_is(env: Channels, inbox_id: int, cursor: str) -> bool:
@@ -142,7 +137,7 @@ async def test_a_killed_worker_process_is_replaced_without_loss_or_repeat(channe
         sys.executable, "-m", "tests.integration.polling_worker", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         env=os.environ | {"CREDENTIALS_KEY": TEST_CREDENTIALS_KEY, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_dev.address,
                           "TASK_QUEUE": env.task_queue, "TELEGRAM_API_BASE": tg.base_url,
-                          "DIE_FROM": str(UPDATE_ID_BASE + 1)},
+                          "DIE_FROM": str(tg.update_id_base + 1)},
     )
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"READY\n"
@@ -154,7 +149,7 @@ async def test_a_killed_worker_process_is_replaced_without_loss_or_repeat(channe
         await proc.wait()
     tg.inject_message(CHAT, "after")
     async with env.worker():
-        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 5)), timeout=20)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 5)), timeout=20)
     assert await env.texts(inbox_id) == ["before 0", "before 1", "before 2", "after"]
 
 
@@ -169,7 +164,7 @@ async def test_an_update_the_database_refuses_is_skipped_after_retries(channels:
     tg.inject_message(CHAT, "fine")
     async with env.worker(env.activities(SkipsPoisonSooner)):
         await _start_poller(env, inbox_id)
-        await wait_until(lambda: _cursor_is(env, inbox_id, str(UPDATE_ID_BASE + 3)), timeout=10)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 3)), timeout=10)
     assert await env.texts(inbox_id) == ["fine"]
     assert "cannot be stored" in caplog.text
     # the first attempt did not skip it: the batch was polled again before giving up on it

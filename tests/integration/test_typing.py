@@ -14,10 +14,6 @@ from infra.typing import TypingThrottle
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
-    fake_max,
-    fake_max_server,
-    fake_telegram,
-    fake_telegram_server,
 )
 
 

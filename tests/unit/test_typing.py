@@ -14,7 +14,6 @@ from channels.telegram import TelegramAdapter
 from domain.enums import ChannelKind
 from infra.typing import TypingTarget, TypingThrottle
 from tests.fakes import Fault
-from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
 

@@ -9,7 +9,6 @@ import pytest
 
 from channels.max import MaxAdapter
 from channels.telegram import TelegramAdapter
-from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
 from tests.unit.channels.support import SSL_CONTEXT

@@ -14,7 +14,7 @@ from channels.telegram import TelegramAdapter
 from channels.telegram.adapter import ALLOWED_UPDATES
 from domain.contracts import InboundKind, PermanentError
 from tests.fakes.max import FakeMax
-from tests.fakes.telegram import UPDATE_ID_BASE, FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 
 HOOK = "https://switchboard.example/webhooks/telegram/3"
 MAX_HOOK = "https://switchboard.example/webhooks/max/4"
@@ -27,8 +27,9 @@ async def test_telegram_poll_offsets(
         fake_telegram.inject_message(1001, text)
     updates, cursor = await telegram.poll(tg_creds, None, timeout=0)
     assert [u["message"]["text"] for u in updates] == ["one", "two", "three"]
-    assert cursor == UPDATE_ID_BASE + 4  # last update_id + 1
-    assert [telegram.update_cursor(u) for u in updates] == [UPDATE_ID_BASE + i for i in (1, 2, 3)]
+    base = fake_telegram.update_id_base
+    assert cursor == base + 4  # last update_id + 1
+    assert [telegram.update_cursor(u) for u in updates] == [base + i for i in (1, 2, 3)]
     again, same = await telegram.poll(tg_creds, cursor, timeout=0)
     assert (again, same) == ([], cursor)
     assert fake_telegram.pending_updates() == []  # the offset confirmed them
