@@ -1,7 +1,7 @@
 """Delivery benchmark: operator replies through the real path to a fake Telegram, once without
 faults and once with a share of retryable provider faults.
 
-    .venv/bin/python -m bench.delivery --quick          # 1,000 replies over 100 chats: ~3 min
+    .venv/bin/python -m bench.delivery --quick          # 1,000 replies over 100 chats: ~2.5 min
     .venv/bin/python -m bench.delivery                  # 10,000 over 1,000 chats: ~27 min
     .venv/bin/python -m bench.delivery --bot-rate 200   # what the pipeline does past Telegram's limit
 
@@ -18,9 +18,15 @@ TELEGRAM_RATE_PER_CHAT, which --bot-rate and --chat-rate set for the worker): 10
 need at least 333 s per run however fast the rest is. Measured on our 2-core machines the
 pipeline does not reach that limit (~20 msgs/s clean, ~12 with 20 % faults, Temporal bound),
 so the default run (two runs plus setup) took 26.5 minutes; --quick (1,000 over 100 chats,
->= 33 s per run by the limit) about 3. Replies are queued as fast as send_reply allows (or at
+>= 33 s per run by the limit) about 2.5. Replies are queued as fast as send_reply allows (or at
 --rate per second), so queued->sent mostly measures the wait for a turn: compare it with the
 printed lower bound (the last reply's wait under a perfect bot/chat limiter).
+
+Known trap: when more chats wait for one bot than MAX_SLOT_WAIT (20 s) x bot rate, delivery
+livelocks (a reservation beyond 20 s is returned unused and never released, so the bot's clock
+runs ahead as fast as time passes). `--conversations 200 --bot-rate 5` shows it: ~120 replies
+go out, then none, and the run aborts at its timeout. At 30/s it takes > 600 waiting chats and a
+pipeline faster than this machine's.
 
 Printed per run: msgs/s (replies / (last sent_at - first created_at)), p50/p99 queued->sent
 (messages.created_at -> sent_at), duplicates and lost replies at the fake (counted by text),

@@ -117,6 +117,11 @@ async def test_worker_killed_mid_retries_then_restarted_delivers_each_reply_once
                 since_kill_s=round(time.monotonic() - killed_at, 1), total_s=round(time.monotonic() - began, 1),
                 requests=dict(fault_breakdown(fake_telegram)), min_chat_gap_s=round(gap, 3),
                 rate_violations=fake_telegram.rate_violations())
+    except BaseException:
+        print(f"\nworker.py output kept in {log}")
+        raise
+    else:
+        log.unlink(missing_ok=True)
     finally:
         first.stop()
         second.stop()
