@@ -93,11 +93,15 @@ class DeliveryActivities:
             return await self._fail(message, ErrorClass.PERMANENT, "the contact blocked the bot or stopped it", None)
 
         adapter = self._adapters[inbox.channel]
-        wait = await self._reserve_slot(inbox, identity.provider_chat_id)
+        # A slot is reserved once per message; when it is far off, the workflow sleeps until it
+        # and hands it back (reserving anew each time would push the clocks ahead of real time
+        # and starve every chat once enough of them wait).
+        slot = request.slot_at or await self._reserve_slot(inbox, identity.provider_chat_id)
+        wait = (slot - datetime.now(UTC)).total_seconds()
         if wait > MAX_SLOT_WAIT:
             return SendOutcome(outcome=Outcome.RATE_LIMITED, reason="our own rate limit", retry_after=wait,
-                               sent_parts=request.sent_parts)
-        await asyncio.sleep(wait)
+                               sent_parts=request.sent_parts, slot_at=slot)
+        await asyncio.sleep(max(wait, 0.0))
         await self._mark_sending(message)
 
         outbound = OutboundMessage(
@@ -169,13 +173,12 @@ class DeliveryActivities:
             limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / per_chat
         return limits
 
-    async def _reserve_slot(self, inbox: Inbox, chat_id: str) -> float:
+    async def _reserve_slot(self, inbox: Inbox, chat_id: str) -> datetime:
         limits = self._limits(inbox, chat_id)
         if not limits:
-            return 0.0
+            return datetime.now(UTC)
         async with self._factory() as db, db.begin():
-            slot = await reserve(db, limits)
-        return max(0.0, (slot - datetime.now(UTC)).total_seconds())
+            return await reserve(db, limits)
 
     async def _attachments(self, message_id: int) -> list[OutboundAttachment]:
         async with self._factory() as db:

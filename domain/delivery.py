@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -37,9 +37,13 @@ class SendOutcome(BaseModel):
     sent_parts: list[str] = Field(default_factory=list)
     # the next queued message of the same conversation, told when this one is final
     successor_id: int | None = None
+    # our own rate limit: the slot reserved for this message, kept for the next attempt
+    slot_at: datetime | None = None
 
 
 class SendRequest(BaseModel):
     message_id: int
     attempt: int
     sent_parts: list[str] = Field(default_factory=list)
+    # a rate slot reserved by an earlier attempt: used as is, never reserved twice
+    slot_at: datetime | None = None

@@ -60,14 +60,16 @@ class DeliveryWorkflow:
         give_up_at = workflow.now() + plan.give_up_after
         backoff = FIRST_BACKOFF
         sent_parts: list[str] = []
+        slot_at = None
         attempt = 0
         while True:
             attempt += 1
             result = await workflow.execute_activity(
-                SEND, SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts),
+                SEND,
+                SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts, slot_at=slot_at),
                 result_type=SendOutcome, **ACTIVITY,
             )
-            sent_parts = result.sent_parts
+            sent_parts, slot_at = result.sent_parts, result.slot_at
             if result.outcome in (Outcome.SENT, Outcome.FAILED):
                 break
             if result.outcome == Outcome.MIGRATED:

@@ -115,3 +115,27 @@ async def test_waits_for_its_predecessor_until_told(time_skipping_env, task_queu
 async def test_telling_a_successor_that_has_not_started_is_harmless(time_skipping_env, task_queue):
     provider = Provider([SendOutcome(outcome=Outcome.SENT, successor_id=999_999)])
     assert await asyncio.wait_for(_run(time_skipping_env, task_queue, provider), 30) == "sent"
+
+
+async def test_our_own_rate_slot_is_kept_for_the_next_attempt_not_reserved_again(time_skipping_env, task_queue):
+    from datetime import UTC, datetime
+
+    slot = datetime(2030, 1, 1, tzinfo=UTC)
+    provider = Provider([
+        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=45, reason="our own rate limit", slot_at=slot),
+        SendOutcome(outcome=Outcome.SENT),
+    ])
+    requests: list[SendRequest] = []
+    activities = provider.activities()
+
+    @activity.defn(name="send_message")
+    async def send(request: SendRequest) -> SendOutcome:
+        requests.append(request)
+        return provider.script[len(requests) - 1]
+
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
+                      activities=[activities[0], send, activities[2]]):
+        result = await time_skipping_env.client.execute_workflow(
+            DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue)
+    assert result == "sent"
+    assert [r.slot_at for r in requests] == [None, slot]
