@@ -38,6 +38,14 @@ class ConversationActivities:
             raise ApplicationError(f"conversation {conversation_id} does not exist", non_retryable=True)
         return conversation
 
+    async def _in_locked_branch(self, db: AsyncSession, conversation_id: int) -> Conversation:
+        """The conversation, locked after its branch: assignments in a branch run one at a time
+        (always branch lock first, then the row, so no two paths deadlock)."""
+        branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
+        if branch_id is not None:
+            await lock_branch(db, branch_id)
+        return await self._conversation(db, conversation_id)
+
     @activity.defn(name="load_conversation")
     async def load_conversation(self, conversation_id: int) -> ConversationState:
         """First run of a workflow: route to a branch and gather what the workflow acts on."""
@@ -90,10 +98,8 @@ class ConversationActivities:
     @activity.defn(name="assign_operator")
     async def assign_operator(self, conversation_id: int, exclude: list[int]) -> Assignment:
         async with self._factory() as db, db.begin():
-            branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
-            if branch_id is not None:
-                await lock_branch(db, branch_id)
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._in_locked_branch(db, conversation_id)
+            branch_id = conversation.branch_id
             if conversation.assignee_id is None and conversation.status in LIVE and branch_id is not None:
                 chosen = choose_operator(await online_candidates(db, branch_id), set(exclude))
                 if chosen is not None:
@@ -105,10 +111,8 @@ class ConversationActivities:
         self, conversation_id: int, current: int | None, timed_out: list[int]
     ) -> Assignment:
         async with self._factory() as db, db.begin():
-            branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
-            if branch_id is not None:
-                await lock_branch(db, branch_id)
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._in_locked_branch(db, conversation_id)
+            branch_id = conversation.branch_id
             if conversation.assignee_id != current:
                 # reassigned meanwhile (transfer, dispatch): adopt that, the workflow hears of it
                 return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
