@@ -7,7 +7,9 @@ operator; the choice itself is the pure rule in domain.assignment.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, select, update
@@ -81,9 +83,21 @@ _schedules: dict[int, tuple[float, WorkingHours | None]] = {}
 
 
 async def branch_is_open(db: AsyncSession, branch_id: int, at: datetime) -> bool:
+    return await cached_branch_is_open(
+        branch_id, at, lambda: db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
+    )
+
+
+async def cached_branch_is_open(
+    branch_id: int, at: datetime, load_hours: Callable[[], Awaitable[dict | str | None]]
+) -> bool:
+    """`load_hours` reads the branch's working_hours (a dict, or JSON text from a raw
+    connection); it runs only when the cached schedule is missing or stale."""
     cached = _schedules.get(branch_id)
     if cached is None or time.monotonic() - cached[0] > SCHEDULE_CACHE_SECONDS:
-        hours = await db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
+        hours = await load_hours()
+        if isinstance(hours, str):
+            hours = json.loads(hours)
         cached = (time.monotonic(), WorkingHours.model_validate(hours) if hours else None)
         _schedules[branch_id] = cached
     schedule = cached[1]

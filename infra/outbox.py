@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -37,6 +38,21 @@ FETCH_FILES = "fetch_files"  # payload {"message_id": ...}: start files-{message
 
 async def add_notice(db: AsyncSession, conversation_id: int, notice: ConversationNotice) -> None:
     await _add(db, conversation_id, "notice", notice.model_dump(mode="json", exclude={"outbox_id"}))
+
+
+# The same insert for the inbound fast path, which runs on the raw asyncpg connection (an ORM
+# session costs more CPU than the whole statement there). Payload is JSON text.
+_ADD_RAW = """
+    WITH added AS (
+        INSERT INTO outbox_events (conversation_id, kind, payload) VALUES ($1, $2, $3::jsonb) RETURNING id
+    )
+    SELECT pg_notify($4, '') FROM added
+"""
+
+
+async def add_notice_raw(conn: asyncpg.Connection, conversation_id: int, notice: ConversationNotice) -> None:
+    payload = notice.model_dump_json(exclude={"outbox_id"})
+    await conn.execute(_ADD_RAW, conversation_id, "notice", payload, WAKE_CHANNEL)
 
 
 async def add_delivery(db: AsyncSession, conversation_id: int, message_id: int, *, retry: bool = False) -> None:

@@ -1,0 +1,98 @@
+"""The inbound hot path (a known contact writing into its open conversation): one statement on
+the raw driver connection. These tests pin what it must still do that the general path does."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select, update
+
+from domain.conversation import NoticeKind
+from infra.ingest import ingest
+from infra.models import Branch, Conversation, Message, OutboxEvent
+from infra.realtime import RealtimeListener
+
+
+async def _notices(factory, conversation_id: int) -> list[str]:
+    async with factory() as db:
+        rows = await db.scalars(select(OutboxEvent.payload).where(OutboxEvent.conversation_id == conversation_id)
+                                .order_by(OutboxEvent.id))
+        return [p["kind"] for p in rows]
+
+
+async def _route(factory, conversation_id: int, branch_id: int) -> None:
+    async with factory() as db, db.begin():
+        await db.execute(update(Conversation).where(Conversation.id == conversation_id).values(branch_id=branch_id))
+
+
+async def test_second_message_is_stored_touched_and_announced(world, database_url):
+    first = await ingest(world.factory, world.event("fast-1", "hello"))
+    listener = RealtimeListener(database_url)
+    await listener.start()
+    try:
+        async with listener.subscribe() as events:
+            second = await ingest(world.factory, world.event("fast-1", "are you there?"))
+            announced = await asyncio.wait_for(events.get(), 5)
+    finally:
+        await listener.stop()
+    assert second.conversation_id == first.conversation_id and not second.created_conversation
+    assert announced["type"] == "message.created"
+    assert announced["message_id"] == second.message_id
+    assert announced["conversation_id"] == first.conversation_id
+    async with world.factory() as db:
+        conversation = await db.get(Conversation, first.conversation_id)
+        text = await db.scalar(select(Message.text).where(Message.id == second.message_id))
+    assert text == "are you there?"
+    assert conversation.last_in_at is not None
+    # only the conversation's start told the workflow anything: a plain message needs no outbox row
+    assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED]
+
+
+async def test_duplicate_on_the_fast_path_writes_and_announces_nothing(world, database_url):
+    await ingest(world.factory, world.event("fast-2", "hello"))
+    event = world.event("fast-2", "again", message_id="fast-2:dup")
+    stored = await ingest(world.factory, event)
+    listener = RealtimeListener(database_url)
+    await listener.start()
+    try:
+        async with listener.subscribe() as events:
+            again = await ingest(world.factory, event)
+            assert events.empty()
+            await asyncio.sleep(0.2)
+            assert events.empty(), "a duplicate must not be announced"
+    finally:
+        await listener.stop()
+    assert again.duplicate and again.message_id == stored.message_id
+    async with world.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(Message)
+                               .where(Message.conversation_id == stored.conversation_id)) == 2
+
+
+async def test_message_while_the_branch_is_closed_tells_the_workflow_in_the_same_transaction(world):
+    async with world.factory() as db, db.begin():
+        closed = Branch(name="Night shift", timezone="UTC", working_hours={"timezone": "UTC", "weekly": {}})
+        db.add(closed)
+        await db.flush()
+        closed_id = closed.id
+    first = await ingest(world.factory, world.event("fast-3", "hello"))
+    await _route(world.factory, first.conversation_id, closed_id)
+    await ingest(world.factory, world.event("fast-3", "anyone?"))
+    assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE]
+
+    # the default branch here is open around the clock: no notice for its messages
+    other = await ingest(world.factory, world.event("fast-4", "hello"))
+    await _route(world.factory, other.conversation_id, world.branch_id)
+    await ingest(world.factory, world.event("fast-4", "second"))
+    assert await _notices(world.factory, other.conversation_id) == [NoticeKind.STARTED]
+
+
+async def test_a_resolved_conversation_is_left_to_the_general_path(world):
+    first = await ingest(world.factory, world.event("fast-5", "hello"))
+    async with world.factory() as db, db.begin():
+        await db.execute(update(Conversation).where(Conversation.id == first.conversation_id)
+                         .values(status="resolved", resolved_at=func.now()))
+    again = await ingest(world.factory, world.event("fast-5", "it broke again"))
+    assert again.conversation_id == first.conversation_id
+    async with world.factory() as db:
+        assert await db.scalar(select(Conversation.status).where(Conversation.id == first.conversation_id)) == "open"
+    assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED, NoticeKind.REOPENED]
