@@ -1,6 +1,8 @@
 """Re-record the saved histories the replay test checks: `python -m tests.workflows.record_histories`.
 
-Run it when a deliberate, versioned change of ConversationWorkflow makes old histories obsolete.
+Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
+earlier files under a versioned name: the workflow must replay them as long as such runs may be
+alive (`conversation_v1_regular_activities.json` predates the local-activity patch).
 """
 
 import asyncio
@@ -44,7 +46,7 @@ async def main() -> None:
                                                                              operator_id=3))
         await eventually(lambda: branch.kinds("dispatch"))
         history = await handle.fetch_history()
-    (HISTORIES / "conversation_escalation_transfer_resolve.json").write_text(history.to_json())
+    (HISTORIES / "conversation_v2_local_db_calls.json").write_text(history.to_json())
 
     provider = Provider([
         SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),

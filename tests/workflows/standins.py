@@ -1,10 +1,12 @@
 """Stand-ins for the conversation activities (same names), over an in-memory branch.
 
-They stamp what they do with the server's (time-skipped) clock, so tests can assert *when*.
+They stamp what they do with the server's (time-skipped) clock, so tests can assert *when*;
+the harness sets `clock`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,10 +16,6 @@ from temporalio import activity
 from domain.assignment import OperatorCandidate, choose_operator, next_escalation_target
 from domain.conversation import Assignment, ConversationState, InactivityCheck, InboxPolicy, SystemMessageRequest
 from domain.enums import ConversationStatus
-
-
-def _now() -> datetime:
-    return activity.info().current_attempt_scheduled_time
 
 
 @dataclass
@@ -31,9 +29,13 @@ class Branch:
     schedule: dict[str, Any] | None = None
     loads: dict[int, int] = field(default_factory=dict)
     events: list[tuple[str, Any, datetime]] = field(default_factory=list)
+    clock: Callable[[], Awaitable[datetime]] | None = None
 
-    def log(self, kind: str, value: Any = None) -> None:
-        self.events.append((kind, value, _now()))
+    async def log(self, kind: str, value: Any = None) -> None:
+        # the activities run as local activities, whose info carries the worker's wall clock:
+        # ask the (time-skipping) server for its time instead
+        at = await self.clock() if self.clock else activity.info().current_attempt_scheduled_time
+        self.events.append((kind, value, at))
 
     def kinds(self, kind: str) -> list[tuple[Any, datetime]]:
         return [(v, t) for k, v, t in self.events if k == kind]
@@ -58,7 +60,7 @@ class Branch:
             if b.assignee is None:
                 b.assignee = choose_operator(b.candidates(), set(exclude))
                 if b.assignee is not None:
-                    b.log("assigned", b.assignee)
+                    await b.log("assigned", b.assignee)
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
         @activity.defn(name="escalate_conversation")
@@ -66,50 +68,50 @@ class Branch:
             if b.opened:
                 return Assignment(assignee_id=current, branch_id=3, opened=True)
             b.assignee = next_escalation_target(b.candidates(), set(timed_out), current)
-            b.log("escalated", b.assignee)
+            await b.log("escalated", b.assignee)
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
         @activity.defn(name="alert_supervisors")
         async def alert(conversation_id: int, timed_out: list[int]) -> None:
-            b.log("alert", sorted(timed_out))
+            await b.log("alert", sorted(timed_out))
 
         @activity.defn(name="transfer_conversation")
         async def transfer(conversation_id: int, by: int | None, to_op: int | None, to_branch: int | None) -> Assignment:
             b.assignee = to_op
-            b.log("transferred", to_op)
+            await b.log("transferred", to_op)
             return Assignment(assignee_id=to_op, branch_id=to_branch or 3)
 
         @activity.defn(name="resolve_conversation")
         async def resolve(conversation_id: int, by: int | None) -> bool:
             b.status = ConversationStatus.RESOLVED
-            b.log("resolved", by)
+            await b.log("resolved", by)
             return True
 
         @activity.defn(name="reopen_conversation")
         async def reopen(conversation_id: int) -> Assignment:
             b.status = ConversationStatus.OPEN
-            b.log("reopened")
+            await b.log("reopened")
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
         @activity.defn(name="close_conversation")
         async def close(conversation_id: int) -> bool:
             b.status = ConversationStatus.CLOSED
-            b.log("closed")
+            await b.log("closed")
             return True
 
         @activity.defn(name="resolve_if_inactive")
         async def inactive(conversation_id: int, days: float) -> InactivityCheck:
-            b.log("inactivity_check")
+            await b.log("inactivity_check")
             return InactivityCheck(resolved=False, next_check_at=None)
 
         @activity.defn(name="send_system_message")
         async def system_message(request: SystemMessageRequest) -> int:
-            b.log("system_message", request.purpose)
+            await b.log("system_message", request.purpose)
             return len(b.events)
 
         @activity.defn(name="dispatch_branch_backlog")
         async def dispatch(branch_id: int) -> list[int]:
-            b.log("dispatch", branch_id)
+            await b.log("dispatch", branch_id)
             return []
 
         return [load, load_schedule, assign, escalate, alert, transfer, resolve, reopen, close, inactive,

@@ -39,6 +39,7 @@ async def eventually(check: Callable[[], object], timeout: float = 10) -> None:
 async def conversation(
     env: WorkflowEnvironment, branch: Branch, task_queue: str, *, params: ConversationInput | None = None
 ) -> AsyncIterator[WorkflowHandle]:
+    branch.clock = env.get_current_time
     async with Worker(env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
                       activities=branch.activities()):
         handle = await env.client.start_workflow(
@@ -203,12 +204,13 @@ async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
 
 
 async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, task_queue):
-    branch = Branch(online=[1], policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7))
+    branch = Branch(online=[1], policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7),
+                    clock=time_skipping_env.get_current_time)
     activities = [a for a in branch.activities() if a.__temporal_activity_definition.name != "resolve_if_inactive"]
 
     @activity.defn(name="resolve_if_inactive")
     async def resolve_if_inactive(conversation_id: int, days: float) -> InactivityCheck:
-        branch.log("auto_resolved")
+        await branch.log("auto_resolved")
         return InactivityCheck(resolved=True)
 
     async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
