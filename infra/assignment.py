@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, select, update
@@ -77,31 +77,38 @@ async def set_assignee(
 
 
 # Branch schedules are read on every inbound message; they change rarely, so a process keeps
-# them for a short while (an edit takes effect within SCHEDULE_CACHE_SECONDS).
+# all of them (a handful of rows) for a short while: an edit takes effect within
+# SCHEDULE_CACHE_SECONDS, a new branch at once (a miss reloads).
 SCHEDULE_CACHE_SECONDS = 30.0
-_schedules: dict[int, tuple[float, WorkingHours | None]] = {}
+ScheduleRows = Callable[[], Awaitable[Iterable[tuple[int, dict | str | None]]]]
+_schedules: tuple[float, dict[int, WorkingHours | None]] = (float("-inf"), {})
+
+
+async def branch_schedules(load: ScheduleRows, *, reload: bool = False) -> dict[int, WorkingHours | None]:
+    """Every branch's schedule (None: open around the clock). `load` returns (id, working_hours)
+    rows, working_hours as a dict or, from a raw driver connection, JSON text."""
+    global _schedules
+    if reload or time.monotonic() - _schedules[0] > SCHEDULE_CACHE_SECONDS:
+        loaded = {}
+        for branch_id, hours in await load():
+            hours = json.loads(hours) if isinstance(hours, str) else hours
+            loaded[branch_id] = WorkingHours.model_validate(hours) if hours else None
+        _schedules = (time.monotonic(), loaded)
+    return _schedules[1]
+
+
+def is_open(schedule: WorkingHours | None, at: datetime) -> bool:
+    return schedule is None or schedule.is_open(at)
 
 
 async def branch_is_open(db: AsyncSession, branch_id: int, at: datetime) -> bool:
-    return await cached_branch_is_open(
-        branch_id, at, lambda: db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
-    )
+    async def load() -> Iterable[tuple[int, dict | None]]:
+        return [(r.id, r.working_hours) for r in await db.execute(select(Branch.id, Branch.working_hours))]
 
-
-async def cached_branch_is_open(
-    branch_id: int, at: datetime, load_hours: Callable[[], Awaitable[dict | str | None]]
-) -> bool:
-    """`load_hours` reads the branch's working_hours (a dict, or JSON text from a raw
-    connection); it runs only when the cached schedule is missing or stale."""
-    cached = _schedules.get(branch_id)
-    if cached is None or time.monotonic() - cached[0] > SCHEDULE_CACHE_SECONDS:
-        hours = await load_hours()
-        if isinstance(hours, str):
-            hours = json.loads(hours)
-        cached = (time.monotonic(), WorkingHours.model_validate(hours) if hours else None)
-        _schedules[branch_id] = cached
-    schedule = cached[1]
-    return schedule is None or schedule.is_open(at)
+    schedules = await branch_schedules(load)
+    if branch_id not in schedules:
+        schedules = await branch_schedules(load, reload=True)
+    return is_open(schedules.get(branch_id), at)
 
 
 async def dispatch_backlog(db: AsyncSession, branch_id: int) -> list[int]:

@@ -4,6 +4,7 @@ and message in one transaction, announced on commit, idempotent on the provider'
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +19,9 @@ from domain.contracts import InboundEvent, InboundKind
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.rating import parse_rating
-from infra.assignment import branch_is_open, cached_branch_is_open
+from infra.assignment import branch_is_open, branch_schedules, is_open
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
-from infra.outbox import add_fetch, add_notice, add_notice_raw
+from infra.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
 from infra.realtime import CHANNEL as REALTIME_CHANNEL
 from infra.realtime import publish
 
@@ -74,14 +75,17 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
     return await _message(db, event, identity)
 
 
-# The common case, a known contact writing into its open conversation, in one statement on the
-# raw driver connection: the ORM's per-request cost was most of the webhook's CPU. The
-# conversation row is locked and its status re-checked on the latest version, so a concurrent
-# resolve sends this message down the general path (which reopens). A duplicate inserts nothing
-# and announces nothing.
+# The common case, a known contact writing into its open conversation, is one statement on the
+# raw driver connection, atomic on its own: an ORM session and an explicit transaction were most
+# of the webhook's CPU. The conversation row is locked and its status re-checked on the latest
+# version, so a concurrent resolve sends this message down the general path (which reopens). A
+# duplicate inserts and announces nothing. The statement is told which branches are closed now,
+# from the process's schedule cache, and writes the off-hours notice for those itself; it stores
+# nothing for a branch the cache does not know yet ($8 lists the known ones).
 _FAST_MESSAGE = """
     WITH conv AS (
-        SELECT c.id, c.branch_id, c.assignee_id
+        SELECT c.id, c.branch_id, c.assignee_id,
+               c.branch_id IS NULL OR c.branch_id = ANY($8::bigint[]) AS branch_known
         FROM contact_identities i
         JOIN conversations c ON c.identity_id = i.id AND c.inbox_id = $1
         WHERE i.channel = CAST($2 AS channel_kind) AND i.provider_user_id = $3
@@ -91,22 +95,30 @@ _FAST_MESSAGE = """
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
                               provider_message_id, delivery_status, provider_time)
         SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
-        FROM conv
+        FROM conv WHERE conv.branch_known
         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
         RETURNING id, conversation_id
     ), touched AS (
         UPDATE conversations SET last_in_at = now(), last_activity_at = now()
         FROM stored WHERE conversations.id = stored.conversation_id
+    ), noticed AS (
+        INSERT INTO outbox_events (conversation_id, kind, payload)
+        SELECT stored.conversation_id, $10, $11::jsonb
+        FROM stored JOIN conv ON conv.id = stored.conversation_id
+        WHERE conv.branch_id = ANY($9::bigint[])
+        RETURNING id
     )
-    SELECT conv.id AS conversation_id, conv.branch_id, stored.id AS message_id,
+    SELECT conv.id AS conversation_id, conv.branch_known, stored.id AS message_id,
            CASE WHEN stored.id IS NOT NULL THEN pg_notify($7, json_build_object(
                'type', 'message.created', 'conversation_id', conv.id, 'message_id', stored.id,
                'branch_id', conv.branch_id, 'assignee_id', conv.assignee_id, 'direction', 'in')::text)
-           END
+           END,
+           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($12, '') END
     FROM conv LEFT JOIN stored ON true
 """
 _STORED_MESSAGE_ID = "SELECT id FROM messages WHERE inbox_id = $1 AND provider_message_id = $2"
-_BRANCH_HOURS = "SELECT working_hours FROM branches WHERE id = $1"
+_ALL_SCHEDULES = "SELECT id, working_hours FROM branches"
+_OFF_HOURS = json.dumps(notice_payload(ConversationNotice(kind=NoticeKind.OFF_HOURS_MESSAGE)))
 
 
 async def _message_into_open_conversation(
@@ -117,24 +129,24 @@ async def _message_into_open_conversation(
     async with engine.connect() as conn:
         raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
         try:
-            async with raw.transaction():
+            for reload in (False, True):
+                schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
+                now = datetime.now(UTC)
                 row = await raw.fetchrow(
                     _FAST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
                     event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
-                    REALTIME_CHANNEL,
+                    REALTIME_CHANNEL, list(schedules),
+                    [branch for branch, schedule in schedules.items() if not is_open(schedule, now)],
+                    NOTICE, _OFF_HOURS, WAKE_CHANNEL,
                 )
                 if row is None:
                     return None
-                if row["message_id"] is None:
+                if row["message_id"] is not None:
+                    return IngestResult(row["conversation_id"], row["message_id"])
+                if row["branch_known"]:
                     stored = await raw.fetchval(_STORED_MESSAGE_ID, event.inbox_id, event.provider_message_id)
                     return IngestResult(None, stored, duplicate=True)
-                branch_id = row["branch_id"]
-                if branch_id is not None and not await cached_branch_is_open(
-                    branch_id, datetime.now(UTC), lambda: raw.fetchval(_BRANCH_HOURS, branch_id)
-                ):
-                    notice = ConversationNotice(kind=NoticeKind.OFF_HOURS_MESSAGE)
-                    await add_notice_raw(raw, row["conversation_id"], notice)
-                return IngestResult(row["conversation_id"], row["message_id"])
+            return None  # a branch created and gone in a blink: the general path copes
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
             # SQLAlchemy did not see this connection fail: keep it out of the pool
             await conn.invalidate()

@@ -12,7 +12,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -32,27 +31,17 @@ log = logging.getLogger(__name__)
 WAKE_CHANNEL = "switchboard_outbox"
 # fail fast while Temporal is down: the row stays and is retried with backoff
 RPC_TIMEOUT = timedelta(seconds=5)
+NOTICE = "notice"  # payload: a ConversationNotice for conversation-{id}
 DELIVER = "deliver"  # payload {"message_id": ...}: start delivery-{message_id}
 FETCH_FILES = "fetch_files"  # payload {"message_id": ...}: start files-{message_id}
 
 
 async def add_notice(db: AsyncSession, conversation_id: int, notice: ConversationNotice) -> None:
-    await _add(db, conversation_id, "notice", notice.model_dump(mode="json", exclude={"outbox_id"}))
+    await _add(db, conversation_id, NOTICE, notice_payload(notice))
 
 
-# The same insert for the inbound fast path, which runs on the raw asyncpg connection (an ORM
-# session costs more CPU than the whole statement there). Payload is JSON text.
-_ADD_RAW = """
-    WITH added AS (
-        INSERT INTO outbox_events (conversation_id, kind, payload) VALUES ($1, $2, $3::jsonb) RETURNING id
-    )
-    SELECT pg_notify($4, '') FROM added
-"""
-
-
-async def add_notice_raw(conn: asyncpg.Connection, conversation_id: int, notice: ConversationNotice) -> None:
-    payload = notice.model_dump_json(exclude={"outbox_id"})
-    await conn.execute(_ADD_RAW, conversation_id, "notice", payload, WAKE_CHANNEL)
+def notice_payload(notice: ConversationNotice) -> dict[str, Any]:
+    return notice.model_dump(mode="json", exclude={"outbox_id"})
 
 
 async def add_delivery(db: AsyncSession, conversation_id: int, message_id: int, *, retry: bool = False) -> None:

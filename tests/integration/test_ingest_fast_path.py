@@ -68,22 +68,28 @@ async def test_duplicate_on_the_fast_path_writes_and_announces_nothing(world, da
                                .where(Message.conversation_id == stored.conversation_id)) == 2
 
 
-async def test_message_while_the_branch_is_closed_tells_the_workflow_in_the_same_transaction(world):
+async def test_message_while_the_branch_is_closed_tells_the_workflow_in_the_same_statement(world):
+    # the default branch here is open around the clock: no notice for its messages, and the
+    # process's schedule cache is fresh afterwards
+    day = await ingest(world.factory, world.event("fast-3", "hello"))
+    await _route(world.factory, day.conversation_id, world.branch_id)
+    await ingest(world.factory, world.event("fast-3", "second"))
+    assert await _notices(world.factory, day.conversation_id) == [NoticeKind.STARTED]
+
+    # a branch the cache has not seen yet: the fast path reloads rather than guess it is open
     async with world.factory() as db, db.begin():
         closed = Branch(name="Night shift", timezone="UTC", working_hours={"timezone": "UTC", "weekly": {}})
         db.add(closed)
         await db.flush()
         closed_id = closed.id
-    first = await ingest(world.factory, world.event("fast-3", "hello"))
-    await _route(world.factory, first.conversation_id, closed_id)
-    await ingest(world.factory, world.event("fast-3", "anyone?"))
-    assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE]
-
-    # the default branch here is open around the clock: no notice for its messages
-    other = await ingest(world.factory, world.event("fast-4", "hello"))
-    await _route(world.factory, other.conversation_id, world.branch_id)
-    await ingest(world.factory, world.event("fast-4", "second"))
-    assert await _notices(world.factory, other.conversation_id) == [NoticeKind.STARTED]
+    night = await ingest(world.factory, world.event("fast-4", "hello"))
+    await _route(world.factory, night.conversation_id, closed_id)
+    second = await ingest(world.factory, world.event("fast-4", "anyone?"))
+    assert not second.duplicate and second.message_id is not None
+    assert await _notices(world.factory, night.conversation_id) == [NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE]
+    await ingest(world.factory, world.event("fast-4", "hello??"))
+    assert await _notices(world.factory, night.conversation_id) == [
+        NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE, NoticeKind.OFF_HOURS_MESSAGE]
 
 
 async def test_a_resolved_conversation_is_left_to_the_general_path(world):
