@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from channels.registry import build_adapters
-from infra.db import make_engine, make_sessionmaker
+from infra.db import make_engine, make_sessionmaker, warm_pool
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
         app.state.credential_box = CredentialBox(settings.credentials_key.get_secret_value())
         app.state.inbox_cache = {}
+        await warm_pool(engine, settings.db_pool_size)
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
             app.state.adapters = {kind.value: adapter for kind, adapter in build_adapters(http, settings).items()}
             try:

@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.stack import BenchStack, bounded, percentile
+from bench.stack import BenchStack, bounded, open_loop, percentile
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
 from infra.db import make_sessionmaker
 from infra.models import Branch, Conversation, Inbox, Operator, OutboxEvent
@@ -89,6 +89,24 @@ async def seed(stack: BenchStack) -> int:
     return inbox_id
 
 
+async def settle(stack: BenchStack) -> int:
+    """Wait until the outbox is empty and every conversation has been routed; their count."""
+    engine = create_async_engine(stack.env["DATABASE_URL"])
+    factory = make_sessionmaker(engine)
+    try:
+        while True:
+            async with factory() as db:
+                pending = await db.scalar(select(func.count()).select_from(OutboxEvent))
+                unrouted = await db.scalar(select(func.count()).select_from(Conversation)
+                                           .where(Conversation.branch_id.is_(None)))
+                total = await db.scalar(select(func.count()).select_from(Conversation))
+            if pending == 0 and unrouted == 0:
+                return total
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
 async def raw_insert_rate(dsn: dict, n: int, concurrency: int) -> tuple[float, float]:
     pool = await asyncpg.create_pool(**dsn, min_size=20, max_size=20)
     await pool.execute("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial primary key, body text)")
@@ -139,6 +157,7 @@ async def run(args: argparse.Namespace) -> None:
         provider_ids: dict[str, float] = {}
         sent_at: dict[int, float] = {}
         request_ms: list[float] = []
+        client_lag: dict[int, float] = {}
         url = f"{stack.api_url}/webhooks/telegram/{inbox_id}"
         users = contact_sequence(args.events, args.contacts)
 
@@ -159,23 +178,31 @@ async def run(args: argparse.Namespace) -> None:
 
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 
-            async def warm(i: int) -> None:
-                async with http.post(url, json=telegram_update(10_000_000 + i, 900_000 + i % 20),
+            # Warm-up, not measured: the same traffic for a few seconds (new contacts included),
+            # then until the outbox has drained, as on a server that has been taking it: pools
+            # grown, statements prepared, workflow code loaded.
+            warm_events = int(args.rate * args.warmup) if args.rate else 600
+            warm_users = contact_sequence(warm_events, max(20, warm_events * args.contacts // args.events))
+
+            async def warm(i: int, _scheduled: float | None = None) -> None:
+                async with http.post(url, json=telegram_update(10_000_000 + i, 900_000 + warm_users[i]),
                                      headers=headers) as resp:
                     assert resp.status == 200, resp.status
 
-            # warm-up (not measured): pools, prepared statements, caches, as on a running server
-            await bounded(10, [warm(i) for i in range(200)])
+            if args.rate:
+                await open_loop(args.rate, warm_events, warm, time.perf_counter())
+            else:
+                await bounded(args.concurrency, [warm(i) for i in range(warm_events)])
+            warm_conversations = await settle(stack)
             await asyncio.sleep(1)
             began = time.perf_counter()
 
-            async def send(i: int) -> None:
+            async def send(i: int, scheduled: float | None = None) -> None:
                 nonlocal transport_retries
                 update_id = i + 1
-                scheduled = began + i / args.rate if args.rate else time.perf_counter()
-                if args.rate:
-                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                scheduled = scheduled or time.perf_counter()
                 sent_at[update_id] = scheduled
+                client_lag[update_id] = (time.perf_counter() - scheduled) * 1000  # the generator's own delay
                 for attempt in range(3):
                     try:
                         async with http.post(url, json=telegram_update(update_id, users[i]),
@@ -191,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
                 request_ms.append((time.perf_counter() - scheduled) * 1000)
 
             if args.rate:
-                await asyncio.gather(*(send(i) for i in range(args.events)))  # connector caps in-flight
+                await open_loop(args.rate, args.events, send, began)  # the connector caps in-flight
             else:
                 await bounded(args.concurrency, [send(i) for i in range(args.events)])
             elapsed = time.perf_counter() - began
@@ -215,20 +242,25 @@ async def run(args: argparse.Namespace) -> None:
         while True:
             async with factory() as db:
                 pending = await db.scalar(select(func.count()).select_from(OutboxEvent))
-                conversations = await db.scalar(select(func.count()).select_from(Conversation)) - 20
+                conversations = await db.scalar(select(func.count()).select_from(Conversation)) - warm_conversations
             if pending == 0:
                 break
             await asyncio.sleep(0.1)
         drain_s = time.perf_counter() - lag_began
-        workflows = -20  # the warm-up's
-        async for _ in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
-            workflows += 1
+        deadline = time.monotonic() + 15  # visibility is eventually consistent
+        while True:
+            workflows = -warm_conversations
+            async for _ in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
+                workflows += 1
+            if workflows >= conversations or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         await engine.dispose()
 
         offered = f"offered at {args.rate}/s" if args.rate else "closed loop"
         print(f"\ninbound benchmark: {args.events} webhook updates {offered}, at most {args.concurrency} in flight, "
               f"{args.contacts} contacts ({args.contacts / args.events:.0%} new conversations), "
-              f"api workers {args.api_workers}, cores {os.cpu_count()}")
+              f"api workers {args.api_workers}, cores {os.cpu_count()}; after {args.warmup:g} s of unmeasured warm-up traffic")
         print(f"  throughput               {args.events / elapsed:8.0f} events/s   (target 300)")
         print(f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  p99 {percentile(request_ms, 99):6.1f} ms")
         print(f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  p99 {percentile(visible_ms, 99):6.1f} ms"
@@ -254,6 +286,11 @@ async def run(args: argparse.Namespace) -> None:
             per_second.setdefault(int(at - began), []).append(ms)
         print("    p99 per second of the run: " + " ".join(
             f"{percentile(v, 99):.0f}" for _, v in sorted(per_second.items())))
+        lag_per_second: dict[int, list[float]] = {}
+        for update_id, ms in client_lag.items():
+            lag_per_second.setdefault(int(sent_at[update_id] - began), []).append(ms)
+        print("    load generator's own lag, p99 per second (sending late is counted as latency above): " + " ".join(
+            f"{percentile(v, 99):.0f}" for _, v in sorted(lag_per_second.items())))
         print(f"  messages stored          {len(rows)} (expected {args.events}); conversations {conversations}; "
               f"client-side transport retries {transport_retries}")
         print(f"  outbox drained           {drain_s:6.1f} s after the last request; "
@@ -275,6 +312,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--contacts", type=int, default=300)
     parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured traffic first")
     asyncio.run(run(parser.parse_args()))
     os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)
 

@@ -90,3 +90,16 @@ async def bounded(concurrency: int, jobs):
             return await job
 
     return await asyncio.gather(*(run(j) for j in jobs))
+
+
+async def open_loop(rate: float, n: int, job, began: float) -> None:
+    """Start job(i, scheduled) at began + i/rate, whether or not earlier ones have finished
+    (open loop). One timer at a time: creating every task up front stalled the generator itself."""
+    tasks = []
+    for i in range(n):
+        scheduled = began + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(job(i, scheduled)))
+    await asyncio.gather(*tasks)

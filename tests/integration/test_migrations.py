@@ -73,3 +73,23 @@ async def test_a_model_change_without_migration_is_detected(database_url):
         diff = await conn.run_sync(compare)
     await engine.dispose()
     assert any(op[0] == "add_table" and op[1].name == "not_migrated" for op in diff)
+
+
+async def test_app_engine_connects_before_and_after_migrations(postgres):
+    """The app's engine primes the enum types on connect; an unmigrated database must not make
+    that fail (the api answers /readyz, the launcher migrates), and a migrated one has them."""
+    from infra.db import _ENUMS, make_engine
+    from infra.settings import Settings
+
+    url = postgres.create_database("prime_check")
+    engine = make_engine(Settings(database_url=url, _env_file=None))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    await engine.dispose()
+
+    await asyncio.to_thread(run_migrations, url)
+    engine = make_engine(Settings(database_url=url, _env_file=None))
+    async with engine.connect() as conn:
+        enums = set((await conn.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'"))).scalars())
+    await engine.dispose()
+    assert set(_ENUMS) == enums, "every enum of the schema is primed, and only those"
