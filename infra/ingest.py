@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,7 +44,8 @@ class _DuplicateMessage(Exception):
 
 async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent) -> IngestResult:
     if event.kind == InboundKind.MESSAGE and not event.attachments:
-        fast = await _message_into_open_conversation(factory, event)
+        async with _driver_connection(factory) as raw:
+            fast = await _message_into_open_conversation(raw, event) or await _first_message(raw, event)
         if fast is not None:
             return fast
     try:
@@ -121,36 +124,109 @@ _ALL_SCHEDULES = "SELECT id, working_hours FROM branches"
 _OFF_HOURS = json.dumps(notice_payload(ConversationNotice(kind=NoticeKind.OFF_HOURS_MESSAGE)))
 
 
-async def _message_into_open_conversation(
-    factory: async_sessionmaker[AsyncSession], event: InboundEvent
-) -> IngestResult | None:
-    """None when the general path must decide (new contact or conversation, resolved, closed)."""
+@asynccontextmanager
+async def _driver_connection(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's asyncpg connection, for the hot paths' hand-written statements."""
     engine: AsyncEngine = factory.kw["bind"]
     async with engine.connect() as conn:
-        raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
         try:
-            for reload in (False, True):
-                schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
-                now = datetime.now(UTC)
-                row = await raw.fetchrow(
-                    _FAST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
-                    event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
-                    REALTIME_CHANNEL, list(schedules),
-                    [branch for branch, schedule in schedules.items() if not is_open(schedule, now)],
-                    NOTICE, _OFF_HOURS, WAKE_CHANNEL,
-                )
-                if row is None:
-                    return None
-                if row["message_id"] is not None:
-                    return IngestResult(row["conversation_id"], row["message_id"])
-                if row["branch_known"]:
-                    stored = await raw.fetchval(_STORED_MESSAGE_ID, event.inbox_id, event.provider_message_id)
-                    return IngestResult(None, stored, duplicate=True)
-            return None  # a branch created and gone in a blink: the general path copes
+            yield (await conn.get_raw_connection()).driver_connection
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
             # SQLAlchemy did not see this connection fail: keep it out of the pool
             await conn.invalidate()
             raise
+
+
+async def _message_into_open_conversation(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+    """None when another path must decide (new contact or conversation, resolved, closed)."""
+    for reload in (False, True):
+        schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
+        now = datetime.now(UTC)
+        row = await raw.fetchrow(
+            _FAST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
+            event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
+            REALTIME_CHANNEL, list(schedules),
+            [branch for branch, schedule in schedules.items() if not is_open(schedule, now)],
+            NOTICE, _OFF_HOURS, WAKE_CHANNEL,
+        )
+        if row is None:
+            return None
+        if row["message_id"] is not None:
+            return IngestResult(row["conversation_id"], row["message_id"])
+        if row["branch_known"]:
+            stored = await raw.fetchval(_STORED_MESSAGE_ID, event.inbox_id, event.provider_message_id)
+            return IngestResult(None, stored, duplicate=True)
+    return None  # a branch created and gone in a blink: the general path copes
+
+
+# A contact's first message, or the first since their last conversation was closed: contact
+# (if new), identity, conversation, message, the STARTED notice and both announcements in one
+# statement. Whatever it cannot settle on its own (a concurrent first message won the identity
+# or the conversation, a duplicate, a resolved conversation) it leaves to the general path,
+# rolling back what it wrote.
+_FIRST_MESSAGE = """
+    WITH existing AS (
+        SELECT id, contact_id FROM contact_identities
+        WHERE channel = CAST($2 AS channel_kind) AND provider_user_id = $3
+    ), new_contact AS (
+        INSERT INTO contacts (display_name, region)
+        SELECT $8, $9 WHERE NOT EXISTS (SELECT 1 FROM existing)
+        RETURNING id
+    ), new_identity AS (
+        INSERT INTO contact_identities (contact_id, channel, provider_user_id, provider_chat_id, username)
+        SELECT id, CAST($2 AS channel_kind), $3, $10, $11 FROM new_contact
+        ON CONFLICT (channel, provider_user_id) DO NOTHING
+        RETURNING id, contact_id
+    ), identity AS (
+        SELECT id, contact_id FROM existing UNION ALL SELECT id, contact_id FROM new_identity
+    ), conv AS (
+        INSERT INTO conversations (inbox_id, contact_id, identity_id, interface, status, last_in_at)
+        SELECT $1, contact_id, id, CAST($12 AS interface), 'open', now() FROM identity
+        ON CONFLICT (inbox_id, identity_id) WHERE status <> 'closed' DO NOTHING
+        RETURNING id
+    ), stored AS (
+        INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
+                              provider_message_id, delivery_status, provider_time)
+        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
+        FROM conv
+        ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
+        RETURNING id, conversation_id
+    ), noticed AS (
+        INSERT INTO outbox_events (conversation_id, kind, payload)
+        SELECT conversation_id, $13, $14::jsonb FROM stored
+        RETURNING id
+    )
+    SELECT conv.id AS conversation_id, stored.id AS message_id,
+           CASE WHEN stored.id IS NOT NULL THEN pg_notify($7, json_build_object(
+               'type', 'message.created', 'conversation_id', conv.id, 'message_id', stored.id,
+               'branch_id', NULL, 'assignee_id', NULL, 'direction', 'in')::text)
+           END,
+           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($15, '') END
+    FROM conv LEFT JOIN stored ON true
+"""
+_STARTED = json.dumps(notice_payload(ConversationNotice(kind=NoticeKind.STARTED)))
+
+
+class _LeaveIt(Exception):
+    """Roll back the hand-written attempt: the general path decides."""
+
+
+async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+    profile = event.profile
+    try:
+        async with raw.transaction():
+            row = await raw.fetchrow(
+                _FIRST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
+                event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
+                REALTIME_CHANNEL, profile.display_name or profile.username or "", profile.region,
+                event.provider_chat_id, profile.username, event.interface.value,
+                NOTICE, _STARTED, WAKE_CHANNEL,
+            )
+            if row is None or row["message_id"] is None:
+                raise _LeaveIt
+            return IngestResult(row["conversation_id"], row["message_id"], created_conversation=True)
+    except _LeaveIt:
+        return None
 
 
 async def _identity(db: AsyncSession, event: InboundEvent) -> ContactIdentity:

@@ -7,9 +7,10 @@ import asyncio
 
 from sqlalchemy import func, select, update
 
+from domain.contracts import ContactProfile
 from domain.conversation import NoticeKind
 from infra.ingest import ingest
-from infra.models import Branch, Conversation, Message, OutboxEvent
+from infra.models import Branch, Contact, ContactIdentity, Conversation, Message, OutboxEvent
 from infra.realtime import RealtimeListener
 
 
@@ -102,3 +103,62 @@ async def test_a_resolved_conversation_is_left_to_the_general_path(world):
     async with world.factory() as db:
         assert await db.scalar(select(Conversation.status).where(Conversation.id == first.conversation_id)) == "open"
     assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED, NoticeKind.REOPENED]
+
+
+async def test_first_message_creates_contact_identity_conversation_and_tells_the_workflow(world, database_url):
+    listener = RealtimeListener(database_url)
+    await listener.start()
+    try:
+        async with listener.subscribe() as events:
+            event = world.event("first-1", "hi there").model_copy(update={
+                "profile": ContactProfile(display_name="Ann Smith", username="ann", region="RU-MOW")})
+            result = await ingest(world.factory, event)
+            announced = await asyncio.wait_for(events.get(), 5)
+    finally:
+        await listener.stop()
+    assert result.created_conversation and not result.duplicate
+    assert announced == {"type": "message.created", "conversation_id": result.conversation_id,
+                         "message_id": result.message_id, "branch_id": None, "assignee_id": None,
+                         "direction": "in"}
+    async with world.factory() as db:
+        conversation = await db.get(Conversation, result.conversation_id)
+        identity = await db.get(ContactIdentity, conversation.identity_id)
+        contact = await db.get(Contact, conversation.contact_id)
+        message = await db.get(Message, result.message_id)
+    assert (conversation.status, conversation.inbox_id, conversation.interface) == ("open", world.inbox_id, "bot")
+    assert conversation.last_in_at is not None and conversation.branch_id is None
+    assert (identity.channel, identity.provider_user_id, identity.provider_chat_id, identity.username) == (
+        "telegram", event.provider_user_id, event.provider_chat_id, "ann")
+    assert identity.contact_id == contact.id and (contact.display_name, contact.region) == ("Ann Smith", "RU-MOW")
+    assert (message.text, message.direction, message.provider_message_id) == ("hi there", "in",
+                                                                              event.provider_message_id)
+    assert await _notices(world.factory, result.conversation_id) == [NoticeKind.STARTED]
+
+    again = await ingest(world.factory, event)
+    assert again.duplicate and again.message_id == result.message_id
+
+
+async def test_after_a_closed_conversation_the_same_contact_starts_a_new_one(world):
+    first = await ingest(world.factory, world.event("first-2", "hello"))
+    async with world.factory() as db, db.begin():
+        await db.execute(update(Conversation).where(Conversation.id == first.conversation_id)
+                         .values(status="closed", closed_at=func.now()))
+    second = await ingest(world.factory, world.event("first-2", "new question"))
+    assert second.created_conversation and second.conversation_id != first.conversation_id
+    async with world.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(Contact)) == 1
+        assert await db.scalar(select(func.count()).select_from(ContactIdentity)) == 1
+    assert await _notices(world.factory, second.conversation_id) == [NoticeKind.STARTED]
+
+
+async def test_concurrent_first_messages_of_many_new_contacts_leave_no_orphans(world):
+    events = [world.event(f"race-{i % 10}", f"hello {i}") for i in range(40)]
+    results = await asyncio.gather(*(ingest(world.factory, e) for e in events))
+    assert len({r.message_id for r in results}) == 40
+    async with world.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(Contact)) == 10
+        assert await db.scalar(select(func.count()).select_from(ContactIdentity)) == 10
+        assert await db.scalar(select(func.count()).select_from(Conversation)) == 10
+        started = await db.scalar(select(func.count()).select_from(OutboxEvent))
+    assert started == 10
+    assert sum(r.created_conversation for r in results) == 10
