@@ -1,0 +1,33 @@
+"""The benchmarks still run, on a tiny load, and their own correctness checks hold (nothing lost,
+nothing twice, order kept). Their figures are not asserted: speed is what the full runs print."""
+
+import os
+import re
+import subprocess
+import sys
+
+from infra.settings import ROOT
+
+
+def _run(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "CREDENTIALS_KEY")}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_inbound_benchmark_stores_announces_and_starts_everything():
+    out = _run("bench.inbound", "--events", "300", "--rate", "100", "--contacts", "30", "--warmup", "0.5")
+    assert re.search(r"messages stored\s+300 \(expected 300\); conversations 30;", out), out
+    assert "300/300 seen" in out, out
+    assert "30 conversation workflows started (expected 30)" in out, out
+    assert re.search(r"outbox lag to Temporal\s+p50\s+[\d.]+ ms", out), out
+
+
+def test_delivery_benchmark_sends_each_reply_once_in_order():
+    out = _run("bench.delivery", "--messages", "60", "--conversations", "20")
+    runs = re.findall(r"sent / failed\s+(\d+) / (\d+)", out)
+    assert runs and all(sent == "60" and failed == "0" for sent, failed in runs), out
+    assert re.findall(r"duplicates\s+(\d+)", out) == ["0"] * len(runs), out
+    assert re.findall(r"order violations\s+(\d+)", out) == ["0"] * len(runs), out
