@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from channels.base import ChannelAdapter, MalformedUpdate
 from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
 from infra.attachments import FileStore
-from infra.ingest import ingest
+from infra.ingest import ingest, refused_for_its_data
 from infra.models import Attachment, Inbox, Message
 from infra.realtime import publish
 from infra.security import CredentialBox
@@ -114,13 +114,10 @@ class ChannelActivities:
             await ingest(self._factory, event)
             return 1
         except DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-            # SQLSTATE classes 22 (data exception) and 23 (integrity violation): this event's
-            # data, not the database being away (08 connection, 40 rollback, 53 resources...)
-            if sqlstate[:2] not in ("22", "23") or activity.info().attempt < self.poison_after_attempts:
+            if not refused_for_its_data(exc) or activity.info().attempt < self.poison_after_attempts:
                 raise
             log.error("inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)", event.inbox_id,
-                      event.provider_message_id, sqlstate)
+                      event.provider_message_id, getattr(exc.orig, "sqlstate", None))
             return 0
 
     async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[ChannelAdapter, dict[str, Any], str | None]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from domain.enums import ChannelKind, ErrorClass, Interface, MessageFormat
 
@@ -31,6 +32,15 @@ class AttachmentKind(StrEnum):
     CONTACT = "contact"
 
 
+def _without_nul(value: str) -> str:
+    return value.replace("\x00", "")
+
+
+# Text a customer controls. PostgreSQL text cannot hold NUL characters, and a provider will
+# pass one on from pasted text: drop them rather than have the database refuse the message.
+CustomerText = Annotated[str, AfterValidator(_without_nul)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -49,8 +59,8 @@ class ProviderFileRef(_Frozen):
 
 
 class ContactProfile(_Frozen):
-    display_name: str = ""
-    username: str | None = None
+    display_name: CustomerText = ""
+    username: CustomerText | None = None
     language: str | None = None
     phone: str | None = None
     region: str | None = None  # GeoIP or provider-supplied region code, used for branch routing
@@ -69,12 +79,12 @@ class InboundEvent(_Frozen):
     # other kinds it is the provider's update id when it has one.
     provider_message_id: str | None = None
     provider_time: datetime
-    text: str = ""
+    text: CustomerText = ""
     attachments: list[ProviderFileRef] = Field(default_factory=list)
     media_group_id: str | None = None
     callback_id: str | None = None
-    callback_data: str | None = None
-    start_payload: str | None = None
+    callback_data: CustomerText | None = None
+    start_payload: CustomerText | None = None
     profile: ContactProfile = Field(default_factory=ContactProfile)
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from sqlalchemy import Text, cast, exists, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -43,9 +44,14 @@ class _DuplicateMessage(Exception):
 
 
 async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent) -> IngestResult:
+    """Raises SQLAlchemy's DBAPIError when the database refuses the event (see
+    `refused_for_its_data`) or is away; an event is stored whole or not at all."""
     if event.kind == InboundKind.MESSAGE and not event.attachments:
-        async with _driver_connection(factory) as raw:
-            fast = await _message_into_open_conversation(raw, event) or await _first_message(raw, event)
+        try:
+            async with _driver_connection(factory) as raw:
+                fast = await _message_into_open_conversation(raw, event) or await _first_message(raw, event)
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            fast = None  # the general path meets the same refusal and reports it the one way
         if fast is not None:
             return fast
     try:
@@ -54,6 +60,12 @@ async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent)
     except _DuplicateMessage:
         async with factory() as db:
             return IngestResult(None, await _stored_message_id(db, event), duplicate=True)
+
+
+def refused_for_its_data(exc: DBAPIError) -> bool:
+    """SQLSTATE classes 22 (data exception) and 23 (integrity violation): this event's data, which
+    no retry will change, not the database being away (08 connection, 40 rollback, 53 ...)."""
+    return (getattr(exc.orig, "sqlstate", None) or "")[:2] in ("22", "23")
 
 
 async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | None:

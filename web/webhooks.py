@@ -1,7 +1,9 @@
 """Channel webhooks: verify the provider's secret, parse, ingest, answer at commit.
 
 Never a 500 for what a provider sends: a bad secret is 401, a body that is not an update 400,
-an update kind we do not handle is acknowledged (200) and logged by the adapter.
+an update kind we do not handle is acknowledged (200) and logged by the adapter, and so is one
+whose data the database refuses. Only the database being away answers 5xx, so the provider
+retries.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from channels.base import MalformedUpdate
 from domain.enums import ChannelKind
-from infra.ingest import ingest
+from infra.ingest import ingest, refused_for_its_data
 from infra.models import Inbox
 from web.problems import problem
 
@@ -67,5 +70,13 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
     except (ValueError, MalformedUpdate) as exc:  # JSONDecodeError is a ValueError
         return problem(400, "Bad Request", f"Not a {channel} update: {exc}")
     for event in events:
-        await ingest(request.app.state.sessionmaker, event)
+        try:
+            await ingest(request.app.state.sessionmaker, event)
+        except DBAPIError as exc:
+            if not refused_for_its_data(exc):
+                raise  # the database is away: a 5xx makes the provider retry, which is right
+            # The same data would be refused on every retry, and Telegram holds back the
+            # bot's later updates until this one is accepted: log it and move on.
+            log.error("inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)", inbox_id,
+                      event.provider_message_id, getattr(exc.orig, "sqlstate", None))
     return JSONResponse({"ok": True})

@@ -61,3 +61,21 @@ async def test_a_retried_update_is_stored_once(world, live_api):
         texts = (await db.scalars(select(Message.text).order_by(Message.id))).all()
         conversations = await db.scalar(select(func.count()).select_from(Conversation))
     assert texts == ["where is my order?", "hello?"] and conversations == 1
+
+
+async def test_an_update_the_database_refuses_is_acknowledged_and_the_next_one_stored(world, live_api):
+    """Telegram holds back a bot's later updates until one is accepted: refusing it forever with
+    a 5xx would stop the inbox. Its data will not change on a retry, so it is skipped."""
+    url = f"{live_api.url}/webhooks/telegram/{world.inbox_id}"
+    poison = update(301, "hi", user=4301)
+    poison["message"]["from"]["username"] = "u" * 250  # longer than contact_identities.username
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(url, json=poison, headers=SECRET)
+        nul = await http.post(url, json=update(302, "pasted\u0000text", user=4302), headers=SECRET)
+        fine = await http.post(url, json=update(303, "second customer", user=4303), headers=SECRET)
+    assert (refused.status_code, nul.status_code, fine.status_code) == (200, 200, 200)
+    async with world.factory() as db:
+        texts = set((await db.scalars(select(Message.text))).all())
+        conversations = await db.scalar(select(func.count()).select_from(Conversation))
+    assert texts == {"pastedtext", "second customer"}
+    assert conversations == 2  # nothing half-written for the refused one
