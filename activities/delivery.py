@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +45,7 @@ PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
 # a rate slot further away than this is not waited for inside the activity
 MAX_SLOT_WAIT = 20.0
+HEARTBEAT_EVERY = 3.0  # well inside the workflow's 15 s heartbeat timeout
 
 
 class DeliveryActivities:
@@ -80,6 +83,10 @@ class DeliveryActivities:
 
     @activity.defn(name="send_message")
     async def send_message(self, request: SendRequest) -> SendOutcome:
+        async with _heartbeating():
+            return await self._send(request)
+
+    async def _send(self, request: SendRequest) -> SendOutcome:
         loaded = await self._load(request.message_id)
         if loaded is None:
             return SendOutcome(outcome=Outcome.FAILED, reason="message not found")
@@ -293,3 +300,19 @@ class DeliveryActivities:
 
     def all(self) -> list[Any]:
         return [self.prepare_delivery, self.send_message, self.fail_delivery]
+
+
+@asynccontextmanager
+async def _heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
+    """Heartbeat in the background while the body waits on the rate slot or the provider."""
+
+    async def pump() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -33,6 +33,9 @@ ACTIVITY = {
     # only infrastructure failures raise (provider outcomes are returned): keep trying
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 }
+# The send heartbeats while it waits and talks to the provider: a worker that dies mid-send is
+# noticed in seconds, not after the 90 s above, and the chat behind it does not wait that long.
+SEND_ACTIVITY = ACTIVITY | {"heartbeat_timeout": timedelta(seconds=15)}
 
 
 @workflow.defn
@@ -67,7 +70,7 @@ class DeliveryWorkflow:
             result = await workflow.execute_activity(
                 SEND,
                 SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts, slot_at=slot_at),
-                result_type=SendOutcome, **ACTIVITY,
+                result_type=SendOutcome, **SEND_ACTIVITY,
             )
             sent_parts, slot_at = result.sent_parts, result.slot_at
             if result.outcome in (Outcome.SENT, Outcome.FAILED):
