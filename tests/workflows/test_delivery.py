@@ -139,3 +139,28 @@ async def test_our_own_rate_slot_is_kept_for_the_next_attempt_not_reserved_again
             DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue)
     assert result == "sent"
     assert [r.slot_at for r in requests] == [None, slot]
+
+
+async def test_a_send_that_stops_heartbeating_is_retried_long_before_its_start_to_close(time_skipping_env, task_queue):
+    """A worker dying mid-send stops the heartbeats; the retry must not wait for the 90 s
+    start-to-close timeout, with the chat's later replies queued behind it."""
+    calls: list = []
+
+    @activity.defn(name="send_message")
+    async def send(request: SendRequest) -> SendOutcome:
+        info = activity.info()
+        calls.append((info.attempt, info.current_attempt_scheduled_time))
+        if info.attempt == 1:
+            await asyncio.Event().wait()  # hangs without heartbeating, like a dead worker
+        return SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"])
+
+    provider = Provider([])
+    activities = [a for a in provider.activities() if a.__temporal_activity_definition.name != "send_message"]
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
+                      activities=[*activities, send]):
+        await time_skipping_env.client.execute_workflow(
+            DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue,
+        )
+    assert [attempt for attempt, _ in calls] == [1, 2]
+    retried_after = (calls[1][1] - calls[0][1]).total_seconds()
+    assert retried_after < 30, f"retried {retried_after:.0f} s later: the heartbeat timeout did not apply"
