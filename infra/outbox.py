@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.conversation import ConversationInput, ConversationNotice, NoticeKind
 from domain.delivery import DeliveryInput
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 WAKE_CHANNEL = "switchboard_outbox"
 # fail fast while Temporal is down: the row stays and is retried with backoff
 RPC_TIMEOUT = timedelta(seconds=5)
+OUTAGE_MAX_PAUSE = 5.0  # the longest the relay waits between passes while Temporal is away
+_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Temporal did not answer (down, restarting, overloaded): not this row's fault."""
+    if isinstance(exc, RPCError):
+        return exc.status in _UNREACHABLE
+    return isinstance(exc, (TimeoutError, ConnectionError))
 NOTICE = "notice"  # payload: a ConversationNotice for conversation-{id}
 DELIVER = "deliver"  # payload {"message_id": ...}: start delivery-{message_id}
 FETCH_FILES = "fetch_files"  # payload {"message_id": ...}: start files-{message_id}
@@ -94,17 +104,24 @@ class OutboxRelay:
         self._sem = asyncio.Semaphore(concurrency)
         self._idle_poll = idle_poll
         self._wake = asyncio.Event()
+        self.temporal_unreachable = False  # the last pass could not reach Temporal
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        pause = 0.0  # while Temporal is unreachable: 0.5 s doubling to OUTAGE_MAX_PAUSE
         while not stop.is_set():
             try:
                 drained = await self.drain_once()
             except Exception:  # noqa: BLE001 - the relay must outlive database hiccups
                 log.exception("outbox relay pass failed")
                 drained = 0
+            if self.temporal_unreachable:
+                pause = min(max(pause * 2, 0.5), OUTAGE_MAX_PAUSE)
+                await self._sleep(stop, pause)
+                continue
+            pause = 0.0
             if drained < self._batch:
                 self._wake.clear()
                 try:
@@ -112,8 +129,21 @@ class OutboxRelay:
                 except TimeoutError:
                     pass
 
+    @staticmethod
+    async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
     async def drain_once(self) -> int:
-        """One pass: claim queue heads, hand them to Temporal, delete what was accepted."""
+        """One pass: claim queue heads, hand them to Temporal, delete what was accepted.
+
+        A row Temporal refused waits with its own backoff (2 s doubling to 60 s). A row that
+        failed only because Temporal is unreachable stays due: the relay as a whole pauses a
+        few seconds instead, so everything moves within seconds of Temporal coming back (after
+        an outage of minutes, per-row backoff had put every row up to a minute out)."""
+        self.temporal_unreachable = False
         async with self._factory() as db, db.begin():
             rows = (await db.execute(_CLAIM, {"limit": self._batch})).all()
             if not rows:
@@ -121,15 +151,21 @@ class OutboxRelay:
             results = await asyncio.gather(*(self._dispatch(row) for row in rows), return_exceptions=True)
             done = [row.id for row, res in zip(rows, results, strict=True) if res is None]
             for row, res in zip(rows, results, strict=True):
-                if res is not None:
-                    delay = min(2 ** min(row.attempts, 6), 60)
+                if res is None:
+                    continue
+                unreachable = _unreachable(res)
+                self.temporal_unreachable |= unreachable
+                delay = 0 if unreachable else min(2 ** min(row.attempts, 6), 60)
+                if not unreachable:
                     log.warning("outbox %s for conversation %s failed (%s); retry in %s s",
                                 row.id, row.conversation_id, res, delay)
-                    await db.execute(
-                        text("UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, "
-                             "available_at = now() + make_interval(secs => :delay) WHERE id = :id"),
-                        {"err": str(res)[:500], "delay": delay, "id": row.id},
-                    )
+                await db.execute(
+                    text("UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, "
+                         "available_at = now() + make_interval(secs => :delay) WHERE id = :id"),
+                    {"err": str(res)[:500], "delay": delay, "id": row.id},
+                )
+            if self.temporal_unreachable:
+                log.warning("Temporal unreachable: %d outbox rows wait", len(rows) - len(done))
             if done:
                 await db.execute(text("DELETE FROM outbox_events WHERE id = ANY(:ids)"), {"ids": done})
             return len(rows)

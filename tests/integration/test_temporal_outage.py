@@ -72,7 +72,9 @@ async def test_inbound_survives_a_temporal_outage(world, app_settings, admin, ta
                 assert pending == 10
 
                 await asyncio.to_thread(server.start)
+                back = time.monotonic()
                 await wait_until(lambda: _all_assigned(world.factory, 11), timeout=90, interval=0.5)
+                print(f"\n[temporal outage] caught up {time.monotonic() - back:.1f} s after the restart")
                 async with world.factory() as db:
                     assert await db.scalar(select(func.count()).select_from(OutboxEvent)) == 0
     finally:
