@@ -2,7 +2,7 @@
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
-alive (`conversation_v1_regular_activities.json` predates the local-activity patch).
+alive (the `*_v1_regular_activities.json` files predate the local-activity patches).
 """
 
 import asyncio
@@ -59,7 +59,7 @@ async def main() -> None:
                                                  id=f"delivery-{queue}", task_queue=queue)
         await handle.result()
         history = await handle.fetch_history()
-    (HISTORIES / "delivery_retry_rate_limit_sent.json").write_text(history.to_json())
+    (HISTORIES / "delivery_v2_local_prepare.json").write_text(history.to_json())
     await env.shutdown()
 
 
