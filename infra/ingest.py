@@ -1,5 +1,10 @@
 """The one inbound service every channel uses: an InboundEvent becomes contact, conversation
 and message in one transaction, announced on commit, idempotent on the provider's ids.
+
+Plain text messages, nearly all traffic, take one hand-written statement on the driver
+connection: into an open conversation, or a contact's first message. Everything else, and
+whatever those statements cannot settle alone, takes the general ORM path. All paths write the
+same rows; tests/integration/test_ingest_fast_path.py pins what the statements must still do.
 """
 
 from __future__ import annotations
