@@ -1,4 +1,6 @@
-"""Re-record the saved histories the replay test checks: `python -m tests.workflows.record_histories`.
+"""Re-record the saved histories the replay test checks:
+`python -m tests.workflows.record_histories [conversation delivery poller files webhook_check housekeeping]`
+(all of them without arguments).
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
@@ -6,34 +8,45 @@ alive (the `*_v1_regular_activities.json` files predate the local-activity patch
 """
 
 import asyncio
+import logging
 import os
+import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
+from domain.delivery import DeliveryInput, Outcome, SendOutcome
 from infra.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually
-from temporalio.worker import Worker
-
-from domain.delivery import DeliveryInput, Outcome, SendOutcome
 from tests.workflows.test_delivery import Provider
+from tests.workflows.test_polling import ScriptedPoller
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
+from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow, FetchReport
+from workflows.housekeeping import HousekeepingWorkflow
+from workflows.polling import PollerInput, PollerWorkflow
+from workflows.webhooks import WebhookCheckInput, WebhookCheckReport, WebhookCheckWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def main() -> None:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(venv_binary("temporal-test-server")), data_converter=pydantic_data_converter
-    )
-    await register_search_attributes(env.client)
+def _save(name: str, history) -> None:
+    (HISTORIES / name).write_text(history.to_json())
+    print(f"recorded {name}: {len(history.events)} events")
+
+
+async def record_conversation(env: WorkflowEnvironment) -> None:
     branch = Branch(online=[1, 2, 3], policy=InboxPolicy(auto_reply="Hello!", rating_mode="stars"))
     async with conversation(env, branch, f"record-{uuid.uuid4()}") as handle:
         await eventually(lambda: branch.kinds("assigned"))
@@ -45,9 +58,10 @@ async def main() -> None:
         await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=10, kind=NoticeKind.RESOLVE,
                                                                              operator_id=3))
         await eventually(lambda: branch.kinds("dispatch"))
-        history = await handle.fetch_history()
-    (HISTORIES / "conversation_v2_local_db_calls.json").write_text(history.to_json())
+        _save("conversation_v2_local_db_calls.json", await handle.fetch_history())
 
+
+async def record_delivery(env: WorkflowEnvironment) -> None:
     provider = Provider([
         SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
         SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=3, reason="429"),
@@ -58,11 +72,107 @@ async def main() -> None:
         handle = await env.client.start_workflow(DeliveryWorkflow.run, DeliveryInput(message_id=76),
                                                  id=f"delivery-{queue}", task_queue=queue)
         await handle.result()
-        history = await handle.fetch_history()
-    (HISTORIES / "delivery_v2_local_prepare.json").write_text(history.to_json())
-    await env.shutdown()
+        _save("delivery_v2_local_prepare.json", await handle.fetch_history())
+
+
+async def record_poller(env: WorkflowEnvironment) -> None:
+    """Two runs of one poller: three polls (one retried) then continue-as-new; two more, then told to stop."""
+    queue = f"record-{uuid.uuid4()}"
+    script = ScriptedPoller(rounds=4)
+    async with Worker(env.client, task_queue=queue, workflows=[PollerWorkflow], activities=[script.activity()]):
+        handle = await env.client.start_workflow(
+            PollerWorkflow.run, PollerInput(inbox_id=5, polls_per_run=3, poll_timeout=1),
+            id=f"poller-{queue}", task_queue=queue,
+        )
+        await handle.result()
+        first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        _save("poller_v1_continue_as_new.json", await first.fetch_history())
+        last = env.client.get_workflow_handle(handle.id, run_id=(await handle.describe()).run_id)
+        _save("poller_v1_stopped.json", await last.fetch_history())
+
+
+async def record_files(env: WorkflowEnvironment) -> None:
+    @activity.defn(name="fetch_attachments")
+    async def fetch_attachments(params: FetchAttachmentsInput) -> FetchReport:
+        if activity.info().attempt < 3:
+            raise ApplicationError("file host unavailable", type="RetryableError")
+        return FetchReport(stored=2, skipped=1)
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[FetchAttachmentsWorkflow],
+                      activities=[fetch_attachments]):
+        handle = await env.client.start_workflow(
+            FetchAttachmentsWorkflow.run, FetchAttachmentsInput(message_id=9, retry_initial_seconds=1),
+            id=f"files-{queue}", task_queue=queue,
+        )
+        await handle.result()
+        _save("files_v1.json", await handle.fetch_history())
+
+
+async def record_webhook_check(env: WorkflowEnvironment) -> None:
+    """A pass whose activity fails all three attempts, the pause, continue-as-new."""
+
+    @activity.defn(name="check_webhooks")
+    async def check_webhooks() -> WebhookCheckReport:
+        raise ApplicationError("database away")
+
+    await _first_run(env, "webhook_check_v1.json", WebhookCheckWorkflow, [check_webhooks],
+                     lambda queue: env.client.start_workflow(
+                         WebhookCheckWorkflow.run, WebhookCheckInput(interval_seconds=600),
+                         id=f"webhook-check-{queue}", task_queue=queue))
+
+
+async def record_housekeeping(env: WorkflowEnvironment) -> None:
+    @activity.defn(name="purge_expired")
+    async def purge_expired() -> dict[str, int]:
+        return {"sessions": 2, "attempts": 5}
+
+    await _first_run(env, "housekeeping_v1.json", HousekeepingWorkflow, [purge_expired],
+                     lambda queue: env.client.start_workflow(
+                         HousekeepingWorkflow.run, id=f"housekeeping-{queue}", task_queue=queue))
+
+
+async def _first_run(env: WorkflowEnvironment, name: str, workflow: type, activities: list,
+                     start: Callable[[str], Awaitable]) -> None:
+    """Save the history of a periodic workflow's first run, which ends by continuing as new."""
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[workflow], activities=activities):
+        handle = await start(queue)
+        first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        await env.sleep(timedelta(hours=2))
+        for _ in range(100):
+            if (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"{workflow.__name__} did not continue as new")
+        _save(name, await first.fetch_history())
+        await handle.terminate()
+
+
+RECORDERS = {
+    "conversation": record_conversation,
+    "delivery": record_delivery,
+    "poller": record_poller,
+    "files": record_files,
+    "webhook_check": record_webhook_check,
+    "housekeeping": record_housekeeping,
+}
+
+
+async def main(names: list[str]) -> None:
+    logging.getLogger("temporalio").setLevel(logging.CRITICAL)  # the scripted failures are expected
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(venv_binary("temporal-test-server")), data_converter=pydantic_data_converter
+    )
+    await register_search_attributes(env.client)
+    try:
+        for name in names or RECORDERS:
+            await RECORDERS[name](env)
+    finally:
+        await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
     os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)

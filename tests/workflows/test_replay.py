@@ -1,4 +1,4 @@
-"""Saved histories replay on the current ConversationWorkflow: catches non-determinism before deploy."""
+"""Saved histories of every workflow replay on the current code: catches non-determinism before deploy."""
 
 from pathlib import Path
 
@@ -9,17 +9,25 @@ from temporalio.worker import Replayer
 
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
+from workflows.files import FetchAttachmentsWorkflow
+from workflows.housekeeping import HousekeepingWorkflow
+from workflows.polling import PollerWorkflow
+from workflows.webhooks import WebhookCheckWorkflow
 
+WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, PollerWorkflow, FetchAttachmentsWorkflow, WebhookCheckWorkflow,
+             HousekeepingWorkflow]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays(path: Path):
-    history = WorkflowHistory.from_json("conversation-replay", path.read_text())
-    replayer = Replayer(workflows=[ConversationWorkflow, DeliveryWorkflow], data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json("replay", path.read_text())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
-def test_there_is_a_saved_history():
-    assert HISTORIES, "record one with python -m tests.workflows.record_histories"
+def test_every_workflow_has_a_saved_history():
+    recorded = {WorkflowHistory.from_json("replay", p.read_text()).events[0]
+                .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
+    assert recorded == {w.__name__ for w in WORKFLOWS}, "record one with python -m tests.workflows.record_histories"
