@@ -14,7 +14,7 @@ $(STAMP): requirements.lock
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/python -m infra.launcher
+	$(VENV)/bin/python -m setup.launcher
 
 test: $(STAMP)
 	$(VENV)/bin/python -m tests.prepare

@@ -21,8 +21,8 @@ from activities.housekeeping import HousekeepingActivities
 from channels.registry import ADAPTERS, build_adapters
 from domain.ids import HOUSEKEEPING_WORKFLOW_ID, WEBHOOK_CHECK_WORKFLOW_ID
 from infra.db import make_engine, make_sessionmaker, warm_pool
-from infra.inboxes import ensure_pollers
-from infra.outbox import OutboxRelay, listen_for_wakeups
+from services.inboxes import ensure_pollers
+from services.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import connect_temporal

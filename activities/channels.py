@@ -22,8 +22,8 @@ from temporalio.exceptions import ApplicationError
 
 from channels.base import ChannelAdapter, MalformedUpdate
 from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
-from infra.attachments import FileStore
-from infra.ingest import ingest, refused_for_its_data
+from infra.files import FileStore
+from services.ingest import ingest, refused_for_its_data
 from infra.models import Attachment, Inbox, Message
 from infra.realtime import publish
 from infra.security import CredentialBox

@@ -20,9 +20,9 @@ from domain.conversation import Assignment, ConversationState, InactivityCheck, 
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.routing import RegionRule as RegionRuleSpec
 from domain.routing import branch_for_region
-from infra.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
+from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
 from infra.models import AuditEvent, Branch, Contact, Conversation, Inbox, Message, Operator, RegionRule
-from infra.outbox import add_delivery
+from services.outbox import add_delivery
 from infra.realtime import publish
 from infra.settings import Settings
 

@@ -5,8 +5,8 @@ faults and once with a share of retryable provider faults.
     .venv/bin/python -m bench.delivery                  # 10,000 over 1,000 chats: ~27 min
     .venv/bin/python -m bench.delivery --bot-rate 200   # what the pipeline does past Telegram's limit
 
-The path: a customer writes in (infra.ingest, which opens the conversation), a supervisor
-answers (infra.operators.send_reply, one Idempotency-Key per reply, one transaction each), the
+The path: a customer writes in (services.ingest, which opens the conversation), a supervisor
+answers (services.conversations.send_reply, one Idempotency-Key per reply, one transaction each), the
 outbox relay in `worker.py` starts delivery-{message_id}, DeliveryWorkflow waits for the chat's
 previous reply, takes a rate slot (per bot and per chat, in PostgreSQL) and sends through the
 Telegram adapter to the fake (tests/fakes/telegram.py, served in this process on loopback).
@@ -54,9 +54,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from bench.stack import BenchStack, bounded, percentile
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, OperatorStatus
-from infra import operators
+from services.conversations import send_reply
 from infra.db import make_sessionmaker
-from infra.ingest import ingest
+from services.ingest import ingest
 from infra.models import Branch, DeliveryAttempt, Inbox, Message, Operator, OutboxEvent
 from infra.security import CredentialBox, hash_password
 from infra.settings import ROOT
@@ -129,7 +129,7 @@ async def queue_replies(factory, operator_id: int, conversations: dict[str, int]
         body = f"{tag} chat {chat_id} reply {k}"
         async with factory() as db, db.begin():
             operator = await db.get(Operator, operator_id)
-            await operators.send_reply(db, operator, conversations[chat_id], body,
+            await send_reply(db, operator, conversations[chat_id], body,
                                        idempotency_key=f"{tag}-{chat_id}-{k}")
         written[chat_id].append(body)
 

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from infra.devstack import EmbeddedPostgres, TemporalDevServer, free_port
+from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from infra.security import generate_credentials_key
 from infra.settings import ROOT
 

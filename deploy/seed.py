@@ -1,7 +1,7 @@
 """First-start data in production: `python -m deploy.seed`, run by docker-compose.yml's `migrate`
-service right after `alembic upgrade head` (what `make run` does through infra/launcher.py).
+service right after `alembic upgrade head` (what `make run` does through setup/launcher.py).
 
-Seeds the default branch, the web-widget inbox and the first admin (infra/seed.py; idempotent,
+Seeds the default branch, the web-widget inbox and the first admin (setup/seed.py; idempotent,
 serialised by an advisory lock). Unlike `make run`, production never generates the admin password
 and prints it into container logs: ADMIN_PASSWORD must be set. CREDENTIALS_KEY is checked here too,
 so a malformed key stops the deployment before the api and the worker start instead of failing the
@@ -16,7 +16,7 @@ import sys
 from cryptography.fernet import Fernet
 
 from infra.db import make_engine, make_sessionmaker
-from infra.seed import seed
+from setup.seed import seed
 from infra.settings import Settings, get_settings
 
 MIN_ADMIN_PASSWORD = 12

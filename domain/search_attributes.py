@@ -1,6 +1,6 @@
 """Custom search attributes a supervisor filters on in the Temporal UI.
 
-Registered by the dev server at start (see `infra/devstack.py`) and in production by the
+Registered by the dev server at start (see `setup/devstack.py`) and in production by the
 `temporal operator search-attribute create` step of docker-compose.yml.
 """
 

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from infra.devstack import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
+from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
 from infra.models import Base
 from infra.settings import ROOT, Settings
 from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
@@ -214,7 +214,7 @@ def live_api(app_settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture
 async def admin(clean_db, app_settings: Settings) -> dict[str, str]:
     """The seeded default branch, widget inbox and admin (password from settings)."""
-    from infra.seed import seed
+    from setup.seed import seed
 
     await seed(clean_db, app_settings)
     return {"email": app_settings.admin_email, "password": app_settings.admin_password.get_secret_value()}

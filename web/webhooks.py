@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from channels.base import MalformedUpdate
 from domain.enums import ChannelKind
-from infra.ingest import ingest, refused_for_its_data
+from services.ingest import ingest, refused_for_its_data
 from infra.models import Inbox
 from web.problems import problem
 

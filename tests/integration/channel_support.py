@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from activities.channels import ChannelActivities
 from channels.registry import build_adapters
 from domain.enums import ChannelKind
-from infra.inboxes import create_inbox
+from services.inboxes import create_inbox
 from infra.models import Inbox, Message
 from infra.security import CredentialBox
 from infra.settings import Settings

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
-from infra import operators
-from infra.ingest import ingest
+from services import conversations
+from services.ingest import ingest
 from infra.models import Message, Operator, OutboxEvent
 from infra.settings import ROOT, Settings
 from tests.conftest import TEST_CREDENTIALS_KEY
@@ -85,7 +85,7 @@ async def queue_replies(
             began = time.monotonic()
             async with factory() as db, db.begin():
                 operator = await db.get(Operator, operator_id)
-                message_id, created = await operators.send_reply(
+                message_id, created = await conversations.send_reply(
                     db, operator, chat.conversation_id, text, idempotency_key=f"{tag}-{chat.chat_id}-{k}"
                 )
             took.append(time.monotonic() - began)

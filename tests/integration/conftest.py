@@ -18,7 +18,7 @@ from temporalio.client import Client
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
 from infra.models import Branch, Inbox, Operator
-from infra.outbox import OutboxRelay, listen_for_wakeups
+from services.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
 from tests.conftest import TEST_CREDENTIALS_KEY

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from api import create_app
 from infra.models import AuditEvent, Branch, Inbox, Operator, WebSession
-from infra.seed import seed
+from setup.seed import seed
 from tests.conftest import LiveServer
 
 
@@ -20,7 +20,7 @@ async def test_healthz_and_readyz(live_api):
 
 
 async def test_readyz_names_temporal_when_it_is_down(app_settings):
-    from infra.devstack import free_port
+    from setup.devstack import free_port
 
     broken = app_settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     server = LiveServer(create_app(broken)).start()

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from domain.enums import ChannelKind
-from infra.attachments import FileStore
-from infra.ingest import ingest
+from infra.files import FileStore
+from services.ingest import ingest
 from infra.models import Attachment
 from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from domain.contracts import InboundKind
 from domain.enums import ConversationStatus, DeliveryStatus, OperatorStatus, SenderKind
 from domain.ids import conversation_workflow_id
-from infra import operators
-from infra.ingest import ingest
+from services import conversations, operators
+from services.ingest import ingest
 from infra.models import (
     AuditEvent,
     Contact,
@@ -141,7 +141,7 @@ async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, e
     await wait_until(lambda: _is(assignee(), b), timeout=20)  # 1.2 s unopened: escalated
     async with world.factory() as db, db.begin():
         operator_b = await db.get(Operator, b)
-        await operators.open_conversation(db, operator_b, cid)
+        await conversations.open_conversation(db, operator_b, cid)
     await asyncio.sleep(2)
     assert await assignee() == b  # opened: no more escalation
 
@@ -149,14 +149,14 @@ async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, e
     await wait_until(lambda: _count_sent(world, SenderKind.SYSTEM, 1))
 
     async with world.factory() as db, db.begin():
-        await operators.request_transfer(db, operator_b, cid, to_operator_id=a)
+        await conversations.request_transfer(db, operator_b, cid, to_operator_id=a)
     await wait_until(lambda: _is(assignee(), a))
     async with world.factory() as db, db.begin():
         operator_a = await db.get(Operator, a)
-        await operators.open_conversation(db, operator_a, cid)
-        await operators.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")
-        await operators.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")  # retried click
-        await operators.request_resolve(db, operator_a, cid)
+        await conversations.open_conversation(db, operator_a, cid)
+        await conversations.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")
+        await conversations.send_reply(db, operator_a, cid, "It ships today", idempotency_key="k1")  # retried click
+        await conversations.request_resolve(db, operator_a, cid)
 
     async def status():
         async with world.factory() as db:

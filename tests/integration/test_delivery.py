@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
-from infra import deadletters, operators
-from infra.ingest import ingest
+from services import conversations, deadletters, errors
+from services.ingest import ingest
 from infra.models import ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
 from infra.security import CredentialBox
 from tests.conftest import TEST_CREDENTIALS_KEY
@@ -33,7 +33,7 @@ async def _reply(world, operator_id: int, conversation_id: int, text: str, key: 
     await wait_until(assigned)
     async with world.factory() as db, db.begin():
         operator = await db.get(Operator, operator_id)
-        message_id, _ = await operators.send_reply(db, operator, conversation_id, text, idempotency_key=key)
+        message_id, _ = await conversations.send_reply(db, operator, conversation_id, text, idempotency_key=key)
     return message_id
 
 
@@ -150,7 +150,7 @@ async def test_a_failed_message_does_not_block_the_next_and_can_be_retried(world
         try:
             await deadletters.retry_dead_letter(db, operator, first)
             raise AssertionError("an operator may not retry dead letters")
-        except operators.Forbidden:
+        except errors.Forbidden:
             pass
         await deadletters.retry_dead_letter(db, sup, first)
     await wait_until(lambda: _is(_status(world, first), DeliveryStatus.SENT), timeout=20)

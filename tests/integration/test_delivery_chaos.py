@@ -10,7 +10,7 @@ behind it. The outage test can too (up to 90 s more) when an activity's report i
 while Temporal shuts down.
 
 The replies take the real path: a customer writes in (ingest), a supervisor answers
-(operators.send_reply, one Idempotency-Key each), the outbox relay starts delivery-{id}, the
+(services.conversations.send_reply, one Idempotency-Key each), the outbox relay starts delivery-{id}, the
 workflow sends through the Telegram adapter to the fake. Counting is by text at the fake.
 """
 
@@ -28,8 +28,8 @@ from temporalio.service import RPCError
 
 from domain.enums import DeliveryStatus
 from domain.ids import delivery_workflow_id
-from infra.devstack import TemporalDevServer, free_port
-from infra.outbox import OutboxRelay, listen_for_wakeups
+from setup.devstack import TemporalDevServer, free_port
+from services.outbox import OutboxRelay, listen_for_wakeups
 from tests.conftest import TMP
 from tests.fakes.faults import Fault
 from tests.integration.chaos_support import (

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from domain.contracts import PermanentError
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
-from infra.inboxes import connect_inbox, create_inbox
+from services.inboxes import connect_inbox, create_inbox
 from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401
     Channels,

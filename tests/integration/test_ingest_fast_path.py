@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from domain.contracts import ContactProfile
 from domain.conversation import NoticeKind
-from infra.ingest import ingest
+from services.ingest import ingest
 from infra.models import Branch, Contact, ContactIdentity, Conversation, Message, OutboxEvent
 from infra.realtime import RealtimeListener
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.devstack import free_port
+from setup.devstack import free_port
 from infra.settings import ROOT
 
 
@@ -24,7 +24,7 @@ class Launch:
         self.log = data_dir.parent / f"launcher-{time.monotonic_ns()}.log"
         self._out = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.launcher"], cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "setup.launcher"], cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
         )
 
     def output(self) -> str:

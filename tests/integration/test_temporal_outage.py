@@ -14,10 +14,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import create_app
-from infra.devstack import TemporalDevServer, free_port
-from infra.ingest import ingest
+from setup.devstack import TemporalDevServer, free_port
+from services.ingest import ingest
 from infra.models import Conversation, OutboxEvent
-from infra.outbox import OutboxRelay, listen_for_wakeups
+from services.outbox import OutboxRelay, listen_for_wakeups
 from tests.conftest import TMP, LiveServer
 from tests.integration.conftest import wait_until
 from worker import build_activities, build_worker

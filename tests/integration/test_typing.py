@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 
 from domain.enums import ChannelKind
-from infra.ingest import ingest
+from services.ingest import ingest
 from infra.models import ContactIdentity
-from infra.typing import TypingThrottle
+from services.typing_indicator import TypingThrottle
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,

@@ -231,7 +231,7 @@ def test_migrate_runs_alembic_then_the_seed():
     location = re.search(r"^script_location\s*=\s*(.+)$", ini.read_text(), re.M).group(1).strip()
     assert (ROOT / location.replace("%(here)s/", "")).is_dir(), location
     assert code_facts()["seed_main"]
-    assert "from infra.seed import seed" in (ROOT / "deploy" / "seed.py").read_text()
+    assert "from setup.seed import seed" in (ROOT / "deploy" / "seed.py").read_text()
     # the seed must never generate a password into the logs: production chooses it
     assert REQUIRED_VAR.fullmatch(env("migrate")["ADMIN_PASSWORD"])
 

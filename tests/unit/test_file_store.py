@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from infra.attachments import FileStore
+from infra.files import FileStore
 
 
 def test_same_bytes_are_stored_once_under_their_digest(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from channels.max import MaxAdapter
 from channels.telegram import TelegramAdapter
 from domain.enums import ChannelKind
-from infra.typing import TypingTarget, TypingThrottle
+from services.typing_indicator import TypingTarget, TypingThrottle
 from tests.fakes import Fault
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
@@ -62,7 +62,7 @@ async def test_errors_and_slow_providers_are_swallowed(adapters, fake_telegram: 
     clock = Clock()
     throttle = TypingThrottle(adapters, clock=clock, timeout=0.3)
     fake_telegram.fail_next(Fault.BLOCKED, method="sendChatAction")
-    with caplog.at_level(logging.INFO, logger="infra.typing"):
+    with caplog.at_level(logging.INFO, logger="services.typing_indicator"):
         assert await throttle.send(1, tg_target(fake_telegram)) is False
     assert fake_telegram.token not in caplog.text and "blocked" in caplog.text
     assert not await throttle.send(1, tg_target(fake_telegram))  # a failing provider is not hammered

@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 
 from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
 from domain.delivery import DeliveryInput, Outcome, SendOutcome
-from infra.devstack import venv_binary
+from setup.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually

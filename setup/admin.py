@@ -1,7 +1,7 @@
 """Admin commands until the cabinet has its settings pages. Run beside `make run`:
 
-    .venv/bin/python -m infra.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
-    .venv/bin/python -m infra.admin add-operator --email ann@example.com --name Ann --role operator
+    .venv/bin/python -m setup.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
+    .venv/bin/python -m setup.admin add-operator --email ann@example.com --name Ann --role operator
 
 Settings come from the environment (DATABASE_URL, TEMPORAL_ADDRESS, CREDENTIALS_KEY; `make run`
 prints nothing of them, so the command reads the same .data/ defaults when they are unset).
@@ -19,8 +19,8 @@ import httpx
 from channels.registry import build_adapters
 from domain.enums import ChannelKind, OperatorRole
 from infra.db import make_engine, make_sessionmaker
-from infra.devstack import EmbeddedPostgres
-from infra.inboxes import connect_inbox, create_inbox
+from setup.devstack import EmbeddedPostgres
+from services.inboxes import connect_inbox, create_inbox
 from infra.models import Branch, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings, get_settings

@@ -20,7 +20,7 @@ from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, OperatorStatus
 from domain.schedule import WorkingHours
 from infra.models import AuditEvent, Branch, Conversation, Operator
-from infra.outbox import add_notice
+from services.outbox import add_notice
 from infra.realtime import publish
 
 LIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)

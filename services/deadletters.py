@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection
 from infra.models import AuditEvent, Message, Operator
-from infra.operators import Forbidden, Invalid, is_supervisor
-from infra.outbox import add_delivery
+from services.errors import Forbidden, Invalid
+from services.operators import is_supervisor
+from services.outbox import add_delivery
 from infra.realtime import publish
 
 

@@ -1,4 +1,5 @@
-"""What an operator does to conversations, as services the cabinet and the API call.
+"""What an operator does to conversations (open, reply, transfer, resolve), as services the
+cabinet and the API call.
 
 Each checks the caller's rights on the ids it is given (no IDOR), writes PostgreSQL, and
 tells the conversation's workflow through the outbox when the workflow must react.
@@ -13,32 +14,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import (
-    ConversationStatus,
-    DeliveryStatus,
-    MessageDirection,
-    MessageFormat,
-    OperatorRole,
-    OperatorStatus,
-    SenderKind,
-)
-from infra.assignment import LIVE, dispatch_backlog
+from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, OperatorRole, SenderKind
 from infra.models import AuditEvent, Branch, Conversation, Message, Operator
-from infra.outbox import add_delivery, add_notice
 from infra.realtime import publish
-
-
-class Forbidden(Exception):
-    """The caller may not touch this object (answered 404 so ids are not probed)."""
-
-
-class Invalid(ValueError):
-    """A request that cannot be carried out, with a message for the user."""
-
-
-def is_supervisor(operator: Operator) -> bool:
-    return operator.role in (OperatorRole.SUPERVISOR, OperatorRole.ADMIN)
-
+from services.assignment import LIVE
+from services.errors import Forbidden, Invalid
+from services.operators import is_supervisor
+from services.outbox import add_delivery, add_notice
 
 async def conversation_for(db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False) -> Conversation:
     """Load a conversation the operator may see: supervisors all; operators their own and their branch's pool."""
@@ -55,21 +37,6 @@ async def conversation_for(db: AsyncSession, operator: Operator, conversation_id
     if not (own or pool):
         raise Forbidden()
     return conversation
-
-
-async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatus) -> list[int]:
-    """Change availability; coming online pulls the branch's waiting conversations."""
-    previous = operator.status
-    await db.execute(
-        update(Operator).where(Operator.id == operator.id).values(status=status, status_changed_at=datetime.now(UTC))
-    )
-    operator.status = status
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="operator.status",
-                      details={"from": previous.value, "to": status.value}))
-    await publish(db, "operator.status", operator_id=operator.id, branch_id=operator.branch_id, status=status.value)
-    if status == OperatorStatus.ONLINE and operator.branch_id is not None:
-        return await dispatch_backlog(db, operator.branch_id)
-    return []
 
 
 async def open_conversation(db: AsyncSession, operator: Operator, conversation_id: int) -> Conversation:

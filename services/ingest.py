@@ -27,9 +27,9 @@ from domain.contracts import InboundEvent, InboundKind
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.rating import parse_rating
-from infra.assignment import branch_is_open, branch_schedules, is_open
+from services.assignment import branch_is_open, branch_schedules, is_open
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
-from infra.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
+from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
 from infra.realtime import CHANNEL as REALTIME_CHANNEL
 from infra.realtime import publish
 

@@ -17,9 +17,9 @@ from alembic import command
 from alembic.config import Config
 
 from infra.db import make_engine, make_sessionmaker
-from infra.devstack import EmbeddedPostgres, TemporalDevServer
+from setup.devstack import EmbeddedPostgres, TemporalDevServer
 from infra.security import generate_credentials_key
-from infra.seed import seed
+from setup.seed import seed
 from infra.settings import ROOT, Settings, get_settings
 
 

@@ -1,0 +1,9 @@
+"""What a service refuses, for pages, the API and webhooks to answer in their own way."""
+
+
+class Forbidden(Exception):
+    """The caller may not touch this object (answered 404 so ids are not probed)."""
+
+
+class Invalid(ValueError):
+    """A request that cannot be carried out, with a message for the user."""
