@@ -10,7 +10,6 @@ import signal
 import httpx
 import uvloop
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -19,19 +18,18 @@ from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
 from channels.registry import ADAPTERS, build_adapters
-from domain.ids import HOUSEKEEPING_WORKFLOW_ID, WEBHOOK_CHECK_WORKFLOW_ID
 from infra.db import make_engine, make_sessionmaker, warm_pool
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
-from infra.temporal import connect_temporal
+from infra.temporal import WorkflowStarter, connect_temporal
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
-from workflows.webhooks import WebhookCheckInput, WebhookCheckWorkflow
+from workflows.webhook_check import WebhookCheckWorkflow
 
 log = logging.getLogger("switchboard.worker")
 
@@ -109,21 +107,10 @@ async def main() -> None:
             asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
         ]
         async with worker:
-            await client.start_workflow(
-                HousekeepingWorkflow.run,
-                id=HOUSEKEEPING_WORKFLOW_ID,
-                task_queue=settings.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-            await client.start_workflow(
-                WebhookCheckWorkflow.run,
-                WebhookCheckInput(),
-                id=WEBHOOK_CHECK_WORKFLOW_ID,
-                task_queue=settings.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
+            starter = WorkflowStarter(client, settings.temporal_task_queue)
+            await starter.start_singletons()
             # inboxes without a public webhook URL are long-polled, one poller workflow each
-            await ensure_pollers(factory, ADAPTERS, client, settings.temporal_task_queue)
+            await ensure_pollers(factory, ADAPTERS, starter)
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
         await asyncio.gather(*background, return_exceptions=True)

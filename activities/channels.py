@@ -28,9 +28,9 @@ from infra.models import Attachment, Inbox, Message
 from infra.realtime import publish
 from infra.security import CredentialBox
 from infra.settings import Settings
-from workflows.files import FetchAttachmentsInput, FetchReport
-from workflows.polling import PollOutcome, PollRequest
-from workflows.webhooks import WebhookCheckReport
+from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
+from domain.polling import POLL_INBOX, PollOutcome, PollRequest
+from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,7 +66,7 @@ class ChannelActivities:
 
     # -- long polling -----------------------------------------------------------------------
 
-    @activity.defn(name="poll_inbox")
+    @activity.defn(name=POLL_INBOX)
     async def poll_inbox(self, request: PollRequest) -> PollOutcome:
         inbox_id = request.inbox_id
         loaded = await self._polling_inbox(inbox_id)
@@ -170,7 +170,7 @@ class ChannelActivities:
 
     # -- webhook upkeep ---------------------------------------------------------------------
 
-    @activity.defn(name="check_webhooks")
+    @activity.defn(name=CHECK_WEBHOOKS)
     async def check_webhooks(self) -> WebhookCheckReport:
         async with self._factory() as db:
             inboxes = (
@@ -220,7 +220,7 @@ class ChannelActivities:
 
     # -- incoming files -----------------------------------------------------------------------
 
-    @activity.defn(name="fetch_attachments")
+    @activity.defn(name=FETCH_ATTACHMENTS)
     async def fetch_attachments(self, params: FetchAttachmentsInput) -> FetchReport:
         # 0 would mean "retry forever" to Temporal: then no attempt is the last
         last_attempt = 0 < params.max_attempts <= activity.info().attempt

@@ -16,7 +16,33 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.assignment import choose_operator, next_escalation_target
-from domain.conversation import Assignment, ConversationState, InactivityCheck, InboxPolicy, SystemMessageRequest
+from domain.conversation import (
+    ALERT_SUPERVISORS,
+    ASSIGN_OPERATOR,
+    CLOSE_CONVERSATION,
+    DISPATCH_BRANCH_BACKLOG,
+    ESCALATE_CONVERSATION,
+    LOAD_BRANCH_SCHEDULE,
+    LOAD_CONVERSATION,
+    REOPEN_CONVERSATION,
+    RESOLVE_CONVERSATION,
+    RESOLVE_IF_INACTIVE,
+    SEND_SYSTEM_MESSAGE,
+    TRANSFER_CONVERSATION,
+    AlertRequest,
+    AssignRequest,
+    Assignment,
+    BranchRef,
+    ConversationRef,
+    ConversationState,
+    EscalateRequest,
+    InactivityCheck,
+    InactivityRequest,
+    InboxPolicy,
+    ResolveRequest,
+    SystemMessageRequest,
+    TransferRequest,
+)
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.routing import RegionRule as RegionRuleSpec
 from domain.routing import branch_for_region
@@ -46,11 +72,11 @@ class ConversationActivities:
             await lock_branch(db, branch_id)
         return await self._conversation(db, conversation_id)
 
-    @activity.defn(name="load_conversation")
-    async def load_conversation(self, conversation_id: int) -> ConversationState:
+    @activity.defn(name=LOAD_CONVERSATION)
+    async def load_conversation(self, request: ConversationRef) -> ConversationState:
         """First run of a workflow: route to a branch and gather what the workflow acts on."""
         async with self._factory() as db, db.begin():
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._conversation(db, request.conversation_id)
             inbox = await db.get(Inbox, conversation.inbox_id)
             contact = await db.get(Contact, conversation.contact_id)
             assert inbox is not None and contact is not None
@@ -89,29 +115,28 @@ class ConversationActivities:
         known = set(InboxPolicy.model_fields)
         return InboxPolicy.model_validate(defaults | {k: v for k, v in settings.items() if k in known and v is not None})
 
-    @activity.defn(name="load_branch_schedule")
-    async def load_branch_schedule(self, branch_id: int | None) -> dict[str, Any] | None:
+    @activity.defn(name=LOAD_BRANCH_SCHEDULE)
+    async def load_branch_schedule(self, request: BranchRef) -> dict[str, Any] | None:
         async with self._factory() as db:
-            hours = await db.scalar(select(Branch.working_hours).where(Branch.id == branch_id))
+            hours = await db.scalar(select(Branch.working_hours).where(Branch.id == request.branch_id))
         return hours or None
 
-    @activity.defn(name="assign_operator")
-    async def assign_operator(self, conversation_id: int, exclude: list[int]) -> Assignment:
+    @activity.defn(name=ASSIGN_OPERATOR)
+    async def assign_operator(self, request: AssignRequest) -> Assignment:
         async with self._factory() as db, db.begin():
-            conversation = await self._in_locked_branch(db, conversation_id)
+            conversation = await self._in_locked_branch(db, request.conversation_id)
             branch_id = conversation.branch_id
             if conversation.assignee_id is None and conversation.status in LIVE and branch_id is not None:
-                chosen = choose_operator(await online_candidates(db, branch_id), set(exclude))
+                chosen = choose_operator(await online_candidates(db, branch_id), set(request.exclude))
                 if chosen is not None:
                     await set_assignee(db, conversation, chosen, action="conversation.assigned")
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
-    @activity.defn(name="escalate_conversation")
-    async def escalate_conversation(
-        self, conversation_id: int, current: int | None, timed_out: list[int]
-    ) -> Assignment:
+    @activity.defn(name=ESCALATE_CONVERSATION)
+    async def escalate_conversation(self, request: EscalateRequest) -> Assignment:
+        current = request.current_assignee_id
         async with self._factory() as db, db.begin():
-            conversation = await self._in_locked_branch(db, conversation_id)
+            conversation = await self._in_locked_branch(db, request.conversation_id)
             branch_id = conversation.branch_id
             if conversation.assignee_id != current:
                 # reassigned meanwhile (transfer, dispatch): adopt that, the workflow hears of it
@@ -119,23 +144,23 @@ class ConversationActivities:
             if conversation.opened_at is not None:
                 return Assignment(assignee_id=current, branch_id=conversation.branch_id, opened=True)
             candidates = await online_candidates(db, branch_id) if branch_id is not None else []
-            target = next_escalation_target(candidates, set(timed_out), current)
+            target = next_escalation_target(candidates, set(request.timed_out), current)
             await set_assignee(db, conversation, target, action="conversation.escalated")
             return Assignment(assignee_id=target, branch_id=conversation.branch_id)
 
-    @activity.defn(name="alert_supervisors")
-    async def alert_supervisors(self, conversation_id: int, timed_out: list[int]) -> None:
+    @activity.defn(name=ALERT_SUPERVISORS)
+    async def alert_supervisors(self, request: AlertRequest) -> None:
+        conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
             branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
             db.add(AuditEvent(actor_kind="system", action="conversation.escalation_exhausted",
-                              conversation_id=conversation_id, details={"timed_out": timed_out}))
+                              conversation_id=conversation_id, details={"timed_out": request.timed_out}))
             await publish(db, "supervisor.alert", conversation_id=conversation_id, branch_id=branch_id,
                           reason="escalation_exhausted")
 
-    @activity.defn(name="transfer_conversation")
-    async def transfer_conversation(
-        self, conversation_id: int, by: int | None, target_operator: int | None, target_branch: int | None
-    ) -> Assignment:
+    @activity.defn(name=TRANSFER_CONVERSATION)
+    async def transfer_conversation(self, request: TransferRequest) -> Assignment:
+        target_operator, target_branch = request.target_operator_id, request.target_branch_id
         async with self._factory() as db, db.begin():
             if target_operator is not None:
                 operator = await db.get(Operator, target_operator)
@@ -147,26 +172,28 @@ class ConversationActivities:
             if branch_id is None or await db.get(Branch, branch_id) is None:
                 raise ApplicationError("transfer target branch does not exist", non_retryable=True)
             await lock_branch(db, branch_id)
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._conversation(db, request.conversation_id)
             if target_operator is None:
                 # "first free in branch X": the least-loaded online operator there, or its pool
                 target_operator = choose_operator(await online_candidates(db, branch_id))
             await set_assignee(db, conversation, target_operator, action="conversation.transferred",
-                               actor_operator_id=by, branch_id=branch_id)
+                               actor_operator_id=request.by_operator_id, branch_id=branch_id)
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
-    @activity.defn(name="resolve_conversation")
-    async def resolve_conversation(self, conversation_id: int, by: int | None) -> bool:
+    @activity.defn(name=RESOLVE_CONVERSATION)
+    async def resolve_conversation(self, request: ResolveRequest) -> bool:
         async with self._factory() as db, db.begin():
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._conversation(db, request.conversation_id)
             if conversation.status not in LIVE:
                 return conversation.status == ConversationStatus.RESOLVED
-            await self._set_status(db, conversation, ConversationStatus.RESOLVED, by, "conversation.resolved")
+            await self._set_status(db, conversation, ConversationStatus.RESOLVED, request.by_operator_id,
+                                   "conversation.resolved")
             return True
 
-    @activity.defn(name="reopen_conversation")
-    async def reopen_conversation(self, conversation_id: int) -> Assignment:
+    @activity.defn(name=REOPEN_CONVERSATION)
+    async def reopen_conversation(self, request: ConversationRef) -> Assignment:
         """The customer wrote into a resolved conversation (ingest already set it open)."""
+        conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
             conversation = await self._conversation(db, conversation_id)
             conversation.opened_at = None  # the assignee must look again: escalation restarts
@@ -175,10 +202,10 @@ class ConversationActivities:
             db.add(AuditEvent(actor_kind="system", action="conversation.reopened", conversation_id=conversation_id))
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
-    @activity.defn(name="close_conversation")
-    async def close_conversation(self, conversation_id: int) -> bool:
+    @activity.defn(name=CLOSE_CONVERSATION)
+    async def close_conversation(self, request: ConversationRef) -> bool:
         async with self._factory() as db, db.begin():
-            conversation = await self._conversation(db, conversation_id)
+            conversation = await self._conversation(db, request.conversation_id)
             if conversation.status == ConversationStatus.CLOSED:
                 return True
             if conversation.status != ConversationStatus.RESOLVED:
@@ -186,11 +213,11 @@ class ConversationActivities:
             await self._set_status(db, conversation, ConversationStatus.CLOSED, None, "conversation.closed")
             return True
 
-    @activity.defn(name="resolve_if_inactive")
-    async def resolve_if_inactive(self, conversation_id: int, days: float) -> InactivityCheck:
+    @activity.defn(name=RESOLVE_IF_INACTIVE)
+    async def resolve_if_inactive(self, request: InactivityRequest) -> InactivityCheck:
         async with self._factory() as db, db.begin():
-            conversation = await self._conversation(db, conversation_id)
-            idle_until = conversation.last_activity_at + timedelta(days=days)
+            conversation = await self._conversation(db, request.conversation_id)
+            idle_until = conversation.last_activity_at + timedelta(days=request.inactive_days)
             if conversation.status in LIVE and idle_until <= datetime.now(UTC):
                 await self._set_status(db, conversation, ConversationStatus.RESOLVED, None,
                                        "conversation.auto_resolved")
@@ -212,7 +239,7 @@ class ConversationActivities:
         await publish(db, "conversation.status", conversation_id=conversation.id, status=status.value,
                       branch_id=conversation.branch_id, assignee_id=conversation.assignee_id)
 
-    @activity.defn(name="send_system_message")
+    @activity.defn(name=SEND_SYSTEM_MESSAGE)
     async def send_system_message(self, request: SystemMessageRequest) -> int:
         """A message row (queued) plus its delivery, once per dedup key."""
         async with self._factory() as db, db.begin():
@@ -241,10 +268,12 @@ class ConversationActivities:
                           direction="out", purpose=request.purpose)
             return message_id
 
-    @activity.defn(name="dispatch_branch_backlog")
-    async def dispatch_branch_backlog(self, branch_id: int) -> list[int]:
+    @activity.defn(name=DISPATCH_BRANCH_BACKLOG)
+    async def dispatch_branch_backlog(self, request: BranchRef) -> list[int]:
+        if request.branch_id is None:
+            return []
         async with self._factory() as db, db.begin():
-            return await dispatch_backlog(db, branch_id)
+            return await dispatch_backlog(db, request.branch_id)
 
     def all(self) -> list:
         return [

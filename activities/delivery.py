@@ -31,7 +31,17 @@ from domain.contracts import (
     RecipientBlockedError,
     RetryableError,
 )
-from domain.delivery import DeliveryPlan, Outcome, SendOutcome, SendRequest
+from domain.delivery import (
+    FAIL_DELIVERY,
+    PREPARE_DELIVERY,
+    SEND_MESSAGE,
+    DeliveryPlan,
+    FailRequest,
+    Outcome,
+    PrepareRequest,
+    SendOutcome,
+    SendRequest,
+)
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
 from infra.models import Attachment, AuditEvent, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
 from infra.ratelimit import reserve
@@ -61,8 +71,9 @@ class DeliveryActivities:
         self._box = box
         self._settings = settings
 
-    @activity.defn(name="prepare_delivery")
-    async def prepare_delivery(self, message_id: int) -> DeliveryPlan:
+    @activity.defn(name=PREPARE_DELIVERY)
+    async def prepare_delivery(self, request: PrepareRequest) -> DeliveryPlan:
+        message_id = request.message_id
         async with self._factory() as db:
             message = await db.get(Message, message_id)
             give_up = timedelta(hours=self._settings.delivery_give_up_hours)
@@ -81,7 +92,7 @@ class DeliveryActivities:
             )
             return DeliveryPlan(predecessor_id=predecessor, give_up_after=give_up)
 
-    @activity.defn(name="send_message")
+    @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendOutcome:
         async with _heartbeating():
             return await self._send(request)
@@ -142,14 +153,14 @@ class DeliveryActivities:
                 await asyncio.sleep(pause)
         return SendOutcome(outcome=Outcome.SENT, sent_parts=sent, successor_id=await self._successor(message))
 
-    @activity.defn(name="fail_delivery")
-    async def fail_delivery(self, message_id: int, reason: str) -> SendOutcome:
+    @activity.defn(name=FAIL_DELIVERY)
+    async def fail_delivery(self, request: FailRequest) -> SendOutcome:
         """The workflow gave up (24 h of retryable errors)."""
         async with self._factory() as db:
-            message = await db.get(Message, message_id)
+            message = await db.get(Message, request.message_id)
         if message is None:
-            return SendOutcome(outcome=Outcome.FAILED, reason=reason)
-        return await self._fail(message, ErrorClass.RETRYABLE, reason, None)
+            return SendOutcome(outcome=Outcome.FAILED, reason=request.reason)
+        return await self._fail(message, ErrorClass.RETRYABLE, request.reason, None)
 
     # -- helpers ------------------------------------------------------------------------------
 

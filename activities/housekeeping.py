@@ -8,6 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from domain.housekeeping import PURGE_EXPIRED
 from infra.models import DeliveryAttempt, WebSession
 from infra.settings import Settings
 
@@ -17,7 +18,7 @@ class HousekeepingActivities:
         self._factory = factory
         self._settings = settings
 
-    @activity.defn(name="purge_expired")
+    @activity.defn(name=PURGE_EXPIRED)
     async def purge_expired(self) -> dict[str, int]:
         now = datetime.now(UTC)
         async with self._factory() as db, db.begin():

@@ -1,1 +1,2 @@
-"""Pure domain: contracts, ids and rules. No I/O, safe to import inside the workflow sandbox."""
+"""Pure domain: contracts (with the Temporal names of each workflow, its signals and activities),
+ids and rules. No I/O, safe to import inside the workflow sandbox."""

@@ -1,4 +1,5 @@
-"""Contracts of ConversationWorkflow: its input, its state, and the notices it receives.
+"""Contracts of ConversationWorkflow: its names, its input, its state, the notices it receives
+and what each of its activities takes and answers.
 
 All notices travel through the transactional outbox (so a Temporal outage loses none) and
 carry the outbox row id, which the workflow uses to ignore a notice the relay sent twice.
@@ -13,6 +14,23 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from domain.enums import ConversationStatus, RatingMode
+
+# Names in Temporal: saved histories and running workflows refer to them, so they never change.
+CONVERSATION_WORKFLOW = "ConversationWorkflow"
+NOTIFY = "notify"  # the one signal: a ConversationNotice from the outbox relay
+STATE_QUERY = "state"
+LOAD_CONVERSATION = "load_conversation"
+LOAD_BRANCH_SCHEDULE = "load_branch_schedule"
+ASSIGN_OPERATOR = "assign_operator"
+ESCALATE_CONVERSATION = "escalate_conversation"
+ALERT_SUPERVISORS = "alert_supervisors"
+TRANSFER_CONVERSATION = "transfer_conversation"
+RESOLVE_CONVERSATION = "resolve_conversation"
+REOPEN_CONVERSATION = "reopen_conversation"
+CLOSE_CONVERSATION = "close_conversation"
+RESOLVE_IF_INACTIVE = "resolve_if_inactive"
+SEND_SYSTEM_MESSAGE = "send_system_message"
+DISPATCH_BRANCH_BACKLOG = "dispatch_branch_backlog"
 
 
 class NoticeKind(StrEnum):
@@ -80,6 +98,57 @@ class ConversationInput(BaseModel):
     state: ConversationState | None = None  # set on continue-as-new
     # continue as new past this many history events (tests lower it)
     history_limit: int = 8_000
+
+
+# -- activity inputs ------------------------------------------------------------------------
+
+
+class ConversationRef(BaseModel):
+    """load_conversation, reopen_conversation, close_conversation."""
+
+    conversation_id: int
+
+
+class BranchRef(BaseModel):
+    """load_branch_schedule, dispatch_branch_backlog."""
+
+    branch_id: int | None
+
+
+class AssignRequest(BaseModel):
+    conversation_id: int
+    exclude: list[int] = Field(default_factory=list)  # operators who let it time out
+
+
+class EscalateRequest(BaseModel):
+    conversation_id: int
+    current_assignee_id: int | None  # who let the timer run out; nothing changes if it moved on
+    timed_out: list[int] = Field(default_factory=list)
+
+
+class AlertRequest(BaseModel):
+    conversation_id: int
+    timed_out: list[int] = Field(default_factory=list)
+
+
+class TransferRequest(BaseModel):
+    conversation_id: int
+    by_operator_id: int | None
+    target_operator_id: int | None = None  # exactly one target: an operator ...
+    target_branch_id: int | None = None  # ... or the first free operator of a branch
+
+
+class ResolveRequest(BaseModel):
+    conversation_id: int
+    by_operator_id: int | None
+
+
+class InactivityRequest(BaseModel):
+    conversation_id: int
+    inactive_days: float
+
+
+# -- activity results -----------------------------------------------------------------------
 
 
 class Assignment(BaseModel):

@@ -1,4 +1,5 @@
-"""Contracts of DeliveryWorkflow (one per outgoing message, id `delivery-{message_id}`)."""
+"""Contracts of DeliveryWorkflow (one per outgoing message, id `delivery-{message_id}`): its
+names, its input and what its activities take and answer."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+# Names in Temporal: saved histories and running workflows refer to them, so they never change.
+DELIVERY_WORKFLOW = "DeliveryWorkflow"
+PREDECESSOR_DONE = "predecessor_done"  # signal: the message before this one is final
+PREPARE_DELIVERY = "prepare_delivery"
+SEND_MESSAGE = "send_message"
+FAIL_DELIVERY = "fail_delivery"
+
 
 class DeliveryInput(BaseModel):
     message_id: int
+
+
+class PrepareRequest(BaseModel):
+    message_id: int
+
+
+class FailRequest(BaseModel):
+    """The workflow gives up on a message after `give_up_after` of retryable errors."""
+
+    message_id: int
+    reason: str
 
 
 class DeliveryPlan(BaseModel):

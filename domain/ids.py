@@ -1,6 +1,4 @@
-"""Workflow ids and task queues: the one place they are spelled."""
-
-TASK_QUEUE = "switchboard"
+"""Workflow ids: the one place they are spelled."""
 
 
 def conversation_workflow_id(conversation_id: int) -> str:

@@ -1,12 +1,30 @@
-"""The one place a Temporal client is built: always with the pydantic data converter."""
+"""Temporal plumbing: the one place a client is built (always with the pydantic data converter)
+and the one place workflows are started and signalled, by type name."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from domain.conversation import CONVERSATION_WORKFLOW, NOTIFY, ConversationInput, ConversationNotice
+from domain.delivery import DELIVERY_WORKFLOW, DeliveryInput
+from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput
+from domain.housekeeping import HOUSEKEEPING_WORKFLOW
+from domain.ids import (
+    HOUSEKEEPING_WORKFLOW_ID,
+    WEBHOOK_CHECK_WORKFLOW_ID,
+    conversation_workflow_id,
+    delivery_workflow_id,
+    files_workflow_id,
+    poller_workflow_id,
+)
+from domain.polling import DEFAULT_POLL_TIMEOUT, POLLER_WORKFLOW, PollerInput
+from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
 from infra.settings import Settings
 
 
@@ -39,3 +57,95 @@ class TemporalGateway:
         """Raises when the server does not answer a health check within 2 s."""
         client = await self.client()
         await asyncio.wait_for(client.service_client.check_health(), timeout=2)
+
+
+class WorkflowStarter:
+    """The one place our workflows are started and signalled, by their type names from `domain`:
+    nothing outside worker.py imports `workflows/`. Each method knows its workflow's id and what
+    starting it twice means."""
+
+    def __init__(self, client: Client, task_queue: str, *, rpc_timeout: timedelta | None = None) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self._rpc_timeout = rpc_timeout
+
+    async def notify_conversation(self, conversation_id: int, notice: ConversationNotice) -> None:
+        """Signal conversation-{id}, starting it first when it is not running."""
+        await self.client.start_workflow(
+            CONVERSATION_WORKFLOW,
+            ConversationInput(conversation_id=conversation_id),
+            id=conversation_workflow_id(conversation_id),
+            task_queue=self.task_queue,
+            start_signal=NOTIFY,
+            start_signal_args=[notice],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # a closed conversation's workflow has finished; a new notice (rare: a late
+            # operator action) starts a fresh run that reloads the state from the database
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
+
+    async def start_delivery(self, message_id: int, *, retry: bool = False) -> None:
+        """Start delivery-{message_id}; a second start of the same message is a no-op."""
+        try:
+            await self.client.start_workflow(
+                DELIVERY_WORKFLOW,
+                DeliveryInput(message_id=message_id),
+                id=delivery_workflow_id(message_id),
+                task_queue=self.task_queue,
+                # delivery-{id} runs once: a relay retry must not send it twice. Only a
+                # supervisor's retry of a failed message starts it again (the workflow itself
+                # re-reads the status, so a doubled retry request still sends once).
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if retry else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
+                execution_timeout=timedelta(days=3),
+                rpc_timeout=self._rpc_timeout,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+
+    async def start_fetch_attachments(self, message_id: int) -> None:
+        """Start files-{message_id}; a second start of the same message is a no-op."""
+        try:
+            await self.client.start_workflow(
+                FETCH_ATTACHMENTS_WORKFLOW,
+                FetchAttachmentsInput(message_id=message_id),
+                id=files_workflow_id(message_id),
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=self._rpc_timeout,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+
+    async def start_poller(self, inbox_id: int, *, poll_timeout: int = DEFAULT_POLL_TIMEOUT) -> str:
+        """Start poller-{inbox_id} unless it runs already (then it is left as it is); returns its id."""
+        workflow_id = poller_workflow_id(inbox_id)
+        await self.client.start_workflow(
+            POLLER_WORKFLOW,
+            PollerInput(inbox_id=inbox_id, poll_timeout=poll_timeout),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=self._rpc_timeout,
+        )
+        return workflow_id
+
+    async def start_singletons(self) -> None:
+        """The housekeeping and webhook-check workflows, one each, left alone when running."""
+        await self.client.start_workflow(
+            HOUSEKEEPING_WORKFLOW,
+            id=HOUSEKEEPING_WORKFLOW_ID,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=self._rpc_timeout,
+        )
+        await self.client.start_workflow(
+            WEBHOOK_CHECK_WORKFLOW,
+            WebhookCheckInput(),
+            id=WEBHOOK_CHECK_WORKFLOW_ID,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=self._rpc_timeout,
+        )

@@ -15,15 +15,13 @@ from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.contracts import DeliveryError
 from domain.enums import ChannelKind
-from domain.ids import poller_workflow_id
+from domain.polling import DEFAULT_POLL_TIMEOUT
 from infra.models import Inbox
 from infra.security import CredentialBox
-from workflows.polling import DEFAULT_POLL_TIMEOUT, PollerInput, PollerWorkflow
+from infra.temporal import WorkflowStarter
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +77,9 @@ async def connect_inbox(
     factory: async_sessionmaker[AsyncSession],
     adapters: Mapping[Any, Any],
     box: CredentialBox,
-    temporal_client: Client,
+    starter: WorkflowStarter,
     inbox_id: int,
     public_url: str | None,
-    task_queue: str,
     *,
     poll_timeout: int = DEFAULT_POLL_TIMEOUT,
 ) -> Connection:
@@ -125,31 +122,13 @@ async def connect_inbox(
     if url is not None:
         log.info("inbox %s (%s) receives by webhook", inbox_id, channel.value)
         return Connection("webhook", webhook_url=url)
-    workflow_id = await start_poller(temporal_client, inbox_id, task_queue, poll_timeout=poll_timeout)
+    workflow_id = await starter.start_poller(inbox_id, poll_timeout=poll_timeout)
     log.info("inbox %s (%s) receives by long polling", inbox_id, channel.value)
     return Connection("polling", poller_workflow_id=workflow_id)
 
 
-async def start_poller(
-    client: Client, inbox_id: int, task_queue: str, *, poll_timeout: int = DEFAULT_POLL_TIMEOUT
-) -> str:
-    """Start `poller-{inbox_id}` unless it runs already (then it is left as it is)."""
-    workflow_id = poller_workflow_id(inbox_id)
-    await client.start_workflow(
-        PollerWorkflow.run,
-        PollerInput(inbox_id=inbox_id, poll_timeout=poll_timeout),
-        id=workflow_id,
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    return workflow_id
-
-
 async def ensure_pollers(
-    factory: async_sessionmaker[AsyncSession],
-    adapters: Mapping[Any, Any],
-    client: Client,
-    task_queue: str,
+    factory: async_sessionmaker[AsyncSession], adapters: Mapping[Any, Any], starter: WorkflowStarter
 ) -> list[int]:
     """At worker boot: every active inbox in polling mode whose channel can poll has its
     poller running. Harmless when they run already; returns the inbox ids."""
@@ -164,7 +143,7 @@ async def ensure_pollers(
     started = []
     for inbox_id, channel in rows:
         if channel in adapters:
-            await start_poller(client, inbox_id, task_queue)
+            await starter.start_poller(inbox_id)
             started.append(inbox_id)
     return started
 

@@ -15,17 +15,11 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.conversation import ConversationInput, ConversationNotice, NoticeKind
-from domain.delivery import DeliveryInput
-from domain.ids import conversation_workflow_id, delivery_workflow_id, files_workflow_id
+from domain.conversation import ConversationNotice
 from infra.models import OutboxEvent
-from workflows.conversation import ConversationWorkflow
-from workflows.delivery import DeliveryWorkflow
-from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow
+from infra.temporal import WorkflowStarter
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +92,7 @@ class OutboxRelay:
         idle_poll: float = 1.0,
     ) -> None:
         self._factory = factory
-        self._client = client
-        self._task_queue = task_queue
+        self._starter = WorkflowStarter(client, task_queue, rpc_timeout=RPC_TIMEOUT)
         self._batch = batch
         self._sem = asyncio.Semaphore(concurrency)
         self._idle_poll = idle_poll
@@ -173,60 +166,12 @@ class OutboxRelay:
     async def _dispatch(self, row: Any) -> None:
         async with self._sem:
             if row.kind == DELIVER:
-                await self._start_delivery(row.payload["message_id"], retry=row.payload.get("retry", False))
+                await self._starter.start_delivery(row.payload["message_id"], retry=row.payload.get("retry", False))
             elif row.kind == FETCH_FILES:
-                await self._start_fetch(row.payload["message_id"])
+                await self._starter.start_fetch_attachments(row.payload["message_id"])
             else:
-                await self._signal_conversation(row)
-
-    async def _signal_conversation(self, row: Any) -> None:
-        notice = ConversationNotice.model_validate({**row.payload, "outbox_id": row.id})
-        await self._client.start_workflow(
-            ConversationWorkflow.run,
-            ConversationInput(conversation_id=row.conversation_id),
-            id=conversation_workflow_id(row.conversation_id),
-            task_queue=self._task_queue,
-            start_signal="notify",
-            start_signal_args=[notice],
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # a closed conversation's workflow has finished; a new notice (rare: a late
-            # operator action) starts a fresh run that reloads the state from the database
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            rpc_timeout=RPC_TIMEOUT,
-        )
-
-    async def _start_delivery(self, message_id: int, *, retry: bool) -> None:
-        try:
-            await self._client.start_workflow(
-                DeliveryWorkflow.run,
-                DeliveryInput(message_id=message_id),
-                id=delivery_workflow_id(message_id),
-                task_queue=self._task_queue,
-                # delivery-{id} runs once: a relay retry must not send it twice. Only a
-                # supervisor's retry of a failed message starts it again (the workflow itself
-                # re-reads the status, so a doubled retry request still sends once).
-                id_reuse_policy=(
-                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if retry else WorkflowIDReusePolicy.REJECT_DUPLICATE
-                ),
-                execution_timeout=timedelta(days=3),
-                rpc_timeout=RPC_TIMEOUT,
-            )
-        except WorkflowAlreadyStartedError:
-            pass
-
-
-    async def _start_fetch(self, message_id: int) -> None:
-        try:
-            await self._client.start_workflow(
-                FetchAttachmentsWorkflow.run,
-                FetchAttachmentsInput(message_id=message_id),
-                id=files_workflow_id(message_id),
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                rpc_timeout=RPC_TIMEOUT,
-            )
-        except WorkflowAlreadyStartedError:
-            pass
+                notice = ConversationNotice.model_validate({**row.payload, "outbox_id": row.id})
+                await self._starter.notify_conversation(row.conversation_id, notice)
 
 
 async def listen_for_wakeups(database_url: str, relay: OutboxRelay, stop: asyncio.Event) -> None:

@@ -24,7 +24,7 @@ from services.inboxes import connect_inbox, create_inbox
 from infra.models import Branch, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings, get_settings
-from infra.temporal import connect_temporal
+from infra.temporal import WorkflowStarter, connect_temporal
 
 
 def _local_defaults(settings: Settings) -> Settings:
@@ -49,10 +49,10 @@ async def add_inbox(settings: Settings, args: argparse.Namespace) -> None:
     async with factory() as db, db.begin():
         inbox = await create_inbox(db, box, name=args.name, channel=args.channel, token=token)
         inbox_id = inbox.id
-    client = await connect_temporal(settings)
+    starter = WorkflowStarter(await connect_temporal(settings), settings.temporal_task_queue)
     async with httpx.AsyncClient(timeout=30) as http:
-        connection = await connect_inbox(factory, build_adapters(http, settings), box, client, inbox_id,
-                                         settings.public_url, settings.temporal_task_queue)
+        connection = await connect_inbox(factory, build_adapters(http, settings), box, starter, inbox_id,
+                                         settings.public_url)
     await engine.dispose()
     print(f"inbox {inbox_id} ({args.channel}) connected by {connection.mode}"
           + (f" at {connection.webhook_url}" if connection.webhook_url else ""))

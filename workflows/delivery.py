@@ -17,12 +17,21 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import DeliveryInput, DeliveryPlan, Outcome, SendOutcome, SendRequest
+    from domain.delivery import (
+        DELIVERY_WORKFLOW,
+        FAIL_DELIVERY,
+        PREDECESSOR_DONE,
+        PREPARE_DELIVERY,
+        SEND_MESSAGE,
+        DeliveryInput,
+        DeliveryPlan,
+        FailRequest,
+        Outcome,
+        PrepareRequest,
+        SendOutcome,
+        SendRequest,
+    )
     from domain.ids import delivery_workflow_id
-
-PREPARE = "prepare_delivery"
-SEND = "send_message"
-FAIL = "fail_delivery"
 
 FIRST_BACKOFF = timedelta(seconds=1)
 MAX_BACKOFF = timedelta(minutes=10)
@@ -42,12 +51,12 @@ SEND_ACTIVITY = ACTIVITY | {"heartbeat_timeout": timedelta(seconds=15)}
 LOCAL_PREPARE = "local-prepare"
 
 
-@workflow.defn
+@workflow.defn(name=DELIVERY_WORKFLOW)
 class DeliveryWorkflow:
     def __init__(self) -> None:
         self._predecessor_done = False
 
-    @workflow.signal
+    @workflow.signal(name=PREDECESSOR_DONE)
     def predecessor_done(self) -> None:
         self._predecessor_done = True
 
@@ -72,7 +81,7 @@ class DeliveryWorkflow:
         while True:
             attempt += 1
             result = await workflow.execute_activity(
-                SEND,
+                SEND_MESSAGE,
                 SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts, slot_at=slot_at),
                 result_type=SendOutcome, **SEND_ACTIVITY,
             )
@@ -87,7 +96,8 @@ class DeliveryWorkflow:
                 wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
             if workflow.now() + wait > give_up_at:
                 result = await workflow.execute_activity(
-                    FAIL, args=[params.message_id, f"gave up after {attempt} attempts: {result.reason}"],
+                    FAIL_DELIVERY,
+                    FailRequest(message_id=params.message_id, reason=f"gave up after {attempt} attempts: {result.reason}"),
                     result_type=SendOutcome, **ACTIVITY,
                 )
                 break
@@ -98,13 +108,16 @@ class DeliveryWorkflow:
         return result.outcome.value
 
     async def _prepare(self, message_id: int) -> DeliveryPlan:
+        request = PrepareRequest(message_id=message_id)
         if workflow.patched(LOCAL_PREPARE):
-            return await workflow.execute_local_activity(PREPARE, message_id, result_type=DeliveryPlan, **ACTIVITY)
-        return await workflow.execute_activity(PREPARE, message_id, result_type=DeliveryPlan, **ACTIVITY)
+            return await workflow.execute_local_activity(
+                PREPARE_DELIVERY, request, result_type=DeliveryPlan, **ACTIVITY
+            )
+        return await workflow.execute_activity(PREPARE_DELIVERY, request, result_type=DeliveryPlan, **ACTIVITY)
 
     async def _tell_successor(self, message_id: int) -> None:
         handle = workflow.get_external_workflow_handle(delivery_workflow_id(message_id))
         try:
-            await handle.signal(DeliveryWorkflow.predecessor_done)
+            await handle.signal(PREDECESSOR_DONE)
         except ApplicationError:
             pass  # not started yet: it will find this message final when it checks

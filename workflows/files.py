@@ -9,29 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-FETCH_ATTACHMENTS = "fetch_attachments"
+with workflow.unsafe.imports_passed_through():
+    from domain.files import FETCH_ATTACHMENTS, FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput, FetchReport
 
 
-
-
-class FetchAttachmentsInput(BaseModel):
-    message_id: int
-    # attempts of the activity; the last one records what still fails instead of raising
-    max_attempts: int = 10
-    retry_initial_seconds: float = 2.0
-
-
-class FetchReport(BaseModel):
-    stored: int = 0  # fetched by this call (a retry counts only its own)
-    failed: int = 0  # fetch_error set by this call
-    skipped: int = 0  # nothing to fetch (location, contact) or done before
-
-
-@workflow.defn
+@workflow.defn(name=FETCH_ATTACHMENTS_WORKFLOW)
 class FetchAttachmentsWorkflow:
     @workflow.run
     async def run(self, params: FetchAttachmentsInput) -> FetchReport:

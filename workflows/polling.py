@@ -11,49 +11,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-POLL_INBOX = "poll_inbox"
-
-DEFAULT_POLL_TIMEOUT = 25  # seconds a long poll is held open by the provider
-DEFAULT_POLLS_PER_RUN = 200  # ~6 history events per poll: continue-as-new well below the limits
+with workflow.unsafe.imports_passed_through():
+    from domain.polling import POLL_INBOX, POLLER_WORKFLOW, POLLS_QUERY, PollerInput, PollOutcome, PollRequest
 
 
-class PollerInput(BaseModel):
-    inbox_id: int
-    poll_timeout: int = DEFAULT_POLL_TIMEOUT
-    polls_per_run: int = DEFAULT_POLLS_PER_RUN
-    # a killed worker's poll is retried elsewhere this long after its last heartbeat
-    heartbeat_timeout_seconds: float = 30.0
-    # polls done by earlier runs of this workflow (continue-as-new keeps counting)
-    polls_done: int = 0
-
-
-class PollRequest(BaseModel):
-    """The argument of the `poll_inbox` activity."""
-
-    inbox_id: int
-    timeout: int = DEFAULT_POLL_TIMEOUT
-    heartbeat_every: float = 10.0
-
-
-class PollOutcome(BaseModel):
-    """What one `poll_inbox` did; `keep_polling` False ends the workflow."""
-
-    keep_polling: bool
-    updates: int = 0
-    events: int = 0
-    stop_reason: str | None = None
-
-
-@workflow.defn
+@workflow.defn(name=POLLER_WORKFLOW)
 class PollerWorkflow:
     def __init__(self) -> None:
         self._polls = 0
 
-    @workflow.query
+    @workflow.query(name=POLLS_QUERY)
     def polls(self) -> int:
         return self._polls
 

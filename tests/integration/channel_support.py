@@ -29,14 +29,11 @@ from services.inboxes import create_inbox
 from infra.models import Inbox, Message
 from infra.security import CredentialBox
 from infra.settings import Settings
+from infra.temporal import WorkflowStarter
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
-from workflows.files import FetchAttachmentsWorkflow
-from workflows.polling import PollerWorkflow
-from workflows.webhooks import WebhookCheckWorkflow
-
-WORKFLOWS = [PollerWorkflow, WebhookCheckWorkflow, FetchAttachmentsWorkflow]
+from worker import WORKFLOWS
 
 
 @dataclass
@@ -61,6 +58,10 @@ class Channels:
         acts = activities or self.activities()
         async with Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS, activities=acts.all()):
             yield acts
+
+    @property
+    def starter(self) -> WorkflowStarter:
+        return WorkflowStarter(self.client, self.task_queue)
 
     def track(self, handle: WorkflowHandle) -> WorkflowHandle:
         """Terminated after the test, so no poller outlives it on the shared dev server."""

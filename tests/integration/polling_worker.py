@@ -25,7 +25,7 @@ from channels.registry import build_adapters
 from infra.db import make_engine, make_sessionmaker
 from infra.security import CredentialBox
 from infra.settings import Settings
-from workflows.polling import PollerWorkflow
+from worker import WORKFLOWS
 
 
 class HangsBeforeCursorSave(ChannelActivities):
@@ -48,7 +48,7 @@ async def main() -> None:
         acts = HangsBeforeCursorSave(make_sessionmaker(engine), build_adapters(http, settings),
                                      CredentialBox(key), settings)
         acts.die_from = int(os.environ["DIE_FROM"])
-        async with Worker(client, task_queue=os.environ["TASK_QUEUE"], workflows=[PollerWorkflow],
+        async with Worker(client, task_queue=os.environ["TASK_QUEUE"], workflows=WORKFLOWS,
                           activities=acts.all(), sticky_queue_schedule_to_start_timeout=timedelta(seconds=1)):
             print("READY", flush=True)
             await asyncio.Event().wait()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from domain.enums import ChannelKind
+from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput, FetchReport
 from infra.files import FileStore
 from services.ingest import ingest
 from infra.models import Attachment
@@ -18,7 +19,6 @@ from tests.integration.channel_support import (  # noqa: F401
     channels,
 )
 from domain.ids import files_workflow_id
-from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow, FetchReport
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40  # 10 249 bytes
 PHOTO = b"\xff\xd8\xff\xe0" + b"jpeg" * 500
@@ -34,8 +34,8 @@ async def _receive(env: Channels, channel: ChannelKind, inbox_id: int, update: d
 
 async def _fetch(env: Channels, message_id: int, **params) -> FetchReport:
     return await env.client.execute_workflow(
-        FetchAttachmentsWorkflow.run, FetchAttachmentsInput(message_id=message_id, **params),
-        id=f"{files_workflow_id(message_id)}-{env.task_queue}", task_queue=env.task_queue,
+        FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput(message_id=message_id, **params),
+        id=f"{files_workflow_id(message_id)}-{env.task_queue}", task_queue=env.task_queue, result_type=FetchReport,
     )
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from domain.contracts import InboundKind
+from domain.conversation import STATE_QUERY, ConversationState
 from domain.enums import ConversationStatus, DeliveryStatus, OperatorStatus, SenderKind
 from domain.ids import conversation_workflow_id
 from services import conversations, operators
@@ -22,7 +23,6 @@ from infra.models import (
     OutboxEvent,
 )
 from tests.integration.conftest import wait_until
-from workflows.conversation import ConversationWorkflow
 
 
 async def count_rows(factory, model, *where) -> int:
@@ -118,7 +118,7 @@ async def test_backlog_is_assigned_oldest_first_when_an_operator_comes_online(wo
         handle = engine_stack.client.get_workflow_handle(conversation_workflow_id(conversation_id))
 
         async def knows(handle=handle) -> bool:
-            return (await handle.query(ConversationWorkflow.state)).assignee_id == late
+            return (await handle.query(STATE_QUERY, result_type=ConversationState)).assignee_id == late
 
         await wait_until(knows)
 

@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from domain.contracts import PermanentError
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
+from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
 from services.inboxes import connect_inbox, create_inbox
 from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401
@@ -21,14 +22,13 @@ from tests.integration.channel_support import (  # noqa: F401
     channels,
 )
 from tests.integration.conftest import wait_until
-from workflows.webhooks import WebhookCheckInput, WebhookCheckWorkflow
 
 PUBLIC = "https://switchboard.example.org"
 
 
 async def _connect(env: Channels, inbox_id: int, public_url: str | None):
-    connection = await connect_inbox(env.factory, env.adapters, env.box, env.client, inbox_id, public_url,
-                                      env.task_queue, poll_timeout=1)
+    connection = await connect_inbox(env.factory, env.adapters, env.box, env.starter, inbox_id, public_url,
+                                      poll_timeout=1)
     if connection.poller_workflow_id:
         env.track(env.client.get_workflow_handle(connection.poller_workflow_id))
     return connection
@@ -111,7 +111,7 @@ async def test_webhook_check_resubscribes_max_and_keeps_telegrams_error(channels
 
     async with env.worker():
         env.track(await env.client.start_workflow(
-            WebhookCheckWorkflow.run, WebhookCheckInput(interval_seconds=0.3),
+            WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput(interval_seconds=0.3),
             id=f"webhook-check-{env.task_queue}", task_queue=env.task_queue,
         ))
         await wait_until(lambda: _checked_since(env, [max_inbox, tg_inbox], before), timeout=10)

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from activities.channels import ChannelActivities
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
+from domain.polling import POLLER_WORKFLOW, PollerInput
 from infra.models import Inbox
 from infra.settings import ROOT
 from tests.conftest import TEST_CREDENTIALS_KEY
@@ -23,7 +24,6 @@ from tests.integration.channel_support import (  # noqa: F401
     channels,
 )
 from tests.integration.conftest import wait_until
-from workflows.polling import PollerInput, PollerWorkflow
 
 CHAT = 1001
 
@@ -46,7 +46,7 @@ class DiesBeforeCursorSave(ChannelActivities):
 
 async def _start_poller(env: Channels, inbox_id: int) -> None:
     env.track(await env.client.start_workflow(
-        PollerWorkflow.run,
+        POLLER_WORKFLOW,
         PollerInput(inbox_id=inbox_id, poll_timeout=1, heartbeat_timeout_seconds=2),
         id=poller_workflow_id(inbox_id), task_queue=env.task_queue,
     ))

@@ -25,6 +25,10 @@ from temporalio.worker import Worker
 
 from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
 from domain.delivery import DeliveryInput, Outcome, SendOutcome
+from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
+from domain.housekeeping import PURGE_EXPIRED
+from domain.polling import PollerInput
+from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
 from setup.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.standins import Branch
@@ -33,10 +37,10 @@ from tests.workflows.test_delivery import Provider
 from tests.workflows.test_polling import ScriptedPoller
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
-from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow, FetchReport
+from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
-from workflows.polling import PollerInput, PollerWorkflow
-from workflows.webhooks import WebhookCheckInput, WebhookCheckReport, WebhookCheckWorkflow
+from workflows.polling import PollerWorkflow
+from workflows.webhook_check import WebhookCheckWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -92,7 +96,7 @@ async def record_poller(env: WorkflowEnvironment) -> None:
 
 
 async def record_files(env: WorkflowEnvironment) -> None:
-    @activity.defn(name="fetch_attachments")
+    @activity.defn(name=FETCH_ATTACHMENTS)
     async def fetch_attachments(params: FetchAttachmentsInput) -> FetchReport:
         if activity.info().attempt < 3:
             raise ApplicationError("file host unavailable", type="RetryableError")
@@ -112,7 +116,7 @@ async def record_files(env: WorkflowEnvironment) -> None:
 async def record_webhook_check(env: WorkflowEnvironment) -> None:
     """A pass whose activity fails all three attempts, the pause, continue-as-new."""
 
-    @activity.defn(name="check_webhooks")
+    @activity.defn(name=CHECK_WEBHOOKS)
     async def check_webhooks() -> WebhookCheckReport:
         raise ApplicationError("database away")
 
@@ -123,7 +127,7 @@ async def record_webhook_check(env: WorkflowEnvironment) -> None:
 
 
 async def record_housekeeping(env: WorkflowEnvironment) -> None:
-    @activity.defn(name="purge_expired")
+    @activity.defn(name=PURGE_EXPIRED)
     async def purge_expired() -> dict[str, int]:
         return {"sessions": 2, "attempts": 5}
 

@@ -1,4 +1,4 @@
-"""Stand-ins for the conversation activities (same names), over an in-memory branch.
+"""Stand-ins for the conversation activities (the same names and inputs), over an in-memory branch.
 
 They stamp what they do with the server's (time-skipped) clock, so tests can assert *when*;
 the harness sets `clock`.
@@ -14,7 +14,33 @@ from typing import Any
 from temporalio import activity
 
 from domain.assignment import OperatorCandidate, choose_operator, next_escalation_target
-from domain.conversation import Assignment, ConversationState, InactivityCheck, InboxPolicy, SystemMessageRequest
+from domain.conversation import (
+    ALERT_SUPERVISORS,
+    ASSIGN_OPERATOR,
+    CLOSE_CONVERSATION,
+    DISPATCH_BRANCH_BACKLOG,
+    ESCALATE_CONVERSATION,
+    LOAD_BRANCH_SCHEDULE,
+    LOAD_CONVERSATION,
+    REOPEN_CONVERSATION,
+    RESOLVE_CONVERSATION,
+    RESOLVE_IF_INACTIVE,
+    SEND_SYSTEM_MESSAGE,
+    TRANSFER_CONVERSATION,
+    AlertRequest,
+    AssignRequest,
+    Assignment,
+    BranchRef,
+    ConversationRef,
+    ConversationState,
+    EscalateRequest,
+    InactivityCheck,
+    InactivityRequest,
+    InboxPolicy,
+    ResolveRequest,
+    SystemMessageRequest,
+    TransferRequest,
+)
 from domain.enums import ConversationStatus
 
 
@@ -46,72 +72,72 @@ class Branch:
     def activities(self) -> list:
         b = self
 
-        @activity.defn(name="load_conversation")
-        async def load(conversation_id: int) -> ConversationState:
-            return ConversationState(conversation_id=conversation_id, channel="telegram", contact_name="Ann",
+        @activity.defn(name=LOAD_CONVERSATION)
+        async def load(request: ConversationRef) -> ConversationState:
+            return ConversationState(conversation_id=request.conversation_id, channel="telegram", contact_name="Ann",
                                      branch_id=3, policy=b.policy, schedule=b.schedule)
 
-        @activity.defn(name="load_branch_schedule")
-        async def load_schedule(branch_id: int | None) -> dict | None:
+        @activity.defn(name=LOAD_BRANCH_SCHEDULE)
+        async def load_schedule(request: BranchRef) -> dict | None:
             return b.schedule
 
-        @activity.defn(name="assign_operator")
-        async def assign(conversation_id: int, exclude: list[int]) -> Assignment:
+        @activity.defn(name=ASSIGN_OPERATOR)
+        async def assign(request: AssignRequest) -> Assignment:
             if b.assignee is None:
-                b.assignee = choose_operator(b.candidates(), set(exclude))
+                b.assignee = choose_operator(b.candidates(), set(request.exclude))
                 if b.assignee is not None:
                     await b.log("assigned", b.assignee)
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
-        @activity.defn(name="escalate_conversation")
-        async def escalate(conversation_id: int, current: int | None, timed_out: list[int]) -> Assignment:
+        @activity.defn(name=ESCALATE_CONVERSATION)
+        async def escalate(request: EscalateRequest) -> Assignment:
             if b.opened:
-                return Assignment(assignee_id=current, branch_id=3, opened=True)
-            b.assignee = next_escalation_target(b.candidates(), set(timed_out), current)
+                return Assignment(assignee_id=request.current_assignee_id, branch_id=3, opened=True)
+            b.assignee = next_escalation_target(b.candidates(), set(request.timed_out), request.current_assignee_id)
             await b.log("escalated", b.assignee)
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
-        @activity.defn(name="alert_supervisors")
-        async def alert(conversation_id: int, timed_out: list[int]) -> None:
-            await b.log("alert", sorted(timed_out))
+        @activity.defn(name=ALERT_SUPERVISORS)
+        async def alert(request: AlertRequest) -> None:
+            await b.log("alert", sorted(request.timed_out))
 
-        @activity.defn(name="transfer_conversation")
-        async def transfer(conversation_id: int, by: int | None, to_op: int | None, to_branch: int | None) -> Assignment:
-            b.assignee = to_op
-            await b.log("transferred", to_op)
-            return Assignment(assignee_id=to_op, branch_id=to_branch or 3)
+        @activity.defn(name=TRANSFER_CONVERSATION)
+        async def transfer(request: TransferRequest) -> Assignment:
+            b.assignee = request.target_operator_id
+            await b.log("transferred", request.target_operator_id)
+            return Assignment(assignee_id=request.target_operator_id, branch_id=request.target_branch_id or 3)
 
-        @activity.defn(name="resolve_conversation")
-        async def resolve(conversation_id: int, by: int | None) -> bool:
+        @activity.defn(name=RESOLVE_CONVERSATION)
+        async def resolve(request: ResolveRequest) -> bool:
             b.status = ConversationStatus.RESOLVED
-            await b.log("resolved", by)
+            await b.log("resolved", request.by_operator_id)
             return True
 
-        @activity.defn(name="reopen_conversation")
-        async def reopen(conversation_id: int) -> Assignment:
+        @activity.defn(name=REOPEN_CONVERSATION)
+        async def reopen(request: ConversationRef) -> Assignment:
             b.status = ConversationStatus.OPEN
             await b.log("reopened")
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
-        @activity.defn(name="close_conversation")
-        async def close(conversation_id: int) -> bool:
+        @activity.defn(name=CLOSE_CONVERSATION)
+        async def close(request: ConversationRef) -> bool:
             b.status = ConversationStatus.CLOSED
             await b.log("closed")
             return True
 
-        @activity.defn(name="resolve_if_inactive")
-        async def inactive(conversation_id: int, days: float) -> InactivityCheck:
+        @activity.defn(name=RESOLVE_IF_INACTIVE)
+        async def inactive(request: InactivityRequest) -> InactivityCheck:
             await b.log("inactivity_check")
             return InactivityCheck(resolved=False, next_check_at=None)
 
-        @activity.defn(name="send_system_message")
+        @activity.defn(name=SEND_SYSTEM_MESSAGE)
         async def system_message(request: SystemMessageRequest) -> int:
             await b.log("system_message", request.purpose)
             return len(b.events)
 
-        @activity.defn(name="dispatch_branch_backlog")
-        async def dispatch(branch_id: int) -> list[int]:
-            await b.log("dispatch", branch_id)
+        @activity.defn(name=DISPATCH_BRANCH_BACKLOG)
+        async def dispatch(request: BranchRef) -> list[int]:
+            await b.log("dispatch", request.branch_id)
             return []
 
         return [load, load_schedule, assign, escalate, alert, transfer, resolve, reopen, close, inactive,

@@ -15,10 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.conversation import (
+    NOTIFY,
+    RESOLVE_IF_INACTIVE,
     ConversationInput,
     ConversationNotice,
     ConversationState,
     InactivityCheck,
+    InactivityRequest,
     InboxPolicy,
     NoticeKind,
 )
@@ -47,7 +50,7 @@ async def conversation(
             params or ConversationInput(conversation_id=branch.conversation_id),
             id=f"conversation-{task_queue}",
             task_queue=task_queue,
-            start_signal="notify",
+            start_signal=NOTIFY,
             start_signal_args=[ConversationNotice(outbox_id=1, kind=NoticeKind.STARTED)],
         )
         yield handle
@@ -56,7 +59,7 @@ async def conversation(
 
 
 async def state(handle: WorkflowHandle) -> ConversationState:
-    return await handle.query(ConversationWorkflow.state)
+    return await handle.query(ConversationWorkflow.current_state)
 
 
 async def test_escalation_fires_at_the_configured_time_not_a_second_before(time_skipping_env, task_queue):
@@ -206,10 +209,10 @@ async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
 async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, task_queue):
     branch = Branch(online=[1], policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7),
                     clock=time_skipping_env.get_current_time)
-    activities = [a for a in branch.activities() if a.__temporal_activity_definition.name != "resolve_if_inactive"]
+    activities = [a for a in branch.activities() if a.__temporal_activity_definition.name != RESOLVE_IF_INACTIVE]
 
-    @activity.defn(name="resolve_if_inactive")
-    async def resolve_if_inactive(conversation_id: int, days: float) -> InactivityCheck:
+    @activity.defn(name=RESOLVE_IF_INACTIVE)
+    async def resolve_if_inactive(request: InactivityRequest) -> InactivityCheck:
         await branch.log("auto_resolved")
         return InactivityCheck(resolved=True)
 
@@ -217,7 +220,7 @@ async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, 
                       activities=[*activities, resolve_if_inactive]):
         handle = await time_skipping_env.client.start_workflow(
             ConversationWorkflow.run, ConversationInput(conversation_id=1), id=f"conversation-{task_queue}",
-            task_queue=task_queue, start_signal="notify",
+            task_queue=task_queue, start_signal=NOTIFY,
             start_signal_args=[ConversationNotice(outbox_id=1, kind=NoticeKind.STARTED)],
         )
         await handle.result()  # resolved after 3 idle days, closed 7 days later: the workflow ends

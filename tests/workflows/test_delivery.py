@@ -8,7 +8,18 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.worker import Worker
 
-from domain.delivery import DeliveryInput, DeliveryPlan, Outcome, SendOutcome, SendRequest
+from domain.delivery import (
+    FAIL_DELIVERY,
+    PREPARE_DELIVERY,
+    SEND_MESSAGE,
+    DeliveryInput,
+    DeliveryPlan,
+    FailRequest,
+    Outcome,
+    PrepareRequest,
+    SendOutcome,
+    SendRequest,
+)
 from workflows.delivery import DeliveryWorkflow
 
 
@@ -25,20 +36,20 @@ class Provider:
     def activities(self) -> list:
         p = self
 
-        @activity.defn(name="prepare_delivery")
-        async def prepare(message_id: int) -> DeliveryPlan:
+        @activity.defn(name=PREPARE_DELIVERY)
+        async def prepare(request: PrepareRequest) -> DeliveryPlan:
             p.prepares += 1
             return DeliveryPlan(predecessor_id=p.predecessor, give_up_after=timedelta(hours=24))
 
-        @activity.defn(name="send_message")
+        @activity.defn(name=SEND_MESSAGE)
         async def send(request: SendRequest) -> SendOutcome:
             p.attempts.append((request.attempt, activity.info().current_attempt_scheduled_time, request.sent_parts))
             return p.script[min(len(p.attempts) - 1, len(p.script) - 1)]
 
-        @activity.defn(name="fail_delivery")
-        async def fail(message_id: int, reason: str) -> SendOutcome:
-            p.failed.append(reason)
-            return SendOutcome(outcome=Outcome.FAILED, reason=reason)
+        @activity.defn(name=FAIL_DELIVERY)
+        async def fail(request: FailRequest) -> SendOutcome:
+            p.failed.append(request.reason)
+            return SendOutcome(outcome=Outcome.FAILED, reason=request.reason)
 
         return [prepare, send, fail]
 
@@ -128,7 +139,7 @@ async def test_our_own_rate_slot_is_kept_for_the_next_attempt_not_reserved_again
     requests: list[SendRequest] = []
     activities = provider.activities()
 
-    @activity.defn(name="send_message")
+    @activity.defn(name=SEND_MESSAGE)
     async def send(request: SendRequest) -> SendOutcome:
         requests.append(request)
         return provider.script[len(requests) - 1]
@@ -146,7 +157,7 @@ async def test_a_send_that_stops_heartbeating_is_retried_long_before_its_start_t
     start-to-close timeout, with the chat's later replies queued behind it."""
     calls: list = []
 
-    @activity.defn(name="send_message")
+    @activity.defn(name=SEND_MESSAGE)
     async def send(request: SendRequest) -> SendOutcome:
         info = activity.info()
         calls.append((info.attempt, info.current_attempt_scheduled_time))
@@ -155,7 +166,7 @@ async def test_a_send_that_stops_heartbeating_is_retried_long_before_its_start_t
         return SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"])
 
     provider = Provider([])
-    activities = [a for a in provider.activities() if a.__temporal_activity_definition.name != "send_message"]
+    activities = [a for a in provider.activities() if a.__temporal_activity_definition.name != SEND_MESSAGE]
     async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
                       activities=[*activities, send]):
         await time_skipping_env.client.execute_workflow(

@@ -12,9 +12,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from workflows.files import FetchAttachmentsInput, FetchAttachmentsWorkflow, FetchReport
-from workflows.polling import PollerInput, PollerWorkflow, PollOutcome, PollRequest
-from workflows.webhooks import WebhookCheckInput, WebhookCheckReport, WebhookCheckWorkflow
+from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
+from domain.polling import POLL_INBOX, PollerInput, PollOutcome, PollRequest
+from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
+from workflows.files import FetchAttachmentsWorkflow
+from workflows.polling import PollerWorkflow
+from workflows.webhook_check import WebhookCheckWorkflow
 
 
 class ScriptedPoller:
@@ -27,7 +30,7 @@ class ScriptedPoller:
         self.succeeded = 0
 
     def activity(self):
-        @activity.defn(name="poll_inbox")
+        @activity.defn(name=POLL_INBOX)
         async def poll_inbox(request: PollRequest) -> PollOutcome:
             attempt = activity.info().attempt
             self.calls.append((request.inbox_id, attempt))
@@ -68,7 +71,7 @@ async def test_webhook_check_runs_every_interval_and_survives_a_failing_pass(tim
     client = time_skipping_env.client
     passes: list[int] = []
 
-    @activity.defn(name="check_webhooks")
+    @activity.defn(name=CHECK_WEBHOOKS)
     async def check_webhooks() -> WebhookCheckReport:
         passes.append(activity.info().attempt)
         if len(passes) <= 3:  # the whole first pass fails (3 attempts)
@@ -95,7 +98,7 @@ async def test_fetch_attachments_retries_then_lets_the_activity_give_up(time_ski
     client = time_skipping_env.client
     attempts: list[int] = []
 
-    @activity.defn(name="fetch_attachments")
+    @activity.defn(name=FETCH_ATTACHMENTS)
     async def fetch_attachments(params: FetchAttachmentsInput) -> FetchReport:
         attempts.append(activity.info().attempt)
         if activity.info().attempt < params.max_attempts:

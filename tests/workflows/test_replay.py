@@ -12,7 +12,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
-from workflows.webhooks import WebhookCheckWorkflow
+from workflows.webhook_check import WebhookCheckWorkflow
 
 WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, PollerWorkflow, FetchAttachmentsWorkflow, WebhookCheckWorkflow,
              HousekeepingWorkflow]

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-CHECK_WEBHOOKS = "check_webhooks"
+with workflow.unsafe.imports_passed_through():
+    from domain.webhook_check import CHECK_WEBHOOKS, WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput, WebhookCheckReport
 
 
-class WebhookCheckInput(BaseModel):
-    interval_seconds: float = 600.0
-
-
-class WebhookCheckReport(BaseModel):
-    checked: int = 0
-    resubscribed: int = 0
-    errors: int = 0
-
-
-@workflow.defn
+@workflow.defn(name=WEBHOOK_CHECK_WORKFLOW)
 class WebhookCheckWorkflow:
     @workflow.run
     async def run(self, params: WebhookCheckInput) -> None:
