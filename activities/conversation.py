@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -43,12 +42,13 @@ from domain.conversation import (
     SystemMessageRequest,
     TransferRequest,
 )
-from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.enums import ConversationStatus, MessageFormat, SenderKind
 from domain.routing import RegionRule as RegionRuleSpec
 from domain.routing import branch_for_region
+from services import audit
 from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
-from infra.models import AuditEvent, Branch, Contact, Conversation, Inbox, Message, Operator, RegionRule
-from services.outbox import add_delivery
+from infra.models import Branch, Contact, Conversation, Inbox, Operator, RegionRule
+from services.outgoing import queue_message
 from infra.realtime import publish
 from infra.settings import Settings
 
@@ -153,8 +153,8 @@ class ConversationActivities:
         conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
             branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
-            db.add(AuditEvent(actor_kind="system", action="conversation.escalation_exhausted",
-                              conversation_id=conversation_id, details={"timed_out": request.timed_out}))
+            audit.record(db, "conversation.escalation_exhausted", conversation_id=conversation_id,
+                         details={"timed_out": request.timed_out})
             await publish(db, "supervisor.alert", conversation_id=conversation_id, branch_id=branch_id,
                           reason="escalation_exhausted")
 
@@ -199,7 +199,7 @@ class ConversationActivities:
             conversation.opened_at = None  # the assignee must look again: escalation restarts
             if conversation.assignee_id is not None:
                 conversation.assigned_at = datetime.now(UTC)
-            db.add(AuditEvent(actor_kind="system", action="conversation.reopened", conversation_id=conversation_id))
+            audit.record(db, "conversation.reopened", conversation_id=conversation_id)
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
     @activity.defn(name=CLOSE_CONVERSATION)
@@ -234,8 +234,7 @@ class ConversationActivities:
         elif status == ConversationStatus.CLOSED:
             conversation.closed_at = now
         conversation.last_activity_at = now
-        db.add(AuditEvent(actor_operator_id=by, actor_kind="operator" if by else "system", action=action,
-                          conversation_id=conversation.id))
+        audit.record(db, action, operator_id=by, conversation_id=conversation.id)
         await publish(db, "conversation.status", conversation_id=conversation.id, status=status.value,
                       branch_id=conversation.branch_id, assignee_id=conversation.assignee_id)
 
@@ -244,28 +243,10 @@ class ConversationActivities:
         """A message row (queued) plus its delivery, once per dedup key."""
         async with self._factory() as db, db.begin():
             conversation = await self._conversation(db, request.conversation_id)
-            key = f"system:{request.conversation_id}:{request.dedup}"
-            message_id = await db.scalar(
-                insert(Message)
-                .values(
-                    conversation_id=conversation.id,
-                    inbox_id=conversation.inbox_id,
-                    direction=MessageDirection.OUT,
-                    sender_kind=SenderKind.SYSTEM,
-                    text=request.text,
-                    format=MessageFormat.MARKDOWN,
-                    idempotency_key=key,
-                    delivery_status=DeliveryStatus.QUEUED,
-                )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(Message.id)
+            message_id, _ = await queue_message(
+                db, conversation, request.text, fmt=MessageFormat.MARKDOWN, sender_kind=SenderKind.SYSTEM,
+                idempotency_key=f"system:{request.conversation_id}:{request.dedup}", purpose=request.purpose,
             )
-            if message_id is None:  # a retry of an activity that had committed
-                return await db.scalar(select(Message.id).where(Message.idempotency_key == key))
-            await add_delivery(db, conversation.id, message_id)
-            await publish(db, "message.created", conversation_id=conversation.id, message_id=message_id,
-                          branch_id=conversation.branch_id, assignee_id=conversation.assignee_id,
-                          direction="out", purpose=request.purpose)
             return message_id
 
     @activity.defn(name=DISPATCH_BRANCH_BACKLOG)

@@ -43,10 +43,11 @@ from domain.delivery import (
     SendRequest,
 )
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
-from infra.models import Attachment, AuditEvent, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
+from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
 from infra.ratelimit import reserve
 from infra.realtime import publish
 from infra.security import CredentialBox
+from services import audit
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,8 +272,8 @@ class DeliveryActivities:
         async with self._factory() as db, db.begin():
             await db.execute(update(ContactIdentity).where(ContactIdentity.id == identity.id)
                              .values(reachable=False, unreachable_reason=reason))
-            db.add(AuditEvent(actor_kind="system", action="contact.unreachable", conversation_id=conversation_id,
-                              details={"identity_id": identity.id, "reason": reason}))
+            audit.record(db, "contact.unreachable", conversation_id=conversation_id,
+                         details={"identity_id": identity.id, "reason": reason})
             await publish(db, "contact.reachability", identity_id=identity.id, reachable=False,
                           conversation_id=conversation_id)
 

@@ -26,6 +26,13 @@ class OperatorRole(StrEnum):
     ADMIN = "admin"
 
 
+class ActorKind(StrEnum):
+    """Who did what an audit entry records."""
+
+    OPERATOR = "operator"
+    SYSTEM = "system"  # a workflow, a timer, a provider's report
+
+
 class OperatorStatus(StrEnum):
     ONLINE = "online"
     AWAY = "away"

@@ -333,7 +333,7 @@ class AuditEvent(Base):
 
     id: Mapped[int] = _pk()
     actor_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
-    actor_kind: Mapped[str] = mapped_column(String(20))  # operator | system | api
+    actor_kind: Mapped[str] = mapped_column(String(20))  # domain.enums.ActorKind
     action: Mapped[str] = mapped_column(String(100))
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True

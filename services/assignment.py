@@ -19,7 +19,8 @@ from domain.assignment import OperatorCandidate, choose_operator
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, OperatorStatus
 from domain.schedule import WorkingHours
-from infra.models import AuditEvent, Branch, Conversation, Operator
+from infra.models import Branch, Conversation, Operator
+from services import audit
 from services.outbox import add_notice
 from infra.realtime import publish
 
@@ -61,15 +62,8 @@ async def set_assignee(
     conversation.opened_at = None
     if operator_id is not None:
         await db.execute(update(Operator).where(Operator.id == operator_id).values(last_assigned_at=now))
-    db.add(
-        AuditEvent(
-            actor_operator_id=actor_operator_id,
-            actor_kind="operator" if actor_operator_id else "system",
-            action=action,
-            conversation_id=conversation.id,
-            details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id},
-        )
-    )
+    audit.record(db, action, operator_id=actor_operator_id, conversation_id=conversation.id,
+                 details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id})
     await publish(
         db, "conversation.assigned", conversation_id=conversation.id, branch_id=conversation.branch_id,
         assignee_id=operator_id, previous_assignee_id=previous,

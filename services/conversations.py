@@ -10,17 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, OperatorRole, SenderKind
-from infra.models import AuditEvent, Branch, Conversation, Message, Operator
-from infra.realtime import publish
+from domain.enums import ConversationStatus, MessageFormat, OperatorRole, SenderKind
+from infra.models import Branch, Conversation, Operator
+from services import audit
 from services.assignment import LIVE
 from services.errors import Forbidden, Invalid
 from services.operators import is_supervisor
-from services.outbox import add_delivery, add_notice
+from services.outbox import add_notice
+from services.outgoing import queue_message
 
 async def conversation_for(db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False) -> Conversation:
     """Load a conversation the operator may see: supervisors all; operators their own and their branch's pool."""
@@ -111,21 +111,13 @@ async def send_reply(
         raise Invalid("This conversation is closed.")
     if operator.role == OperatorRole.ADMIN and conversation.assignee_id != operator.id:
         raise Invalid("Read-only view: take the conversation before answering.")
-    key = f"reply:{operator.id}:{idempotency_key}"
-    message_id = await db.scalar(
-        insert(Message)
-        .values(conversation_id=conversation.id, inbox_id=conversation.inbox_id, direction=MessageDirection.OUT,
-                sender_kind=SenderKind.OPERATOR, sender_operator_id=operator.id, text=text, format=fmt,
-                idempotency_key=key, delivery_status=DeliveryStatus.QUEUED)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Message.id)
+    message_id, created = await queue_message(
+        db, conversation, text, fmt=fmt, sender_kind=SenderKind.OPERATOR, sender_operator_id=operator.id,
+        idempotency_key=f"reply:{operator.id}:{idempotency_key}",
     )
-    if message_id is None:
-        return await db.scalar(select(Message.id).where(Message.idempotency_key == key)), False
+    if not created:
+        return message_id, False
     conversation.last_activity_at = datetime.now(UTC)
-    await add_delivery(db, conversation.id, message_id)
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="message.sent",
-                      conversation_id=conversation.id, details={"message_id": message_id}))
-    await publish(db, "message.created", conversation_id=conversation.id, message_id=message_id,
-                  branch_id=conversation.branch_id, assignee_id=conversation.assignee_id, direction="out")
+    audit.record(db, "message.sent", operator_id=operator.id, conversation_id=conversation.id,
+                 details={"message_id": message_id})
     return message_id, True

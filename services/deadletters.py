@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection
-from infra.models import AuditEvent, Message, Operator
+from infra.models import Message, Operator
+from services import audit
 from services.errors import Forbidden, Invalid
 from services.operators import is_supervisor
 from services.outbox import add_delivery
@@ -51,9 +52,8 @@ async def retry_dead_letter(db: AsyncSession, operator: Operator, message_id: in
     message = await _failed(db, message_id)
     message.delivery_status = DeliveryStatus.QUEUED
     previous_error, message.error, message.error_class = message.error, None, None
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="delivery.retried",
-                      conversation_id=message.conversation_id,
-                      details={"message_id": message.id, "previous_error": previous_error}))
+    audit.record(db, "delivery.retried", operator_id=operator.id, conversation_id=message.conversation_id,
+                 details={"message_id": message.id, "previous_error": previous_error})
     await add_delivery(db, message.conversation_id, message.id, retry=True)
     await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
                   status=DeliveryStatus.QUEUED.value)
@@ -63,5 +63,5 @@ async def discard_dead_letter(db: AsyncSession, operator: Operator, message_id: 
     _require_supervisor(operator)
     message = await _failed(db, message_id)
     message.discarded_at = datetime.now(UTC)
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="delivery.discarded",
-                      conversation_id=message.conversation_id, details={"message_id": message.id}))
+    audit.record(db, "delivery.discarded", operator_id=operator.id, conversation_id=message.conversation_id,
+                 details={"message_id": message.id})

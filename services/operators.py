@@ -8,8 +8,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import OperatorRole, OperatorStatus
-from infra.models import AuditEvent, Operator
+from infra.models import Operator
 from infra.realtime import publish
+from services import audit
 from services.assignment import dispatch_backlog
 
 
@@ -24,8 +25,7 @@ async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatu
         update(Operator).where(Operator.id == operator.id).values(status=status, status_changed_at=datetime.now(UTC))
     )
     operator.status = status
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="operator.status",
-                      details={"from": previous.value, "to": status.value}))
+    audit.record(db, "operator.status", operator_id=operator.id, details={"from": previous.value, "to": status.value})
     await publish(db, "operator.status", operator_id=operator.id, branch_id=operator.branch_id, status=status.value)
     if status == OperatorStatus.ONLINE and operator.branch_id is not None:
         return await dispatch_backlog(db, operator.branch_id)

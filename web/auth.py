@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, func, select
 
-from infra.models import AuditEvent, Operator, WebSession
+from infra.models import Operator, WebSession
 from infra.security import DUMMY_HASH, new_token, token_digest, verify_password
+from services import audit
 from web.deps import SESSION_COOKIE, CsrfChecked, SessionDep, current_session
 from web.templating import templates
 
@@ -69,7 +70,7 @@ async def login(
             expires_at=datetime.now(UTC) + timedelta(days=settings.session_days),
         )
     )
-    db.add(AuditEvent(actor_operator_id=operator.id, actor_kind="operator", action="operator.login"))
+    audit.record(db, "operator.login", operator_id=operator.id)
     await db.commit()
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(

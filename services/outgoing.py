@@ -1,0 +1,44 @@
+"""Queueing an outgoing message, the one way: the message row (queued), keyed for idempotency,
+and its delivery through the outbox, in the caller's transaction. Operator replies and the
+workflow's system messages (offline text, auto-reply, rating request) both come here."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from infra.models import Conversation, Message
+from infra.realtime import publish
+from services.outbox import add_delivery
+
+
+async def queue_message(
+    db: AsyncSession,
+    conversation: Conversation,
+    text: str,
+    *,
+    fmt: MessageFormat,
+    sender_kind: SenderKind,
+    idempotency_key: str,
+    sender_operator_id: int | None = None,
+    purpose: str | None = None,
+) -> tuple[int, bool]:
+    """(message id, created). The same idempotency key returns the first message and queues
+    nothing again, so a retried click or a retried activity sends once."""
+    message_id = await db.scalar(
+        insert(Message)
+        .values(conversation_id=conversation.id, inbox_id=conversation.inbox_id, direction=MessageDirection.OUT,
+                sender_kind=sender_kind, sender_operator_id=sender_operator_id, text=text, format=fmt,
+                idempotency_key=idempotency_key, delivery_status=DeliveryStatus.QUEUED)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Message.id)
+    )
+    if message_id is None:
+        return await db.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key)), False
+    await add_delivery(db, conversation.id, message_id)
+    await publish(db, "message.created", conversation_id=conversation.id, message_id=message_id,
+                  branch_id=conversation.branch_id, assignee_id=conversation.assignee_id, direction="out",
+                  **({"purpose": purpose} if purpose is not None else {}))
+    return message_id, True
