@@ -43,6 +43,7 @@ from domain.delivery import (
     SendRequest,
 )
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
+from infra.files import FileStore
 from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
 from infra.ratelimit import reserve
 from infra.realtime import publish
@@ -71,6 +72,7 @@ class DeliveryActivities:
         self._adapters = adapters
         self._box = box
         self._settings = settings
+        self._store = FileStore.from_settings(settings)
 
     @activity.defn(name=PREPARE_DELIVERY)
     async def prepare_delivery(self, request: PrepareRequest) -> DeliveryPlan:
@@ -212,8 +214,7 @@ class DeliveryActivities:
         ]
 
     def _files(self, message: OutboundMessage) -> dict[int, bytes]:
-        root = self._settings.data_dir / "files"
-        return {a.attachment_id: (root / a.sha256[:2] / a.sha256).read_bytes() for a in message.attachments}
+        return {a.attachment_id: self._store.read(a.sha256) for a in message.attachments}
 
     async def _mark_sending(self, message: Message) -> None:
         if message.delivery_status != DeliveryStatus.QUEUED:

@@ -17,17 +17,6 @@ ADAPTERS: Mapping[ChannelKind, type[ChannelAdapter]] = {
 }
 
 
-def adapter_class(kind: ChannelKind) -> type[ChannelAdapter]:
-    try:
-        return ADAPTERS[kind]
-    except KeyError:
-        raise LookupError(f"no adapter for channel {kind!r}") from None
-
-
-def get_adapter(kind: ChannelKind, http: httpx.AsyncClient, api_base: str) -> ChannelAdapter:
-    return adapter_class(kind)(http, api_base)
-
-
 def build_adapters(http: httpx.AsyncClient, settings: object) -> dict[ChannelKind, ChannelAdapter]:
     """One adapter per registered channel, each reading its API base from `settings`
     (an object with the `*_api_base` attributes named by each adapter's `base_setting`)."""

@@ -40,9 +40,6 @@ class FileStore:
             raise ValueError("not a lowercase hex sha256 digest")
         return self.root / sha256[:2] / sha256
 
-    def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
-
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 

@@ -13,7 +13,8 @@ from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
 from services import conversations, deadletters, errors
 from services.ingest import ingest
-from infra.models import ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
+from infra.files import FileStore
+from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
 from infra.security import CredentialBox
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes import max as fake_max_module
@@ -35,6 +36,11 @@ async def _reply(world, operator_id: int, conversation_id: int, text: str, key: 
         operator = await db.get(Operator, operator_id)
         message_id, _ = await conversations.send_reply(db, operator, conversation_id, text, idempotency_key=key)
     return message_id
+
+
+async def _assignee(world, conversation_id: int) -> int | None:
+    async with world.factory() as db:
+        return await db.scalar(select(Conversation.assignee_id).where(Conversation.id == conversation_id))
 
 
 async def _status(world, message_id: int) -> DeliveryStatus:
@@ -88,6 +94,24 @@ async def test_a_max_conversation_is_answered_through_max_never_telegram(
     assert [m.text for m in fake_max.sent_messages()] == ["Здравствуйте!"]
     assert fake_max.sent_messages()[0].chat_id == "98765"
     assert fake_telegram.requests() == []
+
+
+async def test_a_reply_with_a_stored_file_is_sent_with_the_stores_bytes(world, engine_stack, app_settings,
+                                                                       fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900200", "send me the invoice"))
+    pdf = b"%PDF-1.4 invoice " + bytes(range(256))
+    stored = FileStore.from_settings(app_settings).put(pdf)
+    await wait_until(lambda: _is(_assignee(world, result.conversation_id), op))
+    async with world.factory() as db, db.begin():
+        message_id, _ = await conversations.send_reply(db, await db.get(Operator, op), result.conversation_id,
+                                                       "Here it is", idempotency_key="file-1")
+        db.add(Attachment(message_id=message_id, kind="document", file_name="invoice.pdf",
+                          mime_type="application/pdf", size=stored.size, sha256=stored.sha256))
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
+    [sent] = fake_telegram.sent_messages("900200")
+    assert (sent.method, sent.text) == ("sendDocument", "Here it is")
+    assert [(f.filename, f.content) for f in sent.files] == [("invoice.pdf", pdf)]
 
 
 async def test_blocked_contact_becomes_unreachable_without_retries(world, engine_stack, fake_telegram):

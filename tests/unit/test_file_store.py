@@ -19,7 +19,7 @@ def test_same_bytes_are_stored_once_under_their_digest(tmp_path):
     assert (first.sha256, first.size, first.created) == (digest, 5, True)
     assert (again.sha256, again.created) == (digest, False)
     assert first.path == tmp_path / "files" / digest[:2] / digest
-    assert store.read(digest) == b"hello" and store.exists(other.sha256)
+    assert store.read(digest) == b"hello" and store.read(other.sha256) == b"world"
     assert sorted(p.name for p in (tmp_path / "files").rglob("*") if p.is_file()) == sorted([digest, other.sha256])
 
 
