@@ -17,7 +17,8 @@ from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
-from channels.registry import ADAPTERS, build_adapters
+from channels.base import Polling
+from channels.registry import build_adapters, supporting
 from infra.db import make_engine, make_sessionmaker, warm_pool
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
@@ -110,7 +111,7 @@ async def main() -> None:
             starter = WorkflowStarter(client, settings.temporal_task_queue)
             await starter.start_singletons()
             # inboxes without a public webhook URL are long-polled, one poller workflow each
-            await ensure_pollers(factory, ADAPTERS, starter)
+            await ensure_pollers(factory, supporting(Polling), starter)
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
         await asyncio.gather(*background, return_exceptions=True)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from channels.base import ChannelAdapter, MalformedUpdate
+from channels.base import ChannelAdapter, Files, MalformedUpdate, Polling, Webhook
 from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
 from infra.files import FileStore
 from services.ingest import ingest, refused_for_its_data
@@ -76,7 +76,7 @@ class ChannelActivities:
         try:
             updates, new_cursor = await self._long_poll(adapter, credentials, cursor, request)
         except PermanentError as err:
-            if err.provider_code not in _POLL_CONFLICTS:
+            if err.provider_code not in _POLL_CONFLICTS or not isinstance(adapter, Webhook):
                 await self._note_error(inbox_id, f"polling failed: {err.reason}")
                 raise _retry_later(err, timedelta(minutes=1)) from None
             # A webhook is set at the provider. Ours only if the inbox switched to webhook mode
@@ -120,7 +120,7 @@ class ChannelActivities:
                       event.provider_message_id, getattr(exc.orig, "sqlstate", None))
             return 0
 
-    async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[ChannelAdapter, dict[str, Any], str | None]:
+    async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[Polling, dict[str, Any], str | None]:
         async with self._factory() as db:
             inbox = await db.get(Inbox, inbox_id)
         if inbox is None:
@@ -130,7 +130,7 @@ class ChannelActivities:
         if inbox.webhook_url is not None:
             return PollOutcome(keep_polling=False, stop_reason="inbox switched to webhook mode")
         adapter = self._adapters.get(inbox.channel)
-        if adapter is None:
+        if not isinstance(adapter, Polling):
             return PollOutcome(keep_polling=False, stop_reason=f"{inbox.channel.value} cannot poll")
         credentials = self._box.open(inbox.credentials_encrypted)
         if not credentials.get("token"):
@@ -138,7 +138,7 @@ class ChannelActivities:
         return adapter, credentials, inbox.poll_cursor
 
     async def _long_poll(
-        self, adapter: ChannelAdapter, credentials: dict[str, Any], cursor: str | None, request: PollRequest
+        self, adapter: Polling, credentials: dict[str, Any], cursor: str | None, request: PollRequest
     ) -> tuple[list[dict[str, Any]], Any]:
         return await _heartbeating(adapter.poll(credentials, cursor, request.timeout), request.heartbeat_every)
 
@@ -183,7 +183,7 @@ class ChannelActivities:
         report = WebhookCheckReport()
         for row in inboxes:
             adapter = self._adapters.get(row.channel)
-            if adapter is None:
+            if not isinstance(adapter, Webhook):
                 continue
             activity.heartbeat(row.id)
             report.checked += 1
@@ -199,7 +199,7 @@ class ChannelActivities:
                 )
         return report
 
-    async def _check_one(self, adapter: ChannelAdapter, row: Any) -> tuple[str | None, bool]:
+    async def _check_one(self, adapter: Webhook, row: Any) -> tuple[str | None, bool]:
         """(the error to show on the inbox or None, whether it was subscribed again)."""
         try:
             credentials = self._box.open(row.credentials_encrypted)
@@ -247,7 +247,7 @@ class ChannelActivities:
         retry: DeliveryError | None = None
         for att in attachments:
             ref = _file_ref(att)
-            if att.stored_at is not None or att.fetch_error is not None or ref is None or adapter is None:
+            if att.stored_at is not None or att.fetch_error is not None or ref is None or not isinstance(adapter, Files):
                 report.skipped += 1
                 continue
             activity.heartbeat(att.id)

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, Sending
 from domain.contracts import (
     ChatMigratedError,
     DeliveryError,
@@ -113,11 +113,14 @@ class DeliveryActivities:
         if not identity.reachable:
             return await self._fail(message, ErrorClass.PERMANENT, "the contact blocked the bot or stopped it", None)
 
-        adapter = self._adapters[inbox.channel]
+        adapter = self._adapters.get(inbox.channel)
+        if not isinstance(adapter, Sending):
+            return await self._fail(message, ErrorClass.PERMANENT, f"{inbox.channel.value} has no adapter that sends",
+                                    None)
         # A slot is reserved once per message; when it is far off, the workflow sleeps until it
         # and hands it back (reserving anew each time would push the clocks ahead of real time
         # and starve every chat once enough of them wait).
-        slot = request.slot_at or await self._reserve_slot(inbox, identity.provider_chat_id)
+        slot = request.slot_at or await self._reserve_slot(adapter, inbox, identity.provider_chat_id)
         wait = (slot - datetime.now(UTC)).total_seconds()
         if wait > MAX_SLOT_WAIT:
             return SendOutcome(outcome=Outcome.RATE_LIMITED, reason="our own rate limit", retry_after=wait,
@@ -181,21 +184,18 @@ class DeliveryActivities:
             ).first()
         return tuple(row) if row is not None else None  # type: ignore[return-value]
 
-    def _limits(self, inbox: Inbox, chat_id: str) -> dict[str, float]:
-        s = self._settings
-        per_bot, per_chat = {
-            ChannelKind.TELEGRAM: (s.telegram_rate_per_bot, s.telegram_rate_per_chat),
-            ChannelKind.MAX: (s.max_rate_per_bot, s.max_rate_per_chat),
-        }.get(inbox.channel, (0.0, 0.0))
+    @staticmethod
+    def _limits(adapter: Sending, inbox: Inbox, chat_id: str) -> dict[str, float]:
+        """{rate key: seconds between sends} for this inbox's bot and this chat."""
         limits = {}
-        if per_bot > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}"] = 1 / per_bot
-        if per_chat > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / per_chat
+        if adapter.rate_per_bot > 0:
+            limits[f"{inbox.channel.value}:{inbox.id}"] = 1 / adapter.rate_per_bot
+        if adapter.rate_per_chat > 0:
+            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / adapter.rate_per_chat
         return limits
 
-    async def _reserve_slot(self, inbox: Inbox, chat_id: str) -> datetime:
-        limits = self._limits(inbox, chat_id)
+    async def _reserve_slot(self, adapter: Sending, inbox: Inbox, chat_id: str) -> datetime:
+        limits = self._limits(adapter, inbox, chat_id)
         if not limits:
             return datetime.now(UTC)
         async with self._factory() as db, db.begin():

@@ -13,8 +13,8 @@ Telegram adapter to the fake (tests/fakes/telegram.py, served in this process on
 The stack is bench/stack.py's: embedded PostgreSQL, the tuned Temporal dev server, and
 `worker.py` as a process.
 
-Real Telegram allows ~30 msg/s per bot and 1 msg/s per chat (TELEGRAM_RATE_PER_BOT and
-TELEGRAM_RATE_PER_CHAT, which --bot-rate and --chat-rate set for the worker): 10,000 replies
+Real Telegram allows ~30 msg/s per bot and 1 msg/s per chat (the Telegram adapter's defaults,
+which --bot-rate and --chat-rate override for the worker through RATE_OVERRIDES): 10,000 replies
 need at least 333 s per run however fast the rest is. Measured on our 2-core machines the
 pipeline does not reach that limit (~20 msgs/s clean, ~12 with 20 % faults, Temporal bound),
 so the default run (two runs plus setup) took 26.5 minutes; --quick (1,000 over 100 chats,
@@ -259,8 +259,8 @@ async def run(args: argparse.Namespace) -> None:
     stack.start()
     try:
         fake.start()
-        env = dict(stack.env, TELEGRAM_API_BASE=fake.base_url, TELEGRAM_RATE_PER_BOT=str(args.bot_rate),
-                   TELEGRAM_RATE_PER_CHAT=str(args.chat_rate))
+        env = dict(stack.env, TELEGRAM_API_BASE=fake.base_url,
+                   RATE_OVERRIDES=f"telegram.per_bot={args.bot_rate},telegram.per_chat={args.chat_rate}")
         engine = create_async_engine(stack.env["DATABASE_URL"], pool_size=CONCURRENCY + 4)
         factory = make_sessionmaker(engine)
         _, operator_id = await seed(factory)
@@ -291,8 +291,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--conversations", type=int, default=1_000)
-    parser.add_argument("--bot-rate", type=float, default=30.0, help="TELEGRAM_RATE_PER_BOT for the worker")
-    parser.add_argument("--chat-rate", type=float, default=1.0, help="TELEGRAM_RATE_PER_CHAT for the worker")
+    parser.add_argument("--bot-rate", type=float, default=30.0, help="Telegram messages/s per bot for the worker")
+    parser.add_argument("--chat-rate", type=float, default=1.0, help="Telegram messages/s per chat for the worker")
     parser.add_argument("--faults", type=float, default=0.2,
                         help="share of sendMessage requests failing in the second run (0: one clean run only)")
     parser.add_argument("--rate", type=float, default=0, help="replies queued per second; 0 = as fast as possible")

@@ -1,4 +1,4 @@
-"""The interface every channel adapter implements (one adapter per ChannelKind)."""
+"""What a channel adapter is: a base and the capabilities a provider may have (one adapter per ChannelKind)."""
 
 from __future__ import annotations
 
@@ -41,44 +41,38 @@ class WebhookStatus(TypedDict):
     raw: dict[str, Any]
 
 
-class ChannelAdapter(ABC):
-    kind: ClassVar[ChannelKind]
-    base_setting: ClassVar[str]  # name of the Settings field holding this provider's API base
-    secret_header: ClassVar[str]
-    text_limit: ClassVar[int]
-    caption_limit: ClassVar[int]
+class ChannelAdapter:
+    """What every adapter has: its channel and the HTTP client. The capabilities below add what a
+    provider supports; an adapter class composes those it has, and code that needs one checks
+    for it (`isinstance(adapter, Polling)`) rather than calling a stub."""
 
-    def __init__(self, http: httpx.AsyncClient, api_base: str) -> None:
+    kind: ClassVar[ChannelKind]
+    # the Settings field holding this provider's API base; None for a channel without one
+    base_setting: ClassVar[str | None] = None
+
+    def __init__(self, http: httpx.AsyncClient, api_base: str = "") -> None:
         self.http = http
         self.api_base = api_base.rstrip("/")
         mask_tokens_in_httpx_logs()
 
-    # --- inbound -----------------------------------------------------------------------
-    def verify_webhook(self, headers: Mapping[str, str], credentials: Credentials) -> bool:
-        """Constant-time check of the provider's secret header; False when none is configured."""
-        expected = credentials.get("webhook_secret")
-        if not expected:
-            return False
-        wanted = self.secret_header.lower()
-        got = next((v for k, v in headers.items() if k.lower() == wanted), None)
-        return got is not None and hmac.compare_digest(got.encode(), expected.encode())
+    @staticmethod
+    def token(credentials: Credentials) -> str:
+        token = credentials.get("token")
+        if not token:
+            raise PermanentError("inbox has no bot token configured")
+        return token
 
-    @abstractmethod
-    def parse_update(
-        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
-    ) -> list[InboundEvent]:
-        """Provider update -> events; [] for kinds we ignore. `received_at` stamps events whose
-        payload carries no time (Telegram callback queries); it defaults to now."""
 
-    @abstractmethod
-    def update_cursor(self, payload: Any) -> int | None:
-        """The polling position a single update stands at, when the provider numbers updates."""
+class Sending(ChannelAdapter, ABC):
+    """Text, attachments, the typing indicator and button answers to the customer."""
 
-    @abstractmethod
-    async def poll(self, credentials: Credentials, cursor: Cursor, timeout: int) -> tuple[list[dict[str, Any]], Cursor]:
-        """Long-poll raw updates; the returned cursor acknowledges them on the next call."""
+    text_limit: ClassVar[int]
+    caption_limit: ClassVar[int]
+    # The provider's limits in messages/s, held across every worker (0: none). Class defaults;
+    # build_adapters applies the operator's RATE_OVERRIDES to the instance.
+    rate_per_bot: float = 0.0
+    rate_per_chat: float = 0.0
 
-    # --- outbound ----------------------------------------------------------------------
     async def send(
         self,
         credentials: Credentials,
@@ -113,7 +107,32 @@ class ChannelAdapter(ABC):
     async def answer_callback(self, credentials: Credentials, callback_id: str, text: str | None = None) -> None:
         """Acknowledge a button press so the client stops its spinner."""
 
-    # --- webhooks and files ----------------------------------------------------------------
+
+class Inbound(ChannelAdapter, ABC):
+    """Provider updates become InboundEvents, however they arrive (webhook or long polling)."""
+
+    @abstractmethod
+    def parse_update(
+        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
+    ) -> list[InboundEvent]:
+        """Provider update -> events; [] for kinds we ignore. `received_at` stamps events whose
+        payload carries no time (Telegram callback queries); it defaults to now."""
+
+
+class Webhook(Inbound, ABC):
+    """The provider posts updates to our URL, signed with the inbox's secret."""
+
+    secret_header: ClassVar[str]
+
+    def verify_webhook(self, headers: Mapping[str, str], credentials: Credentials) -> bool:
+        """Constant-time check of the provider's secret header; False when none is configured."""
+        expected = credentials.get("webhook_secret")
+        if not expected:
+            return False
+        wanted = self.secret_header.lower()
+        got = next((v for k, v in headers.items() if k.lower() == wanted), None)
+        return got is not None and hmac.compare_digest(got.encode(), expected.encode())
+
     @abstractmethod
     async def register_webhook(self, credentials: Credentials, url: str, secret: str) -> None: ...
 
@@ -123,18 +142,27 @@ class ChannelAdapter(ABC):
     @abstractmethod
     async def webhook_status(self, credentials: Credentials, url: str | None = None) -> WebhookStatus: ...
 
+
+class Polling(Inbound, ABC):
+    """We fetch updates with a long poll; a cursor acknowledges what was fetched."""
+
+    @abstractmethod
+    def update_cursor(self, payload: Any) -> int | None:
+        """The polling position a single update stands at, when the provider numbers updates."""
+
+    @abstractmethod
+    async def poll(self, credentials: Credentials, cursor: Cursor, timeout: int) -> tuple[list[dict[str, Any]], Cursor]:
+        """Long-poll raw updates; the returned cursor acknowledges them on the next call."""
+
+
+class Files(ChannelAdapter, ABC):
+    """Downloading what a customer sent from the provider's file host."""
+
     @abstractmethod
     async def fetch_file(
         self, credentials: Credentials, ref: ProviderFileRef, max_bytes: int
     ) -> tuple[bytes, str | None, str | None]:
         """(content, mime type, file name); PermanentError when over `max_bytes`."""
-
-    @staticmethod
-    def token(credentials: Credentials) -> str:
-        token = credentials.get("token")
-        if not token:
-            raise PermanentError("inbox has no bot token configured")
-        return token
 
 
 def _content(att: OutboundAttachment, files: Mapping[int, bytes] | None) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, Sending
 from channels.max import MaxAdapter
 from channels.telegram import TelegramAdapter
 from domain.enums import ChannelKind
@@ -17,7 +17,21 @@ ADAPTERS: Mapping[ChannelKind, type[ChannelAdapter]] = {
 }
 
 
+def supporting(*capabilities: type[ChannelAdapter]) -> list[ChannelKind]:
+    """The registered channels whose adapter has any of `capabilities` (channels.base)."""
+    return [kind for kind, cls in ADAPTERS.items() if issubclass(cls, capabilities)]
+
+
 def build_adapters(http: httpx.AsyncClient, settings: object) -> dict[ChannelKind, ChannelAdapter]:
-    """One adapter per registered channel, each reading its API base from `settings`
-    (an object with the `*_api_base` attributes named by each adapter's `base_setting`)."""
-    return {kind: cls(http, getattr(settings, cls.base_setting)) for kind, cls in ADAPTERS.items()}
+    """One adapter per registered channel. `settings` (infra.settings.Settings or any object with
+    its attributes) gives each its API base, named by the adapter's `base_setting`, and the
+    operator's `rate_overrides` ({"telegram.per_bot": 25.0, ...}) over the adapters' defaults."""
+    overrides: Mapping[str, float] = getattr(settings, "rate_overrides", {})
+    adapters: dict[ChannelKind, ChannelAdapter] = {}
+    for kind, cls in ADAPTERS.items():
+        adapter = cls(http, getattr(settings, cls.base_setting) if cls.base_setting else "")
+        if isinstance(adapter, Sending):
+            adapter.rate_per_bot = overrides.get(f"{kind.value}.per_bot", adapter.rate_per_bot)
+            adapter.rate_per_chat = overrides.get(f"{kind.value}.per_chat", adapter.rate_per_chat)
+        adapters[kind] = adapter
+    return adapters

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domain.enums import ChannelKind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,11 +43,9 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     max_api_base: str = "https://platform-api2.max.ru"
 
-    # provider limits held across all workers (CHANNELS.md); raise them for paid broadcasts
-    telegram_rate_per_bot: float = 30.0
-    telegram_rate_per_chat: float = 1.0
-    max_rate_per_bot: float = 30.0
-    max_rate_per_chat: float = 2.0
+    # Provider send limits (messages/s, held across all workers) over the adapters' defaults:
+    # "telegram.per_bot=25,max.per_chat=1" (e.g. for Telegram's paid broadcasts); 0 lifts one.
+    rate_overrides: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
     default_escalation_minutes: float = 4.0
     delivery_give_up_hours: float = 24.0
@@ -53,6 +55,29 @@ class Settings(BaseSettings):
     inactive_resolve_days: int = 3
 
     log_level: str = Field(default="INFO")
+
+    @field_validator("rate_overrides", mode="before")
+    @classmethod
+    def _parse_rate_overrides(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        overrides: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            key, _, number = item.partition("=")
+            channel, _, limit = key.strip().partition(".")
+            try:
+                rate = float(number)
+            except ValueError:
+                rate = math.nan
+            if channel not in {c.value for c in ChannelKind} or limit not in ("per_bot", "per_chat") or not (
+                math.isfinite(rate) and rate >= 0
+            ):
+                raise ValueError(
+                    f"RATE_OVERRIDES: {item!r} is not <channel>.per_bot=<n> or <channel>.per_chat=<n> "
+                    "with n messages/s, 0 or more"
+                )
+            overrides[f"{channel}.{limit}"] = rate
+        return overrides
 
 
 @lru_cache

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from channels.base import ChannelAdapter, Polling, Webhook
 from domain.contracts import DeliveryError
 from domain.enums import ChannelKind
 from domain.polling import DEFAULT_POLL_TIMEOUT
@@ -75,7 +76,7 @@ class Connection:
 
 async def connect_inbox(
     factory: async_sessionmaker[AsyncSession],
-    adapters: Mapping[Any, Any],
+    adapters: Mapping[ChannelKind, ChannelAdapter],
     box: CredentialBox,
     starter: WorkflowStarter,
     inbox_id: int,
@@ -83,8 +84,9 @@ async def connect_inbox(
     *,
     poll_timeout: int = DEFAULT_POLL_TIMEOUT,
 ) -> Connection:
-    """Webhook mode for an https `public_url`, long polling otherwise. Idempotent: connecting
-    again in the same mode registers the same URL and finds the running poller.
+    """Webhook mode for an https `public_url` (when the channel takes webhooks), long polling
+    otherwise. Idempotent: connecting again in the same mode registers the same URL and finds
+    the running poller.
 
     Provider errors (DeliveryError) propagate to the caller after being kept in
     `inboxes.webhook_error`, so an admin sees why the inbox does not receive."""
@@ -95,14 +97,15 @@ async def connect_inbox(
         if not inbox.is_active:
             raise ValueError(f"inbox {inbox_id} is not active")
         adapter = adapters.get(inbox.channel)
-        if adapter is None:
-            raise ValueError(f"{inbox.channel.value} inboxes have no provider to connect")
+        webhook = isinstance(adapter, Webhook) and bool(public_url) and public_url.lower().startswith("https://")
+        if not (webhook or isinstance(adapter, Polling)):
+            raise ValueError(f"{inbox.channel.value} inboxes cannot be connected"
+                             + (" without a public https URL" if isinstance(adapter, Webhook) else ""))
         credentials = box.open(inbox.credentials_encrypted)
         if not credentials.get("webhook_secret"):  # an inbox made before secrets were generated
             credentials["webhook_secret"] = new_webhook_secret()
             inbox.credentials_encrypted = box.seal(credentials)
         previous = inbox.webhook_url
-        webhook = bool(public_url) and public_url.lower().startswith("https://")
         # The mode is written before the provider is told, so a poller that is mid-poll sees
         # webhook mode at its next round (or after the provider's conflict answer) and stops.
         inbox.webhook_url = webhook_url_for(public_url, inbox.channel, inbox_id) if webhook else None
@@ -114,7 +117,7 @@ async def connect_inbox(
             if previous and previous != url:
                 await adapter.unregister_webhook(credentials, previous)  # MAX keeps one per URL
             await adapter.register_webhook(credentials, url, credentials["webhook_secret"])
-        else:
+        elif isinstance(adapter, Webhook):
             await adapter.unregister_webhook(credentials, None)  # every URL: polling needs none
     except DeliveryError as exc:
         await _set_error(factory, inbox_id, f"{'registering' if url else 'removing'} the webhook failed: {exc.reason}")
@@ -128,7 +131,7 @@ async def connect_inbox(
 
 
 async def ensure_pollers(
-    factory: async_sessionmaker[AsyncSession], adapters: Mapping[Any, Any], starter: WorkflowStarter
+    factory: async_sessionmaker[AsyncSession], polling_channels: Collection[ChannelKind], starter: WorkflowStarter
 ) -> list[int]:
     """At worker boot: every active inbox in polling mode whose channel can poll has its
     poller running. Harmless when they run already; returns the inbox ids."""
@@ -142,7 +145,7 @@ async def ensure_pollers(
         ).all()
     started = []
     for inbox_id, channel in rows:
-        if channel in adapters:
+        if channel in polling_channels:
             await starter.start_poller(inbox_id)
             started.append(inbox_id)
     return started

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from channels.base import Sending
 from domain.contracts import DeliveryError
 from domain.enums import ConversationStatus
 from infra.models import ContactIdentity, Conversation, Inbox
@@ -97,7 +98,7 @@ class TypingThrottle:
 
     async def _send(self, key: Any, target: TypingTarget) -> bool:
         adapter = self._adapters.get(target.channel)
-        if adapter is None:
+        if not isinstance(adapter, Sending):
             return False  # the widget shows typing over SSE, not through an adapter
         try:
             await asyncio.wait_for(adapter.send_typing(target.credentials, target.chat_id), self._timeout)

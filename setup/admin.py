@@ -16,8 +16,9 @@ import os
 
 import httpx
 
-from channels.registry import build_adapters
-from domain.enums import ChannelKind, OperatorRole
+from channels.base import Polling, Webhook
+from channels.registry import build_adapters, supporting
+from domain.enums import OperatorRole
 from infra.db import make_engine, make_sessionmaker
 from setup.devstack import EmbeddedPostgres
 from services.inboxes import connect_inbox, create_inbox
@@ -78,8 +79,8 @@ async def add_operator(settings: Settings, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    inbox = commands.add_parser("add-inbox", help="connect a Telegram or MAX bot")
-    inbox.add_argument("--channel", required=True, choices=[ChannelKind.TELEGRAM.value, ChannelKind.MAX.value])
+    inbox = commands.add_parser("add-inbox", help="connect a bot (Telegram, MAX, ...)")
+    inbox.add_argument("--channel", required=True, choices=[kind.value for kind in supporting(Webhook, Polling)])
     inbox.add_argument("--name", required=True)
     inbox.add_argument("--token", help="asked for when omitted (keeps it out of shell history)")
     operator = commands.add_parser("add-operator", help="create a cabinet account")

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from channels.base import MalformedUpdate
+from channels.base import MalformedUpdate, Webhook
 from domain.enums import ChannelKind
 from services.ingest import ingest, refused_for_its_data
 from infra.models import Inbox
@@ -59,8 +59,8 @@ async def _inbox_auth(request: Request, inbox_id: int) -> _InboxAuth | None:
 @router.post("/webhooks/{channel}/{inbox_id}")
 async def receive(channel: str, inbox_id: int, request: Request) -> Response:
     adapter = request.app.state.adapters.get(channel)
-    auth = await _inbox_auth(request, inbox_id) if adapter is not None else None
-    if adapter is None or auth is None or auth.channel.value != channel:
+    auth = await _inbox_auth(request, inbox_id) if isinstance(adapter, Webhook) else None
+    if auth is None or auth.channel.value != channel:
         return problem(404, "Not Found", "No such inbox for this channel.")
     if not adapter.verify_webhook(request.headers, auth.credentials):
         return problem(401, "Unauthorized", "The webhook secret does not match.")

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from channels.base import ChannelAdapter, Credentials, Cursor, WebhookStatus
+from channels.base import Credentials, Cursor, Files, Polling, Sending, Webhook, WebhookStatus
 from channels.max.errors import AttachmentNotReady, result_or_raise
 from channels.max.parse import parse_update
 from channels.plan import Step
@@ -31,12 +31,15 @@ LONG_POLL_SLACK = 10  # seconds the HTTP timeout exceeds the long-poll timeout
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
-class MaxAdapter(ChannelAdapter):
+class MaxAdapter(Sending, Webhook, Polling, Files):
     kind = ChannelKind.MAX
     base_setting = "max_api_base"
     secret_header = "X-Max-Bot-Api-Secret"
     text_limit = 4000
     caption_limit = 4000  # a message with attachments takes the same text
+    # MAX Bot API: 30 requests/s per bot, at most 2 messages/s into one dialog (CHANNELS.md)
+    rate_per_bot = 30.0
+    rate_per_chat = 2.0
     # Waits before re-sending a message whose upload MAX is still processing.
     not_ready_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 

@@ -6,7 +6,7 @@ import mimetypes
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.base import ChannelAdapter, Credentials, Cursor, WebhookStatus
+from channels.base import Credentials, Cursor, Files, Polling, Sending, Webhook, WebhookStatus
 from channels.plan import Step
 from channels.telegram.errors import result_or_raise
 from channels.telegram.parse import parse_update
@@ -22,12 +22,15 @@ DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
 LONG_POLL_SLACK = 10  # seconds the HTTP timeout exceeds the long-poll timeout
 
 
-class TelegramAdapter(ChannelAdapter):
+class TelegramAdapter(Sending, Webhook, Polling, Files):
     kind = ChannelKind.TELEGRAM
     base_setting = "telegram_api_base"
     secret_header = "X-Telegram-Bot-Api-Secret-Token"
     text_limit = 4096
     caption_limit = 1024
+    # Bot API: about 30 messages/s per bot, 1 per chat (CHANNELS.md)
+    rate_per_bot = 30.0
+    rate_per_chat = 1.0
 
     def parse_update(
         self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
