@@ -73,7 +73,9 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
         # a sixth of the worker's CPU at 15 new conversations/s. Workflows import only the pure
         # `domain` package and temporalio (tests/unit/test_boundaries.py checks it, transitively),
         # so sharing those modules is safe; the runtime checks on each call still apply.
-        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules()),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+        ),
     )
 
 

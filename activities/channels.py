@@ -116,8 +116,12 @@ class ChannelActivities:
         except DBAPIError as exc:
             if not refused_for_its_data(exc) or activity.info().attempt < self.poison_after_attempts:
                 raise
-            log.error("inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)", event.inbox_id,
-                      event.provider_message_id, getattr(exc.orig, "sqlstate", None))
+            log.error(
+                "inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)",
+                event.inbox_id,
+                event.provider_message_id,
+                getattr(exc.orig, "sqlstate", None),
+            )
             return 0
 
     async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[Polling, dict[str, Any], str | None]:
@@ -234,9 +238,7 @@ class ChannelActivities:
             ).first()
             attachments = (
                 await db.scalars(
-                    select(Attachment)
-                    .where(Attachment.message_id == params.message_id)
-                    .order_by(Attachment.id)
+                    select(Attachment).where(Attachment.message_id == params.message_id).order_by(Attachment.id)
                 )
             ).all()
         report = FetchReport()
@@ -247,7 +249,12 @@ class ChannelActivities:
         retry: DeliveryError | None = None
         for att in attachments:
             ref = _file_ref(att)
-            if att.stored_at is not None or att.fetch_error is not None or ref is None or not isinstance(adapter, Files):
+            if (
+                att.stored_at is not None
+                or att.fetch_error is not None
+                or ref is None
+                or not isinstance(adapter, Files)
+            ):
                 report.skipped += 1
                 continue
             activity.heartbeat(att.id)
@@ -269,8 +276,9 @@ class ChannelActivities:
             report.stored += 1
         if report.stored or report.failed:
             async with self._factory() as db, db.begin():
-                await publish(db, "message.attachments", conversation_id=row.conversation_id,
-                              message_id=params.message_id)
+                await publish(
+                    db, "message.attachments", conversation_id=row.conversation_id, message_id=params.message_id
+                )
         if retry is not None:
             raise _retry_later(retry)
         return report
@@ -282,14 +290,18 @@ class ChannelActivities:
         if name and not att.file_name:
             values["file_name"] = name[:300]
         async with self._factory() as db, db.begin():
-            await db.execute(update(Attachment).where(Attachment.id == att.id, Attachment.stored_at.is_(None))
-                             .values(**values))
+            await db.execute(
+                update(Attachment).where(Attachment.id == att.id, Attachment.stored_at.is_(None)).values(**values)
+            )
 
     async def _fetch_failed(self, attachment_id: int, reason: str) -> None:
         log.info("attachment %s not fetched: %s", attachment_id, reason)
         async with self._factory() as db, db.begin():
-            await db.execute(update(Attachment).where(Attachment.id == attachment_id, Attachment.stored_at.is_(None))
-                             .values(fetch_error=reason[:2000]))
+            await db.execute(
+                update(Attachment)
+                .where(Attachment.id == attachment_id, Attachment.stored_at.is_(None))
+                .values(fetch_error=reason[:2000])
+            )
 
 
 def _file_ref(att: Attachment) -> ProviderFileRef | None:

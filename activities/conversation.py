@@ -82,8 +82,9 @@ class ConversationActivities:
             assert inbox is not None and contact is not None
             if conversation.branch_id is None:
                 conversation.branch_id = await self._route(db, contact.region)
-                await publish(db, "conversation.routed", conversation_id=conversation.id,
-                              branch_id=conversation.branch_id)
+                await publish(
+                    db, "conversation.routed", conversation_id=conversation.id, branch_id=conversation.branch_id
+                )
             schedule = await db.scalar(select(Branch.working_hours).where(Branch.id == conversation.branch_id))
             return ConversationState(
                 conversation_id=conversation.id,
@@ -113,7 +114,9 @@ class ConversationActivities:
             "inactive_resolve_days": self._settings.inactive_resolve_days,
         }
         known = set(InboxPolicy.model_fields)
-        return InboxPolicy.model_validate(defaults | {k: v for k, v in settings.items() if k in known and v is not None})
+        return InboxPolicy.model_validate(
+            defaults | {k: v for k, v in settings.items() if k in known and v is not None}
+        )
 
     @activity.defn(name=LOAD_BRANCH_SCHEDULE)
     async def load_branch_schedule(self, request: BranchRef) -> dict[str, Any] | None:
@@ -153,10 +156,19 @@ class ConversationActivities:
         conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
             branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
-            audit.record(db, "conversation.escalation_exhausted", conversation_id=conversation_id,
-                         details={"timed_out": request.timed_out})
-            await publish(db, "supervisor.alert", conversation_id=conversation_id, branch_id=branch_id,
-                          reason="escalation_exhausted")
+            audit.record(
+                db,
+                "conversation.escalation_exhausted",
+                conversation_id=conversation_id,
+                details={"timed_out": request.timed_out},
+            )
+            await publish(
+                db,
+                "supervisor.alert",
+                conversation_id=conversation_id,
+                branch_id=branch_id,
+                reason="escalation_exhausted",
+            )
 
     @activity.defn(name=TRANSFER_CONVERSATION)
     async def transfer_conversation(self, request: TransferRequest) -> Assignment:
@@ -176,8 +188,14 @@ class ConversationActivities:
             if target_operator is None:
                 # "first free in branch X": the least-loaded online operator there, or its pool
                 target_operator = choose_operator(await online_candidates(db, branch_id))
-            await set_assignee(db, conversation, target_operator, action="conversation.transferred",
-                               actor_operator_id=request.by_operator_id, branch_id=branch_id)
+            await set_assignee(
+                db,
+                conversation,
+                target_operator,
+                action="conversation.transferred",
+                actor_operator_id=request.by_operator_id,
+                branch_id=branch_id,
+            )
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
     @activity.defn(name=RESOLVE_CONVERSATION)
@@ -186,8 +204,9 @@ class ConversationActivities:
             conversation = await self._conversation(db, request.conversation_id)
             if conversation.status not in LIVE:
                 return conversation.status == ConversationStatus.RESOLVED
-            await self._set_status(db, conversation, ConversationStatus.RESOLVED, request.by_operator_id,
-                                   "conversation.resolved")
+            await self._set_status(
+                db, conversation, ConversationStatus.RESOLVED, request.by_operator_id, "conversation.resolved"
+            )
             return True
 
     @activity.defn(name=REOPEN_CONVERSATION)
@@ -219,8 +238,9 @@ class ConversationActivities:
             conversation = await self._conversation(db, request.conversation_id)
             idle_until = conversation.last_activity_at + timedelta(days=request.inactive_days)
             if conversation.status in LIVE and idle_until <= datetime.now(UTC):
-                await self._set_status(db, conversation, ConversationStatus.RESOLVED, None,
-                                       "conversation.auto_resolved")
+                await self._set_status(
+                    db, conversation, ConversationStatus.RESOLVED, None, "conversation.auto_resolved"
+                )
                 return InactivityCheck(resolved=True)
             return InactivityCheck(resolved=False, next_check_at=idle_until)
 
@@ -235,8 +255,14 @@ class ConversationActivities:
             conversation.closed_at = now
         conversation.last_activity_at = now
         audit.record(db, action, operator_id=by, conversation_id=conversation.id)
-        await publish(db, "conversation.status", conversation_id=conversation.id, status=status.value,
-                      branch_id=conversation.branch_id, assignee_id=conversation.assignee_id)
+        await publish(
+            db,
+            "conversation.status",
+            conversation_id=conversation.id,
+            status=status.value,
+            branch_id=conversation.branch_id,
+            assignee_id=conversation.assignee_id,
+        )
 
     @activity.defn(name=SEND_SYSTEM_MESSAGE)
     async def send_system_message(self, request: SystemMessageRequest) -> int:
@@ -244,8 +270,13 @@ class ConversationActivities:
         async with self._factory() as db, db.begin():
             conversation = await self._conversation(db, request.conversation_id)
             message_id, _ = await queue_message(
-                db, conversation, request.text, fmt=MessageFormat.MARKDOWN, sender_kind=SenderKind.SYSTEM,
-                idempotency_key=f"system:{request.conversation_id}:{request.dedup}", purpose=request.purpose,
+                db,
+                conversation,
+                request.text,
+                fmt=MessageFormat.MARKDOWN,
+                sender_kind=SenderKind.SYSTEM,
+                idempotency_key=f"system:{request.conversation_id}:{request.dedup}",
+                purpose=request.purpose,
             )
             return message_id
 
@@ -258,9 +289,16 @@ class ConversationActivities:
 
     def all(self) -> list:
         return [
-            self.load_conversation, self.load_branch_schedule, self.assign_operator, self.escalate_conversation,
-            self.alert_supervisors, self.transfer_conversation, self.resolve_conversation,
-            self.reopen_conversation, self.close_conversation, self.resolve_if_inactive,
-            self.send_system_message, self.dispatch_branch_backlog,
+            self.load_conversation,
+            self.load_branch_schedule,
+            self.assign_operator,
+            self.escalate_conversation,
+            self.alert_supervisors,
+            self.transfer_conversation,
+            self.resolve_conversation,
+            self.reopen_conversation,
+            self.close_conversation,
+            self.resolve_if_inactive,
+            self.send_system_message,
+            self.dispatch_branch_backlog,
         ]
-

@@ -108,36 +108,50 @@ class DeliveryActivities:
         if message.delivery_status in FINAL:
             # a retry of an attempt that already recorded its result
             outcome = Outcome.SENT if message.delivery_status != DeliveryStatus.FAILED else Outcome.FAILED
-            return SendOutcome(outcome=outcome, sent_parts=list(message.sent_provider_ids),
-                               successor_id=await self._successor(message))
+            return SendOutcome(
+                outcome=outcome, sent_parts=list(message.sent_provider_ids), successor_id=await self._successor(message)
+            )
         if not identity.reachable:
             return await self._fail(message, ErrorClass.PERMANENT, "the contact blocked the bot or stopped it", None)
 
         adapter = self._adapters.get(inbox.channel)
         if not isinstance(adapter, Sending):
-            return await self._fail(message, ErrorClass.PERMANENT, f"{inbox.channel.value} has no adapter that sends",
-                                    None)
+            return await self._fail(
+                message, ErrorClass.PERMANENT, f"{inbox.channel.value} has no adapter that sends", None
+            )
         # A slot is reserved once per message; when it is far off, the workflow sleeps until it
         # and hands it back (reserving anew each time would push the clocks ahead of real time
         # and starve every chat once enough of them wait).
         slot = request.slot_at or await self._reserve_slot(adapter, inbox, identity.provider_chat_id)
         wait = (slot - datetime.now(UTC)).total_seconds()
         if wait > MAX_SLOT_WAIT:
-            return SendOutcome(outcome=Outcome.RATE_LIMITED, reason="our own rate limit", retry_after=wait,
-                               sent_parts=request.sent_parts, slot_at=slot)
+            return SendOutcome(
+                outcome=Outcome.RATE_LIMITED,
+                reason="our own rate limit",
+                retry_after=wait,
+                sent_parts=request.sent_parts,
+                slot_at=slot,
+            )
         await asyncio.sleep(max(wait, 0.0))
         await self._mark_sending(message)
 
         outbound = OutboundMessage(
-            message_id=message.id, conversation_id=conversation.id, inbox_id=inbox.id, channel=inbox.channel,
-            provider_chat_id=identity.provider_chat_id, text=message.text, format=message.format,
+            message_id=message.id,
+            conversation_id=conversation.id,
+            inbox_id=inbox.id,
+            channel=inbox.channel,
+            provider_chat_id=identity.provider_chat_id,
+            text=message.text,
+            format=message.format,
             attachments=await self._attachments(message.id),
         )
         correlation = f"{activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
         began = time.monotonic()
         try:
             result = await adapter.send(
-                self._box.open(inbox.credentials_encrypted), outbound, self._files(outbound),
+                self._box.open(inbox.credentials_encrypted),
+                outbound,
+                self._files(outbound),
                 skip_parts=len(request.sent_parts),
             )
         except DeliveryError as exc:
@@ -204,12 +218,14 @@ class DeliveryActivities:
     async def _attachments(self, message_id: int) -> list[OutboundAttachment]:
         async with self._factory() as db:
             rows = (
-                await db.scalars(select(Attachment).where(Attachment.message_id == message_id,
-                                                          Attachment.sha256.is_not(None)))
+                await db.scalars(
+                    select(Attachment).where(Attachment.message_id == message_id, Attachment.sha256.is_not(None))
+                )
             ).all()
         return [
-            OutboundAttachment(attachment_id=a.id, file_name=a.file_name, mime_type=a.mime_type, size=a.size or 0,
-                               sha256=a.sha256)
+            OutboundAttachment(
+                attachment_id=a.id, file_name=a.file_name, mime_type=a.mime_type, size=a.size or 0, sha256=a.sha256
+            )
             for a in rows
         ]
 
@@ -226,19 +242,36 @@ class DeliveryActivities:
                 .values(delivery_status=DeliveryStatus.SENDING)
             )
             if changed.rowcount:
-                await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
-                              status=DeliveryStatus.SENDING.value)
+                await publish(
+                    db,
+                    "message.status",
+                    conversation_id=message.conversation_id,
+                    message_id=message.id,
+                    status=DeliveryStatus.SENDING.value,
+                )
 
     async def _mark_sent(self, message: Message, sent: list[str], attempt: int, latency: int, correlation: str) -> None:
         """The attempt's journal row and the message's new status, in one transaction."""
         now = datetime.now(UTC)
         async with self._factory() as db, db.begin():
-            db.add(DeliveryAttempt(message_id=message.id, attempt=attempt, outcome="sent", latency_ms=latency,
-                                   correlation_id=correlation))
+            db.add(
+                DeliveryAttempt(
+                    message_id=message.id,
+                    attempt=attempt,
+                    outcome="sent",
+                    latency_ms=latency,
+                    correlation_id=correlation,
+                )
+            )
             await db.execute(
-                update(Message).where(Message.id == message.id).values(
-                    delivery_status=DeliveryStatus.SENT, sent_at=now, sent_provider_ids=sent,
-                    error=None, error_class=None,
+                update(Message)
+                .where(Message.id == message.id)
+                .values(
+                    delivery_status=DeliveryStatus.SENT,
+                    sent_at=now,
+                    sent_provider_ids=sent,
+                    error=None,
+                    error_class=None,
                 )
             )
             if message.sender_kind == SenderKind.OPERATOR:
@@ -246,23 +279,38 @@ class DeliveryActivities:
                 await db.execute(
                     update(Conversation).where(Conversation.id == message.conversation_id).values(last_out_at=now)
                 )
-            await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
-                          status=DeliveryStatus.SENT.value)
+            await publish(
+                db,
+                "message.status",
+                conversation_id=message.conversation_id,
+                message_id=message.id,
+                status=DeliveryStatus.SENT.value,
+            )
 
     async def _failed_attempt(
-        self, message: Message, identity: ContactIdentity, attempt: int, exc: DeliveryError, latency: int,
-        correlation: str, sent: list[str],
+        self,
+        message: Message,
+        identity: ContactIdentity,
+        attempt: int,
+        exc: DeliveryError,
+        latency: int,
+        correlation: str,
+        sent: list[str],
     ) -> SendOutcome:
         code = None if exc.provider_code is None else str(exc.provider_code)
         await self._record(message.id, attempt, exc.error_class.value, code, exc.reason, latency, correlation)
         if isinstance(exc, ChatMigratedError):
             async with self._factory() as db, db.begin():
-                await db.execute(update(ContactIdentity).where(ContactIdentity.id == identity.id)
-                                 .values(provider_chat_id=exc.new_chat_id))
+                await db.execute(
+                    update(ContactIdentity)
+                    .where(ContactIdentity.id == identity.id)
+                    .values(provider_chat_id=exc.new_chat_id)
+                )
             return SendOutcome(outcome=Outcome.MIGRATED, reason=exc.reason, sent_parts=sent)
         if isinstance(exc, RateLimitedError):
-            return SendOutcome(outcome=Outcome.RATE_LIMITED, reason=exc.reason, retry_after=exc.retry_after,
-                               sent_parts=sent)
+            return SendOutcome(
+                outcome=Outcome.RATE_LIMITED, reason=exc.reason, retry_after=exc.retry_after, sent_parts=sent
+            )
         if isinstance(exc, RetryableError):
             return SendOutcome(outcome=Outcome.RETRYABLE, reason=exc.reason, sent_parts=sent)
         if isinstance(exc, RecipientBlockedError):
@@ -271,31 +319,60 @@ class DeliveryActivities:
 
     async def _mark_unreachable(self, identity: ContactIdentity, conversation_id: int, reason: str) -> None:
         async with self._factory() as db, db.begin():
-            await db.execute(update(ContactIdentity).where(ContactIdentity.id == identity.id)
-                             .values(reachable=False, unreachable_reason=reason))
-            audit.record(db, "contact.unreachable", conversation_id=conversation_id,
-                         details={"identity_id": identity.id, "reason": reason})
-            await publish(db, "contact.reachability", identity_id=identity.id, reachable=False,
-                          conversation_id=conversation_id)
+            await db.execute(
+                update(ContactIdentity)
+                .where(ContactIdentity.id == identity.id)
+                .values(reachable=False, unreachable_reason=reason)
+            )
+            audit.record(
+                db,
+                "contact.unreachable",
+                conversation_id=conversation_id,
+                details={"identity_id": identity.id, "reason": reason},
+            )
+            await publish(
+                db, "contact.reachability", identity_id=identity.id, reachable=False, conversation_id=conversation_id
+            )
 
     async def _fail(self, message: Message, error_class: ErrorClass, reason: str, code: str | None) -> SendOutcome:
         async with self._factory() as db, db.begin():
             await db.execute(
-                update(Message).where(Message.id == message.id).values(
-                    delivery_status=DeliveryStatus.FAILED, error_class=error_class, error=reason
-                )
+                update(Message)
+                .where(Message.id == message.id)
+                .values(delivery_status=DeliveryStatus.FAILED, error_class=error_class, error=reason)
             )
-            await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
-                          status=DeliveryStatus.FAILED.value, error=reason)
+            await publish(
+                db,
+                "message.status",
+                conversation_id=message.conversation_id,
+                message_id=message.id,
+                status=DeliveryStatus.FAILED.value,
+                error=reason,
+            )
         return SendOutcome(outcome=Outcome.FAILED, reason=reason, successor_id=await self._successor(message))
 
     async def _record(
-        self, message_id: int, attempt: int, outcome: str, code: str | None, error: str | None, latency: int,
+        self,
+        message_id: int,
+        attempt: int,
+        outcome: str,
+        code: str | None,
+        error: str | None,
+        latency: int,
         correlation: str,
     ) -> None:
         async with self._factory() as db, db.begin():
-            db.add(DeliveryAttempt(message_id=message_id, attempt=attempt, outcome=outcome, provider_code=code,
-                                   error=error, latency_ms=latency, correlation_id=correlation))
+            db.add(
+                DeliveryAttempt(
+                    message_id=message_id,
+                    attempt=attempt,
+                    outcome=outcome,
+                    provider_code=code,
+                    error=error,
+                    latency_ms=latency,
+                    correlation_id=correlation,
+                )
+            )
 
     async def _successor(self, message: Message) -> int | None:
         async with self._factory() as db:

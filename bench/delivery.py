@@ -73,8 +73,14 @@ async def seed(factory: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
         branch = Branch(name="Bench", is_default=True)
         db.add(branch)
         await db.flush()
-        supervisor = Operator(email="sup@bench", display_name="Supervisor", password_hash=hash_password("x"),
-                              role=OperatorRole.SUPERVISOR, branch_id=branch.id, status=OperatorStatus.OFFLINE)
+        supervisor = Operator(
+            email="sup@bench",
+            display_name="Supervisor",
+            password_hash=hash_password("x"),
+            role=OperatorRole.SUPERVISOR,
+            branch_id=branch.id,
+            status=OperatorStatus.OFFLINE,
+        )
         db.add(supervisor)
         await db.flush()
         return branch.id, supervisor.id
@@ -82,8 +88,11 @@ async def seed(factory: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
 
 async def new_inbox(factory: async_sessionmaker[AsyncSession], key: str, name: str) -> int:
     async with factory() as db, db.begin():
-        inbox = Inbox(name=name, channel=ChannelKind.TELEGRAM,
-                      credentials_encrypted=CredentialBox(key).seal({"token": TOKEN, "webhook_secret": "bench-secret"}))
+        inbox = Inbox(
+            name=name,
+            channel=ChannelKind.TELEGRAM,
+            credentials_encrypted=CredentialBox(key).seal({"token": TOKEN, "webhook_secret": "bench-secret"}),
+        )
         db.add(inbox)
         await db.flush()
         return inbox.id
@@ -106,9 +115,15 @@ async def wait_outbox_empty(factory, timeout: float, worker) -> float:
 async def open_conversations(factory, inbox_id: int, chat_ids: list[str]) -> dict[str, int]:
     async def one(chat_id: str) -> tuple[str, int]:
         event = InboundEvent(
-            inbox_id=inbox_id, channel=ChannelKind.TELEGRAM, kind=InboundKind.MESSAGE, provider_user_id=chat_id,
-            provider_chat_id=chat_id, provider_message_id=f"{chat_id}:1", provider_time=datetime.now(UTC),
-            text="hello", profile=ContactProfile(display_name=f"Customer {chat_id}"),
+            inbox_id=inbox_id,
+            channel=ChannelKind.TELEGRAM,
+            kind=InboundKind.MESSAGE,
+            provider_user_id=chat_id,
+            provider_chat_id=chat_id,
+            provider_message_id=f"{chat_id}:1",
+            provider_time=datetime.now(UTC),
+            text="hello",
+            profile=ContactProfile(display_name=f"Customer {chat_id}"),
         )
         result = await ingest(factory, event)
         return chat_id, result.conversation_id
@@ -116,8 +131,9 @@ async def open_conversations(factory, inbox_id: int, chat_ids: list[str]) -> dic
     return dict(await bounded(CONCURRENCY, [one(c) for c in chat_ids]))
 
 
-async def queue_replies(factory, operator_id: int, conversations: dict[str, int], messages: int, tag: str,
-                        rate: float) -> dict[str, list[str]]:
+async def queue_replies(
+    factory, operator_id: int, conversations: dict[str, int], messages: int, tag: str, rate: float
+) -> dict[str, list[str]]:
     """Round robin over the chats; a chat's k-th reply only after its (k-1)-th is committed."""
     chats = list(conversations)
     written: dict[str, list[str]] = {c: [] for c in chats}
@@ -129,8 +145,7 @@ async def queue_replies(factory, operator_id: int, conversations: dict[str, int]
         body = f"{tag} chat {chat_id} reply {k}"
         async with factory() as db, db.begin():
             operator = await db.get(Operator, operator_id)
-            await send_reply(db, operator, conversations[chat_id], body,
-                                       idempotency_key=f"{tag}-{chat_id}-{k}")
+            await send_reply(db, operator, conversations[chat_id], body, idempotency_key=f"{tag}-{chat_id}-{k}")
         written[chat_id].append(body)
 
     rounds: dict[int, list[tuple[int, str]]] = {}
@@ -145,10 +160,15 @@ async def progress(factory, inbox_id: int, total: int, timeout: float, worker) -
     began = last_print = time.monotonic()
     while True:
         async with factory() as db:
-            rows = dict((await db.execute(
-                select(Message.delivery_status, func.count()).where(Message.inbox_id == inbox_id,
-                                                                    Message.direction == MessageDirection.OUT)
-                .group_by(Message.delivery_status))).all())
+            rows = dict(
+                (
+                    await db.execute(
+                        select(Message.delivery_status, func.count())
+                        .where(Message.inbox_id == inbox_id, Message.direction == MessageDirection.OUT)
+                        .group_by(Message.delivery_status)
+                    )
+                ).all()
+            )
         done = rows.get(DeliveryStatus.SENT, 0) + rows.get(DeliveryStatus.FAILED, 0)
         if done >= total:
             return
@@ -157,8 +177,9 @@ async def progress(factory, inbox_id: int, total: int, timeout: float, worker) -
         now = time.monotonic()
         if now - last_print >= 10:
             last_print = now
-            print(f"    {now - began:5.0f} s: " + ", ".join(f"{s.value} {n}" for s, n in sorted(rows.items())),
-                  flush=True)
+            print(
+                f"    {now - began:5.0f} s: " + ", ".join(f"{s.value} {n}" for s, n in sorted(rows.items())), flush=True
+            )
         if now - began > timeout:
             raise RuntimeError(f"not delivered after {timeout:.0f} s: {rows}")
         await asyncio.sleep(1)
@@ -180,8 +201,9 @@ def order_violations(fake: FakeTelegram, written: dict[str, list[str]]) -> tuple
     return late, chats
 
 
-async def run_once(stack: BenchStack, factory, worker, fake: FakeTelegram, operator_id: int, args, run: int,
-                   fault_ratio: float) -> None:
+async def run_once(
+    stack: BenchStack, factory, worker, fake: FakeTelegram, operator_id: int, args, run: int, fault_ratio: float
+) -> None:
     fake.reset()
     inbox_id = await new_inbox(factory, stack.env["CREDENTIALS_KEY"], f"Bench bot {run}")
     chat_ids = [str(1_000_000 * (run + 1) + i) for i in range(args.conversations)]
@@ -194,8 +216,11 @@ async def run_once(stack: BenchStack, factory, worker, fake: FakeTelegram, opera
     if fault_ratio:
         fake.fail_randomly(fault_ratio, seed=run, faults=FAULTS, method="sendMessage")
 
-    print(f"\n  run {run}: {args.messages} replies over {args.conversations} chats, faults {fault_ratio:.0%} "
-          f"(conversations opened in {opened_s:.1f} s, their workflows started after {conv_s:.1f} s)", flush=True)
+    print(
+        f"\n  run {run}: {args.messages} replies over {args.conversations} chats, faults {fault_ratio:.0%} "
+        f"(conversations opened in {opened_s:.1f} s, their workflows started after {conv_s:.1f} s)",
+        flush=True,
+    )
     began = time.perf_counter()
     written = await queue_replies(factory, operator_id, conversations, args.messages, f"b{run}", args.rate)
     queued_s = time.perf_counter() - began
@@ -206,9 +231,13 @@ async def run_once(stack: BenchStack, factory, worker, fake: FakeTelegram, opera
     await asyncio.sleep(1.0)  # a late duplicate would arrive now
 
     async with factory() as db:
-        rows = (await db.execute(
-            select(Message.id, Message.delivery_status, Message.created_at, Message.sent_at)
-            .where(Message.inbox_id == inbox_id, Message.direction == MessageDirection.OUT))).all()
+        rows = (
+            await db.execute(
+                select(Message.id, Message.delivery_status, Message.created_at, Message.sent_at).where(
+                    Message.inbox_id == inbox_id, Message.direction == MessageDirection.OUT
+                )
+            )
+        ).all()
     sent = [r for r in rows if r.delivery_status == DeliveryStatus.SENT]
     failed = len(rows) - len(sent)
     latencies = [(r.sent_at - r.created_at).total_seconds() for r in sent]
@@ -219,12 +248,23 @@ async def run_once(stack: BenchStack, factory, worker, fake: FakeTelegram, opera
     history = ""
     if slowest is not None:
         async with factory() as db:
-            attempts = (await db.execute(
-                select(DeliveryAttempt.attempt, DeliveryAttempt.outcome, DeliveryAttempt.provider_code,
-                       DeliveryAttempt.created_at)
-                .where(DeliveryAttempt.message_id == slowest.id).order_by(DeliveryAttempt.id))).all()
-        history = ", ".join(f"+{(a.created_at - slowest.created_at).total_seconds():.1f} s {a.outcome}"
-                            f"{'/' + a.provider_code if a.provider_code else ''}" for a in attempts)
+            attempts = (
+                await db.execute(
+                    select(
+                        DeliveryAttempt.attempt,
+                        DeliveryAttempt.outcome,
+                        DeliveryAttempt.provider_code,
+                        DeliveryAttempt.created_at,
+                    )
+                    .where(DeliveryAttempt.message_id == slowest.id)
+                    .order_by(DeliveryAttempt.id)
+                )
+            ).all()
+        history = ", ".join(
+            f"+{(a.created_at - slowest.created_at).total_seconds():.1f} s {a.outcome}"
+            f"{'/' + a.provider_code if a.provider_code else ''}"
+            for a in attempts
+        )
 
     expected = {t for texts in written.values() for t in texts}
     counts = Counter(m.text for m in fake.sent_messages())
@@ -235,22 +275,32 @@ async def run_once(stack: BenchStack, factory, worker, fake: FakeTelegram, opera
     outcomes = Counter(r.fault.value if r.fault else str(r.status) for r in requests)
     violations = fake.rate_violations()
 
-    print(f"    throughput            {args.messages / span:8.1f} msgs/s   (bot limit {args.bot_rate:g}/s; "
-          f"{span:.1f} s from the first queued to the last sent)")
+    print(
+        f"    throughput            {args.messages / span:8.1f} msgs/s   (bot limit {args.bot_rate:g}/s; "
+        f"{span:.1f} s from the first queued to the last sent)"
+    )
     if middle:
         print(f"      middle 80 % of sends {0.8 * len(times) / middle:8.1f} msgs/s")
-    print(f"    queued -> sent        p50 {percentile(latencies, 50):7.2f} s   p99 {percentile(latencies, 99):7.2f} s"
-          f"   max {max(latencies, default=float('nan')):7.2f} s   (lower bound for the last: {bound:.1f} s)")
+    print(
+        f"    queued -> sent        p50 {percentile(latencies, 50):7.2f} s   p99 {percentile(latencies, 99):7.2f} s"
+        f"   max {max(latencies, default=float('nan')):7.2f} s   (lower bound for the last: {bound:.1f} s)"
+    )
     print(f"    sent / failed         {len(sent)} / {failed}   lost at the fake {lost}")
     print(f"    duplicates            {duplicates}")
     print(f"    order violations      {late} replies in {late_chats} chats")
-    print(f"    429s provoked         per chat {violations.get('per_chat', 0)}, per bot {violations.get('per_bot', 0)}"
-          f"   (strict 1/s and 30/s windows at the fake; not enforced)")
-    print(f"    provider requests     {len(requests)} for {args.messages} replies: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    print(
+        f"    429s provoked         per chat {violations.get('per_chat', 0)}, per bot {violations.get('per_bot', 0)}"
+        f"   (strict 1/s and 30/s windows at the fake; not enforced)"
+    )
+    print(
+        f"    provider requests     {len(requests)} for {args.messages} replies: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    )
     if slowest is not None:
-        print(f"    slowest reply         {(slowest.sent_at - slowest.created_at).total_seconds():.1f} s; "
-              f"its attempts: {history}")
+        print(
+            f"    slowest reply         {(slowest.sent_at - slowest.created_at).total_seconds():.1f} s; "
+            f"its attempts: {history}"
+        )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -259,21 +309,28 @@ async def run(args: argparse.Namespace) -> None:
     stack.start()
     try:
         fake.start()
-        env = dict(stack.env, TELEGRAM_API_BASE=fake.base_url,
-                   RATE_OVERRIDES=f"telegram.per_bot={args.bot_rate},telegram.per_chat={args.chat_rate}")
+        env = dict(
+            stack.env,
+            TELEGRAM_API_BASE=fake.base_url,
+            RATE_OVERRIDES=f"telegram.per_bot={args.bot_rate},telegram.per_chat={args.chat_rate}",
+        )
         engine = create_async_engine(stack.env["DATABASE_URL"], pool_size=CONCURRENCY + 4)
         factory = make_sessionmaker(engine)
         _, operator_id = await seed(factory)
         log = open(stack.tmp / "app.log", "w")
-        worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         stack.procs.append(worker)
         async with engine.connect() as conn:
             pg = (await conn.execute(text("SHOW server_version"))).scalar()
-        print(f"delivery benchmark: {args.messages} replies over {args.conversations} conversations per run, "
-              f"bot rate {args.bot_rate:g}/s, chat rate {args.chat_rate:g}/s, "
-              f"offered {'as fast as possible' if not args.rate else f'at {args.rate:g}/s'}; "
-              f"cores {os.cpu_count()}, PostgreSQL {pg}, one worker.py", flush=True)
+        print(
+            f"delivery benchmark: {args.messages} replies over {args.conversations} conversations per run, "
+            f"bot rate {args.bot_rate:g}/s, chat rate {args.chat_rate:g}/s, "
+            f"offered {'as fast as possible' if not args.rate else f'at {args.rate:g}/s'}; "
+            f"cores {os.cpu_count()}, PostgreSQL {pg}, one worker.py",
+            flush=True,
+        )
         ratios = [0.0] + ([args.faults] if args.faults else [])
         for i, ratio in enumerate(ratios):
             await run_once(stack, factory, worker, fake, operator_id, args, i, ratio)
@@ -293,8 +350,12 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=1_000)
     parser.add_argument("--bot-rate", type=float, default=30.0, help="Telegram messages/s per bot for the worker")
     parser.add_argument("--chat-rate", type=float, default=1.0, help="Telegram messages/s per chat for the worker")
-    parser.add_argument("--faults", type=float, default=0.2,
-                        help="share of sendMessage requests failing in the second run (0: one clean run only)")
+    parser.add_argument(
+        "--faults",
+        type=float,
+        default=0.2,
+        help="share of sendMessage requests failing in the second run (0: one clean run only)",
+    )
     parser.add_argument("--rate", type=float, default=0, help="replies queued per second; 0 = as fast as possible")
     parser.add_argument("--quick", action="store_true", help="1,000 replies over 100 conversations")
     args = parser.parse_args()

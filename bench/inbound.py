@@ -86,10 +86,21 @@ async def seed(stack: BenchStack) -> int:
         db.add(branch)
         await db.flush()
         for i in range(5):
-            db.add(Operator(email=f"op{i}@bench", display_name=f"Op {i}", password_hash=hash_password("x"),
-                            role=OperatorRole.OPERATOR, branch_id=branch.id, status=OperatorStatus.ONLINE))
-        inbox = Inbox(name="Bench bot", channel=ChannelKind.TELEGRAM,
-                      credentials_encrypted=box.seal({"token": "1:bench", "webhook_secret": SECRET}))
+            db.add(
+                Operator(
+                    email=f"op{i}@bench",
+                    display_name=f"Op {i}",
+                    password_hash=hash_password("x"),
+                    role=OperatorRole.OPERATOR,
+                    branch_id=branch.id,
+                    status=OperatorStatus.ONLINE,
+                )
+            )
+        inbox = Inbox(
+            name="Bench bot",
+            channel=ChannelKind.TELEGRAM,
+            credentials_encrypted=box.seal({"token": "1:bench", "webhook_secret": SECRET}),
+        )
         db.add(inbox)
         await db.flush()
         inbox_id = inbox.id
@@ -105,8 +116,9 @@ async def settle(stack: BenchStack) -> int:
         while True:
             async with factory() as db:
                 pending = await db.scalar(select(func.count()).select_from(OutboxEvent))
-                unrouted = await db.scalar(select(func.count()).select_from(Conversation)
-                                           .where(Conversation.branch_id.is_(None)))
+                unrouted = await db.scalar(
+                    select(func.count()).select_from(Conversation).where(Conversation.branch_id.is_(None))
+                )
                 total = await db.scalar(select(func.count()).select_from(Conversation))
             if pending == 0 and unrouted == 0:
                 return total
@@ -138,10 +150,15 @@ async def raw_signal_with_start_rate(client: Client, n: int, concurrency: int) -
     queue = f"bench-raw-{uuid.uuid4()}"
 
     async def one(i: int) -> None:
-        await client.start_workflow("BenchNoop", id=f"bench-raw-{queue}-{i}", task_queue=queue,
-                                    start_signal="notify", start_signal_args=[{"n": i}],
-                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                                    execution_timeout=timedelta(minutes=5))
+        await client.start_workflow(
+            "BenchNoop",
+            id=f"bench-raw-{queue}-{i}",
+            task_queue=queue,
+            start_signal="notify",
+            start_signal_args=[{"n": i}],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            execution_timeout=timedelta(minutes=5),
+        )
 
     began = time.perf_counter()
     await bounded(concurrency, [one(i) for i in range(n)])
@@ -170,9 +187,10 @@ async def run(args: argparse.Namespace) -> None:
         users = contact_sequence(args.events, args.contacts)
 
         connector = aiohttp.TCPConnector(limit=args.concurrency)
-        async with listener.subscribe() as events, aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
-        ) as http:
+        async with (
+            listener.subscribe() as events,
+            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http,
+        ):
 
             async def collect() -> None:
                 while True:
@@ -193,8 +211,9 @@ async def run(args: argparse.Namespace) -> None:
             warm_users = contact_sequence(warm_events, max(20, warm_events * args.contacts // args.events))
 
             async def warm(i: int, _scheduled: float | None = None) -> None:
-                async with http.post(url, json=telegram_update(10_000_000 + i, 900_000 + warm_users[i]),
-                                     headers=headers) as resp:
+                async with http.post(
+                    url, json=telegram_update(10_000_000 + i, 900_000 + warm_users[i]), headers=headers
+                ) as resp:
                     assert resp.status == 200, resp.status
 
             if args.rate:
@@ -213,8 +232,7 @@ async def run(args: argparse.Namespace) -> None:
                 client_lag[update_id] = (time.perf_counter() - scheduled) * 1000  # the generator's own delay
                 for attempt in range(3):
                     try:
-                        async with http.post(url, json=telegram_update(update_id, users[i]),
-                                             headers=headers) as resp:
+                        async with http.post(url, json=telegram_update(update_id, users[i]), headers=headers) as resp:
                             assert resp.status == 200, resp.status
                             break
                     except aiohttp.ClientConnectionError:
@@ -237,9 +255,12 @@ async def run(args: argparse.Namespace) -> None:
         # message ids map to update ids through provider_message_id ("chat:message")
         engine = create_async_engine(stack.env["DATABASE_URL"])
         async with engine.connect() as conn:
-            rows = (await conn.exec_driver_sql(
-                "SELECT id, provider_message_id FROM messages WHERE split_part(provider_message_id, ':', 2)::bigint"
-                " < 10000000")).all()
+            rows = (
+                await conn.exec_driver_sql(
+                    "SELECT id, provider_message_id FROM messages WHERE split_part(provider_message_id, ':', 2)::bigint"
+                    " < 10000000"
+                )
+            ).all()
         visible_ms = [
             (announced[mid] - sent_at[int(pmid.split(":")[1])]) * 1000 for mid, pmid in rows if mid in announced
         ]
@@ -266,19 +287,28 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)
         # outbox lag: the conversation's commit in PostgreSQL -> its workflow started in Temporal
         async with engine.connect() as conn:
-            created = (await conn.exec_driver_sql(
-                "SELECT id, created_at FROM conversations ORDER BY id OFFSET %d" % warm_conversations)).all()
+            created = (
+                await conn.exec_driver_sql(
+                    "SELECT id, created_at FROM conversations ORDER BY id OFFSET %d" % warm_conversations
+                )
+            ).all()
         outbox_lag_ms = [(started[cid] - at).total_seconds() * 1000 for cid, at in created if cid in started]
         await engine.dispose()
 
         offered = f"offered at {args.rate}/s" if args.rate else "closed loop"
-        print(f"\ninbound benchmark: {args.events} webhook updates {offered}, at most {args.concurrency} in flight, "
-              f"{args.contacts} contacts ({args.contacts / args.events:.0%} new conversations), "
-              f"api workers {args.api_workers}, cores {os.cpu_count()}; after {args.warmup:g} s of unmeasured warm-up traffic")
+        print(
+            f"\ninbound benchmark: {args.events} webhook updates {offered}, at most {args.concurrency} in flight, "
+            f"{args.contacts} contacts ({args.contacts / args.events:.0%} new conversations), "
+            f"api workers {args.api_workers}, cores {os.cpu_count()}; after {args.warmup:g} s of unmeasured warm-up traffic"
+        )
         print(f"  throughput               {args.events / elapsed:8.0f} events/s   (target 300)")
-        print(f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  p99 {percentile(request_ms, 99):6.1f} ms")
-        print(f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  p99 {percentile(visible_ms, 99):6.1f} ms"
-              f"   (target p99 <= 150 ms; {len(visible_ms)}/{len(rows)} seen)")
+        print(
+            f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  p99 {percentile(request_ms, 99):6.1f} ms"
+        )
+        print(
+            f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  p99 {percentile(visible_ms, 99):6.1f} ms"
+            f"   (target p99 <= 150 ms; {len(visible_ms)}/{len(rows)} seen)"
+        )
         firsts, seen_users = set(), set()
         for i, u in enumerate(users):
             if u not in seen_users:
@@ -289,28 +319,45 @@ async def run(args: argparse.Namespace) -> None:
             if mid in announced:
                 update_id = int(pmid.split(":")[1])
                 by_kind[update_id in firsts].append((announced[mid] - sent_at[update_id]) * 1000)
-        print(f"    first message of a contact  p50 {percentile(by_kind[True], 50):6.1f} ms  "
-              f"p99 {percentile(by_kind[True], 99):6.1f} ms")
-        print(f"    into an open conversation   p50 {percentile(by_kind[False], 50):6.1f} ms  "
-              f"p99 {percentile(by_kind[False], 99):6.1f} ms")
-        timeline = sorted((sent_at[int(p.split(':')[1])], (announced[m] - sent_at[int(p.split(':')[1])]) * 1000)
-                          for m, p in rows if m in announced)
+        print(
+            f"    first message of a contact  p50 {percentile(by_kind[True], 50):6.1f} ms  "
+            f"p99 {percentile(by_kind[True], 99):6.1f} ms"
+        )
+        print(
+            f"    into an open conversation   p50 {percentile(by_kind[False], 50):6.1f} ms  "
+            f"p99 {percentile(by_kind[False], 99):6.1f} ms"
+        )
+        timeline = sorted(
+            (sent_at[int(p.split(":")[1])], (announced[m] - sent_at[int(p.split(":")[1])]) * 1000)
+            for m, p in rows
+            if m in announced
+        )
         per_second: dict[int, list[float]] = {}
         for at, ms in timeline:
             per_second.setdefault(int(at - began), []).append(ms)
-        print("    p99 per second of the run: " + " ".join(
-            f"{percentile(v, 99):.0f}" for _, v in sorted(per_second.items())))
+        print(
+            "    p99 per second of the run: "
+            + " ".join(f"{percentile(v, 99):.0f}" for _, v in sorted(per_second.items()))
+        )
         lag_per_second: dict[int, list[float]] = {}
         for update_id, ms in client_lag.items():
             lag_per_second.setdefault(int(sent_at[update_id] - began), []).append(ms)
-        print("    load generator's own lag, p99 per second (sending late is counted as latency above): " + " ".join(
-            f"{percentile(v, 99):.0f}" for _, v in sorted(lag_per_second.items())))
-        print(f"  messages stored          {len(rows)} (expected {args.events}); conversations {conversations}; "
-              f"client-side transport retries {transport_retries}")
-        print(f"  outbox lag to Temporal   p50 {percentile(outbox_lag_ms, 50):6.1f} ms  p99 "
-              f"{percentile(outbox_lag_ms, 99):6.1f} ms   (conversation committed -> its workflow started)")
-        print(f"  outbox drained           {drain_s:6.1f} s after the last request; "
-              f"{workflows} conversation workflows started (expected {conversations})")
+        print(
+            "    load generator's own lag, p99 per second (sending late is counted as latency above): "
+            + " ".join(f"{percentile(v, 99):.0f}" for _, v in sorted(lag_per_second.items()))
+        )
+        print(
+            f"  messages stored          {len(rows)} (expected {args.events}); conversations {conversations}; "
+            f"client-side transport retries {transport_retries}"
+        )
+        print(
+            f"  outbox lag to Temporal   p50 {percentile(outbox_lag_ms, 50):6.1f} ms  p99 "
+            f"{percentile(outbox_lag_ms, 99):6.1f} ms   (conversation committed -> its workflow started)"
+        )
+        print(
+            f"  outbox drained           {drain_s:6.1f} s after the last request; "
+            f"{workflows} conversation workflows started (expected {conversations})"
+        )
         print("  raw limits, same run:")
         print(f"    plain INSERT (asyncpg pool 20)  {insert_rate:8.0f} rows/s, p99 {insert_p99:.1f} ms")
         print(f"    plain signal-with-start         {sws_rate:8.0f} /s")

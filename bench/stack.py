@@ -34,19 +34,49 @@ class BenchStack:
     def start(self) -> None:
         url = self.pg.start("bench")
         self.temporal.start()
-        self.env = dict(os.environ, DATABASE_URL=url, TEMPORAL_ADDRESS=self.temporal.address,
-                        CREDENTIALS_KEY=generate_credentials_key(), LOG_LEVEL="WARNING")
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=self.env, check=True,
-                       capture_output=True)
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=url,
+            TEMPORAL_ADDRESS=self.temporal.address,
+            CREDENTIALS_KEY=generate_credentials_key(),
+            LOG_LEVEL="WARNING",
+        )
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
 
     def start_app(self) -> None:
         log = open(self.tmp / "app.log", "w")
-        self.procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env,
-                                           stdout=log, stderr=subprocess.STDOUT))
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api:app", "--port", str(self.api_port), "--no-access-log",
-             "--log-level", "warning", "--workers", str(self.api_workers)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api:app",
+                    "--port",
+                    str(self.api_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                    "--workers",
+                    str(self.api_workers),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -112,9 +112,7 @@ class Inbound(ChannelAdapter, ABC):
     """Provider updates become InboundEvents, however they arrive (webhook or long polling)."""
 
     @abstractmethod
-    def parse_update(
-        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
-    ) -> list[InboundEvent]:
+    def parse_update(self, inbox_id: int, payload: Any, *, received_at: datetime | None = None) -> list[InboundEvent]:
         """Provider update -> events; [] for kinds we ignore. `received_at` stamps events whose
         payload carries no time (Telegram callback queries); it defaults to now."""
 

@@ -67,9 +67,7 @@ def status_error(resp: httpx.Response, reason: str) -> DeliveryError:
     return PermanentError(reason, provider_code=status)
 
 
-async def download(
-    http: httpx.AsyncClient, url: str, max_bytes: int, **kwargs: Any
-) -> tuple[bytes, httpx.Headers]:
+async def download(http: httpx.AsyncClient, url: str, max_bytes: int, **kwargs: Any) -> tuple[bytes, httpx.Headers]:
     """Stream a file, giving up as soon as it is known to exceed `max_bytes`."""
     try:
         async with http.stream("GET", url, **kwargs) as resp:

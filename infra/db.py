@@ -79,4 +79,3 @@ async def _open_together(engine: AsyncEngine, connections: int) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-

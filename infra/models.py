@@ -321,9 +321,7 @@ class ReadState(Base):
     __tablename__ = "read_states"
 
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
     last_read_message_id: Mapped[int] = mapped_column(BigInteger)
     read_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -335,9 +333,7 @@ class AuditEvent(Base):
     actor_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     actor_kind: Mapped[str] = mapped_column(String(20))  # domain.enums.ActorKind
     action: Mapped[str] = mapped_column(String(100))
-    conversation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
@@ -357,7 +353,6 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("ix_outbox_events_conversation_id_id", "conversation_id", "id"),)
-
 
 
 class RateSlot(Base):

@@ -32,6 +32,8 @@ async def reserve(db: AsyncSession, limits: dict[str, float]) -> datetime:
     that chat follow less than an interval after this one whenever the bot's clock was behind."""
     free_at = [await db.scalar(_LOCK, {"key": key}) for key in sorted(limits)]  # fixed order: no deadlocks
     slot = max(free_at)
-    await db.execute(_ADVANCE, [{"key": key, "next_at": slot + timedelta(seconds=interval)}
-                                for key, interval in sorted(limits.items())])
+    await db.execute(
+        _ADVANCE,
+        [{"key": key, "next_at": slot + timedelta(seconds=interval)} for key, interval in sorted(limits.items())],
+    )
     return slot

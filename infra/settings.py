@@ -69,8 +69,10 @@ class Settings(BaseSettings):
                 rate = float(number)
             except ValueError:
                 rate = math.nan
-            if channel not in {c.value for c in ChannelKind} or limit not in ("per_bot", "per_chat") or not (
-                math.isfinite(rate) and rate >= 0
+            if (
+                channel not in {c.value for c in ChannelKind}
+                or limit not in ("per_bot", "per_chat")
+                or not (math.isfinite(rate) and rate >= 0)
             ):
                 raise ValueError(
                     f"RATE_OVERRIDES: {item!r} is not <channel>.per_bot=<n> or <channel>.per_chat=<n> "

@@ -62,11 +62,20 @@ async def set_assignee(
     conversation.opened_at = None
     if operator_id is not None:
         await db.execute(update(Operator).where(Operator.id == operator_id).values(last_assigned_at=now))
-    audit.record(db, action, operator_id=actor_operator_id, conversation_id=conversation.id,
-                 details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id})
+    audit.record(
+        db,
+        action,
+        operator_id=actor_operator_id,
+        conversation_id=conversation.id,
+        details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id},
+    )
     await publish(
-        db, "conversation.assigned", conversation_id=conversation.id, branch_id=conversation.branch_id,
-        assignee_id=operator_id, previous_assignee_id=previous,
+        db,
+        "conversation.assigned",
+        conversation_id=conversation.id,
+        branch_id=conversation.branch_id,
+        assignee_id=operator_id,
+        previous_assignee_id=previous,
     )
 
 

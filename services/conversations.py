@@ -22,7 +22,10 @@ from services.operators import is_supervisor
 from services.outbox import add_notice
 from services.outgoing import queue_message
 
-async def conversation_for(db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False) -> Conversation:
+
+async def conversation_for(
+    db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False
+) -> Conversation:
     """Load a conversation the operator may see: supervisors all; operators their own and their branch's pool."""
     query = select(Conversation).where(Conversation.id == conversation_id)
     if lock:
@@ -45,8 +48,11 @@ async def open_conversation(db: AsyncSession, operator: Operator, conversation_i
     if conversation.assignee_id == operator.id and conversation.opened_at is None:
         opened = await db.scalar(
             update(Conversation)
-            .where(Conversation.id == conversation.id, Conversation.assignee_id == operator.id,
-                   Conversation.opened_at.is_(None))
+            .where(
+                Conversation.id == conversation.id,
+                Conversation.assignee_id == operator.id,
+                Conversation.opened_at.is_(None),
+            )
             .values(opened_at=datetime.now(UTC))
             .returning(Conversation.opened_at)
         )
@@ -78,8 +84,12 @@ async def request_transfer(
     await add_notice(
         db,
         conversation.id,
-        ConversationNotice(kind=NoticeKind.TRANSFER, operator_id=operator.id,
-                           target_operator_id=to_operator_id, target_branch_id=to_branch_id),
+        ConversationNotice(
+            kind=NoticeKind.TRANSFER,
+            operator_id=operator.id,
+            target_operator_id=to_operator_id,
+            target_branch_id=to_branch_id,
+        ),
     )
 
 
@@ -112,12 +122,18 @@ async def send_reply(
     if operator.role == OperatorRole.ADMIN and conversation.assignee_id != operator.id:
         raise Invalid("Read-only view: take the conversation before answering.")
     message_id, created = await queue_message(
-        db, conversation, text, fmt=fmt, sender_kind=SenderKind.OPERATOR, sender_operator_id=operator.id,
+        db,
+        conversation,
+        text,
+        fmt=fmt,
+        sender_kind=SenderKind.OPERATOR,
+        sender_operator_id=operator.id,
         idempotency_key=f"reply:{operator.id}:{idempotency_key}",
     )
     if not created:
         return message_id, False
     conversation.last_activity_at = datetime.now(UTC)
-    audit.record(db, "message.sent", operator_id=operator.id, conversation_id=conversation.id,
-                 details={"message_id": message_id})
+    audit.record(
+        db, "message.sent", operator_id=operator.id, conversation_id=conversation.id, details={"message_id": message_id}
+    )
     return message_id, True

@@ -28,8 +28,11 @@ async def list_dead_letters(db: AsyncSession, operator: Operator, *, limit: int 
         (
             await db.scalars(
                 select(Message)
-                .where(Message.delivery_status == DeliveryStatus.FAILED, Message.discarded_at.is_(None),
-                       Message.direction == MessageDirection.OUT)
+                .where(
+                    Message.delivery_status == DeliveryStatus.FAILED,
+                    Message.discarded_at.is_(None),
+                    Message.direction == MessageDirection.OUT,
+                )
                 .order_by(Message.created_at.desc())
                 .limit(limit)
             )
@@ -52,16 +55,31 @@ async def retry_dead_letter(db: AsyncSession, operator: Operator, message_id: in
     message = await _failed(db, message_id)
     message.delivery_status = DeliveryStatus.QUEUED
     previous_error, message.error, message.error_class = message.error, None, None
-    audit.record(db, "delivery.retried", operator_id=operator.id, conversation_id=message.conversation_id,
-                 details={"message_id": message.id, "previous_error": previous_error})
+    audit.record(
+        db,
+        "delivery.retried",
+        operator_id=operator.id,
+        conversation_id=message.conversation_id,
+        details={"message_id": message.id, "previous_error": previous_error},
+    )
     await add_delivery(db, message.conversation_id, message.id, retry=True)
-    await publish(db, "message.status", conversation_id=message.conversation_id, message_id=message.id,
-                  status=DeliveryStatus.QUEUED.value)
+    await publish(
+        db,
+        "message.status",
+        conversation_id=message.conversation_id,
+        message_id=message.id,
+        status=DeliveryStatus.QUEUED.value,
+    )
 
 
 async def discard_dead_letter(db: AsyncSession, operator: Operator, message_id: int) -> None:
     _require_supervisor(operator)
     message = await _failed(db, message_id)
     message.discarded_at = datetime.now(UTC)
-    audit.record(db, "delivery.discarded", operator_id=operator.id, conversation_id=message.conversation_id,
-                 details={"message_id": message.id})
+    audit.record(
+        db,
+        "delivery.discarded",
+        operator_id=operator.id,
+        conversation_id=message.conversation_id,
+        details={"message_id": message.id},
+    )

@@ -99,8 +99,10 @@ async def connect_inbox(
         adapter = adapters.get(inbox.channel)
         webhook = isinstance(adapter, Webhook) and bool(public_url) and public_url.lower().startswith("https://")
         if not (webhook or isinstance(adapter, Polling)):
-            raise ValueError(f"{inbox.channel.value} inboxes cannot be connected"
-                             + (" without a public https URL" if isinstance(adapter, Webhook) else ""))
+            raise ValueError(
+                f"{inbox.channel.value} inboxes cannot be connected"
+                + (" without a public https URL" if isinstance(adapter, Webhook) else "")
+            )
         credentials = box.open(inbox.credentials_encrypted)
         if not credentials.get("webhook_secret"):  # an inbox made before secrets were generated
             credentials["webhook_secret"] = new_webhook_secret()

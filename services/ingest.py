@@ -160,11 +160,19 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
         schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
         now = datetime.now(UTC)
         row = await raw.fetchrow(
-            _FAST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
-            event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
-            REALTIME_CHANNEL, list(schedules),
+            _FAST_MESSAGE,
+            event.inbox_id,
+            event.channel.value,
+            event.provider_user_id,
+            event.text or event.callback_data or "",
+            event.provider_message_id,
+            event.provider_time,
+            REALTIME_CHANNEL,
+            list(schedules),
             [branch for branch, schedule in schedules.items() if not is_open(schedule, now)],
-            NOTICE, _OFF_HOURS, WAKE_CHANNEL,
+            NOTICE,
+            _OFF_HOURS,
+            WAKE_CHANNEL,
         )
         if row is None:
             return None
@@ -233,11 +241,22 @@ async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> Ingest
     try:
         async with raw.transaction():
             row = await raw.fetchrow(
-                _FIRST_MESSAGE, event.inbox_id, event.channel.value, event.provider_user_id,
-                event.text or event.callback_data or "", event.provider_message_id, event.provider_time,
-                REALTIME_CHANNEL, profile.display_name or profile.username or "", profile.region,
-                event.provider_chat_id, profile.username, event.interface.value,
-                NOTICE, _STARTED, WAKE_CHANNEL,
+                _FIRST_MESSAGE,
+                event.inbox_id,
+                event.channel.value,
+                event.provider_user_id,
+                event.text or event.callback_data or "",
+                event.provider_message_id,
+                event.provider_time,
+                REALTIME_CHANNEL,
+                profile.display_name or profile.username or "",
+                profile.region,
+                event.provider_chat_id,
+                profile.username,
+                event.interface.value,
+                NOTICE,
+                _STARTED,
+                WAKE_CHANNEL,
             )
             if row is None or row["message_id"] is None:
                 raise _LeaveIt
@@ -292,8 +311,9 @@ async def _reachability(db: AsyncSession, event: InboundEvent, identity: Contact
     if conversation_id is not None:
         kind = NoticeKind.UNBLOCKED if reachable else NoticeKind.BLOCKED
         await add_notice(db, conversation_id, ConversationNotice(kind=kind))
-    await publish(db, "contact.reachability", identity_id=identity.id, reachable=reachable,
-                  conversation_id=conversation_id)
+    await publish(
+        db, "contact.reachability", identity_id=identity.id, reachable=reachable, conversation_id=conversation_id
+    )
     return IngestResult(conversation_id, None)
 
 
@@ -327,23 +347,31 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             conversation.resolved_at = None
             notice = NoticeKind.REOPENED
 
-    if notice is None and conversation.branch_id is not None and not await branch_is_open(
-        db, conversation.branch_id, now
+    if (
+        notice is None
+        and conversation.branch_id is not None
+        and not await branch_is_open(db, conversation.branch_id, now)
     ):
         notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
 
     # One round trip for the hot path: store the message, touch the conversation, announce.
-    stored = insert(Message).values(
-        conversation_id=conversation.id,
-        inbox_id=event.inbox_id,
-        direction=MessageDirection.IN,
-        sender_kind=SenderKind.CONTACT,
-        text=event.text or event.callback_data or "",
-        format=MessageFormat.PLAIN,
-        provider_message_id=event.provider_message_id,
-        delivery_status=DeliveryStatus.RECEIVED,
-        provider_time=event.provider_time,
-    ).on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"]).returning(Message.id).cte("stored")
+    stored = (
+        insert(Message)
+        .values(
+            conversation_id=conversation.id,
+            inbox_id=event.inbox_id,
+            direction=MessageDirection.IN,
+            sender_kind=SenderKind.CONTACT,
+            text=event.text or event.callback_data or "",
+            format=MessageFormat.PLAIN,
+            provider_message_id=event.provider_message_id,
+            delivery_status=DeliveryStatus.RECEIVED,
+            provider_time=event.provider_time,
+        )
+        .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
+        .returning(Message.id)
+        .cte("stored")
+    )
     touched = (
         update(Conversation)
         .where(Conversation.id == conversation.id, exists(select(stored.c.id)))
@@ -351,8 +379,18 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         .cte("touched")
     )
     announcement = func.json_build_object(
-        "type", "message.created", "conversation_id", conversation.id, "message_id", stored.c.id,
-        "branch_id", conversation.branch_id, "assignee_id", conversation.assignee_id, "direction", "in",
+        "type",
+        "message.created",
+        "conversation_id",
+        conversation.id,
+        "message_id",
+        stored.c.id,
+        "branch_id",
+        conversation.branch_id,
+        "assignee_id",
+        conversation.assignee_id,
+        "direction",
+        "in",
     )
     message_id = await db.scalar(
         select(stored.c.id, func.pg_notify(REALTIME_CHANNEL, cast(announcement, Text))).add_cte(touched)
@@ -361,9 +399,16 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         raise _DuplicateMessage()
 
     for ref in event.attachments:
-        db.add(Attachment(message_id=message_id, kind=ref.kind.value, file_name=ref.file_name or "",
-                          mime_type=ref.mime_type or "application/octet-stream", size=ref.size,
-                          provider_ref=ref.model_dump(mode="json")))
+        db.add(
+            Attachment(
+                message_id=message_id,
+                kind=ref.kind.value,
+                file_name=ref.file_name or "",
+                mime_type=ref.mime_type or "application/octet-stream",
+                size=ref.size,
+                provider_ref=ref.model_dump(mode="json"),
+            )
+        )
     if any(ref.file_id or ref.url for ref in event.attachments):
         await add_fetch(db, conversation.id, message_id)
     if notice is not None:
@@ -401,9 +446,7 @@ async def _live_conversation(
             interface=event.interface,
             status=ConversationStatus.OPEN,
         )
-        .on_conflict_do_nothing(
-            index_elements=["inbox_id", "identity_id"], index_where=text("status <> 'closed'")
-        )
+        .on_conflict_do_nothing(index_elements=["inbox_id", "identity_id"], index_where=text("status <> 'closed'"))
         .returning(Conversation.id)
     )
     conversation = await db.scalar(query)
@@ -417,4 +460,3 @@ async def _rating_answer(db: AsyncSession, event: InboundEvent, conversation: Co
         return None
     settings = await db.scalar(select(Inbox.settings).where(Inbox.id == event.inbox_id))
     return parse_rating((settings or {}).get("rating_mode", "none"), event.callback_data or event.text)
-

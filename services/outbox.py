@@ -35,6 +35,8 @@ def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, RPCError):
         return exc.status in _UNREACHABLE
     return isinstance(exc, (TimeoutError, ConnectionError))
+
+
 NOTICE = "notice"  # payload: a ConversationNotice for conversation-{id}
 DELIVER = "deliver"  # payload {"message_id": ...}: start delivery-{message_id}
 FETCH_FILES = "fetch_files"  # payload {"message_id": ...}: start files-{message_id}
@@ -150,11 +152,18 @@ class OutboxRelay:
                 self.temporal_unreachable |= unreachable
                 delay = 0 if unreachable else min(2 ** min(row.attempts, 6), 60)
                 if not unreachable:
-                    log.warning("outbox %s for conversation %s failed (%s); retry in %s s",
-                                row.id, row.conversation_id, res, delay)
+                    log.warning(
+                        "outbox %s for conversation %s failed (%s); retry in %s s",
+                        row.id,
+                        row.conversation_id,
+                        res,
+                        delay,
+                    )
                 await db.execute(
-                    text("UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, "
-                         "available_at = now() + make_interval(secs => :delay) WHERE id = :id"),
+                    text(
+                        "UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, "
+                        "available_at = now() + make_interval(secs => :delay) WHERE id = :id"
+                    ),
                     {"err": str(res)[:500], "delay": delay, "id": row.id},
                 )
             if self.temporal_unreachable:

@@ -29,16 +29,31 @@ async def queue_message(
     nothing again, so a retried click or a retried activity sends once."""
     message_id = await db.scalar(
         insert(Message)
-        .values(conversation_id=conversation.id, inbox_id=conversation.inbox_id, direction=MessageDirection.OUT,
-                sender_kind=sender_kind, sender_operator_id=sender_operator_id, text=text, format=fmt,
-                idempotency_key=idempotency_key, delivery_status=DeliveryStatus.QUEUED)
+        .values(
+            conversation_id=conversation.id,
+            inbox_id=conversation.inbox_id,
+            direction=MessageDirection.OUT,
+            sender_kind=sender_kind,
+            sender_operator_id=sender_operator_id,
+            text=text,
+            format=fmt,
+            idempotency_key=idempotency_key,
+            delivery_status=DeliveryStatus.QUEUED,
+        )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Message.id)
     )
     if message_id is None:
         return await db.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key)), False
     await add_delivery(db, conversation.id, message_id)
-    await publish(db, "message.created", conversation_id=conversation.id, message_id=message_id,
-                  branch_id=conversation.branch_id, assignee_id=conversation.assignee_id, direction="out",
-                  **({"purpose": purpose} if purpose is not None else {}))
+    await publish(
+        db,
+        "message.created",
+        conversation_id=conversation.id,
+        message_id=message_id,
+        branch_id=conversation.branch_id,
+        assignee_id=conversation.assignee_id,
+        direction="out",
+        **({"purpose": purpose} if purpose is not None else {}),
+    )
     return message_id, True

@@ -89,8 +89,7 @@ class TypingThrottle:
         try:
             target = await typing_target(factory, box, conversation_id)
         except Exception as exc:  # noqa: BLE001 - best effort, never an error for the operator
-            log.warning("typing indicator for conversation %s: lookup failed (%s)", conversation_id,
-                        type(exc).__name__)
+            log.warning("typing indicator for conversation %s: lookup failed (%s)", conversation_id, type(exc).__name__)
             return False
         if target is None:
             return False
@@ -120,8 +119,13 @@ async def typing_target(
     async with factory() as db:
         row = (
             await db.execute(
-                select(Inbox.channel, Inbox.credentials_encrypted, ContactIdentity.provider_chat_id,
-                       ContactIdentity.reachable, Conversation.status)
+                select(
+                    Inbox.channel,
+                    Inbox.credentials_encrypted,
+                    ContactIdentity.provider_chat_id,
+                    ContactIdentity.reachable,
+                    Conversation.status,
+                )
                 .join(Inbox, Inbox.id == Conversation.inbox_id)
                 .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
                 .where(Conversation.id == conversation_id, Inbox.is_active)

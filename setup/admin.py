@@ -52,11 +52,14 @@ async def add_inbox(settings: Settings, args: argparse.Namespace) -> None:
         inbox_id = inbox.id
     starter = WorkflowStarter(await connect_temporal(settings), settings.temporal_task_queue)
     async with httpx.AsyncClient(timeout=30) as http:
-        connection = await connect_inbox(factory, build_adapters(http, settings), box, starter, inbox_id,
-                                         settings.public_url)
+        connection = await connect_inbox(
+            factory, build_adapters(http, settings), box, starter, inbox_id, settings.public_url
+        )
     await engine.dispose()
-    print(f"inbox {inbox_id} ({args.channel}) connected by {connection.mode}"
-          + (f" at {connection.webhook_url}" if connection.webhook_url else ""))
+    print(
+        f"inbox {inbox_id} ({args.channel}) connected by {connection.mode}"
+        + (f" at {connection.webhook_url}" if connection.webhook_url else "")
+    )
 
 
 async def add_operator(settings: Settings, args: argparse.Namespace) -> None:
@@ -68,8 +71,13 @@ async def add_operator(settings: Settings, args: argparse.Namespace) -> None:
         from sqlalchemy import select
 
         branch_id = args.branch or await db.scalar(select(Branch.id).where(Branch.is_default))
-        operator = Operator(email=args.email, display_name=args.name, password_hash=hash_password(password),
-                            role=OperatorRole(args.role), branch_id=branch_id)
+        operator = Operator(
+            email=args.email,
+            display_name=args.name,
+            password_hash=hash_password(password),
+            role=OperatorRole(args.role),
+            branch_id=branch_id,
+        )
         db.add(operator)
         await db.flush()
         print(f"operator {operator.id} <{args.email}> ({args.role}) in branch {branch_id}")

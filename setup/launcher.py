@@ -123,8 +123,17 @@ def main() -> int:
         children.append(subprocess.Popen([python, "worker.py"], cwd=ROOT))
         children.append(
             subprocess.Popen(
-                [python, "-m", "uvicorn", "api:app", "--host", settings.api_host, "--port", str(settings.api_port),
-                 "--no-access-log"],
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "api:app",
+                    "--host",
+                    settings.api_host,
+                    "--port",
+                    str(settings.api_port),
+                    "--no-access-log",
+                ],
                 cwd=ROOT,
             )
         )

@@ -191,7 +191,9 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def app_settings(settings: Settings, temporal_dev: TemporalDevServer, fake_telegram_server, fake_max_server) -> Settings:
+def app_settings(
+    settings: Settings, temporal_dev: TemporalDevServer, fake_telegram_server, fake_max_server
+) -> Settings:
     """The app as deployed, but talking to the session's dev server and fake providers."""
     return settings.model_copy(
         update={

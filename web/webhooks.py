@@ -45,9 +45,11 @@ async def _inbox_auth(request: Request, inbox_id: int) -> _InboxAuth | None:
     if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
         return cached
     async with request.app.state.sessionmaker() as db:
-        row = (await db.execute(
-            select(Inbox.channel, Inbox.credentials_encrypted).where(Inbox.id == inbox_id, Inbox.is_active)
-        )).first()
+        row = (
+            await db.execute(
+                select(Inbox.channel, Inbox.credentials_encrypted).where(Inbox.id == inbox_id, Inbox.is_active)
+            )
+        ).first()
     if row is None:
         cache.pop(inbox_id, None)
         return None
@@ -77,6 +79,10 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
                 raise  # the database is away: a 5xx makes the provider retry, which is right
             # The same data would be refused on every retry, and Telegram holds back the
             # bot's later updates until this one is accepted: log it and move on.
-            log.error("inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)", inbox_id,
-                      event.provider_message_id, getattr(exc.orig, "sqlstate", None))
+            log.error(
+                "inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)",
+                inbox_id,
+                event.provider_message_id,
+                getattr(exc.orig, "sqlstate", None),
+            )
     return JSONResponse({"ok": True})

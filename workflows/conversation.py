@@ -95,7 +95,8 @@ class ConversationWorkflow:
             self._state = params.state
         else:
             self._state = await self._db_call(
-                LOAD_CONVERSATION, ConversationRef(conversation_id=params.conversation_id),
+                LOAD_CONVERSATION,
+                ConversationRef(conversation_id=params.conversation_id),
                 result_type=ConversationState,
             )
             self._state.inactivity_check_at = workflow.now() + timedelta(days=self._state.policy.inactive_resolve_days)
@@ -109,8 +110,9 @@ class ConversationWorkflow:
                 while self.pending_notices:
                     await self._apply(self.pending_notices.pop(0))
                 workflow.continue_as_new(
-                    ConversationInput(conversation_id=self.state.conversation_id, state=self.state,
-                                      history_limit=params.history_limit)
+                    ConversationInput(
+                        conversation_id=self.state.conversation_id, state=self.state, history_limit=params.history_limit
+                    )
                 )
 
     # -- the loop ---------------------------------------------------------------------------
@@ -192,7 +194,8 @@ class ConversationWorkflow:
                 state.status = ConversationStatus.OPEN
                 state.resolved_at = None
                 result = await self._db_call(
-                    REOPEN_CONVERSATION, ConversationRef(conversation_id=state.conversation_id),
+                    REOPEN_CONVERSATION,
+                    ConversationRef(conversation_id=state.conversation_id),
                     result_type=Assignment,
                 )
                 self._adopt_assignment(result)
@@ -219,7 +222,8 @@ class ConversationWorkflow:
     async def _assign(self) -> None:
         state = self.state
         result = await self._db_call(
-            ASSIGN_OPERATOR, AssignRequest(conversation_id=state.conversation_id, exclude=state.timed_out),
+            ASSIGN_OPERATOR,
+            AssignRequest(conversation_id=state.conversation_id, exclude=state.timed_out),
             result_type=Assignment,
         )
         self._adopt_assignment(result)
@@ -231,8 +235,9 @@ class ConversationWorkflow:
             state.timed_out.append(state.assignee_id)
         result = await self._db_call(
             ESCALATE_CONVERSATION,
-            EscalateRequest(conversation_id=state.conversation_id, current_assignee_id=state.assignee_id,
-                            timed_out=state.timed_out),
+            EscalateRequest(
+                conversation_id=state.conversation_id, current_assignee_id=state.assignee_id, timed_out=state.timed_out
+            ),
             result_type=Assignment,
         )
         if result.opened:
@@ -251,8 +256,12 @@ class ConversationWorkflow:
         state = self.state
         result = await self._db_call(
             TRANSFER_CONVERSATION,
-            TransferRequest(conversation_id=state.conversation_id, by_operator_id=notice.operator_id,
-                            target_operator_id=notice.target_operator_id, target_branch_id=notice.target_branch_id),
+            TransferRequest(
+                conversation_id=state.conversation_id,
+                by_operator_id=notice.operator_id,
+                target_operator_id=notice.target_operator_id,
+                target_branch_id=notice.target_branch_id,
+            ),
             result_type=Assignment,
         )
         if result.branch_id != state.branch_id:

@@ -83,7 +83,8 @@ class DeliveryWorkflow:
             result = await workflow.execute_activity(
                 SEND_MESSAGE,
                 SendRequest(message_id=params.message_id, attempt=attempt, sent_parts=sent_parts, slot_at=slot_at),
-                result_type=SendOutcome, **SEND_ACTIVITY,
+                result_type=SendOutcome,
+                **SEND_ACTIVITY,
             )
             sent_parts, slot_at = result.sent_parts, result.slot_at
             if result.outcome in (Outcome.SENT, Outcome.FAILED):
@@ -97,8 +98,11 @@ class DeliveryWorkflow:
             if workflow.now() + wait > give_up_at:
                 result = await workflow.execute_activity(
                     FAIL_DELIVERY,
-                    FailRequest(message_id=params.message_id, reason=f"gave up after {attempt} attempts: {result.reason}"),
-                    result_type=SendOutcome, **ACTIVITY,
+                    FailRequest(
+                        message_id=params.message_id, reason=f"gave up after {attempt} attempts: {result.reason}"
+                    ),
+                    result_type=SendOutcome,
+                    **ACTIVITY,
                 )
                 break
             await workflow.sleep(wait)

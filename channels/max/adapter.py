@@ -43,9 +43,7 @@ class MaxAdapter(Sending, Webhook, Polling, Files):
     # Waits before re-sending a message whose upload MAX is still processing.
     not_ready_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 
-    def parse_update(
-        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
-    ) -> list[InboundEvent]:
+    def parse_update(self, inbox_id: int, payload: Any, *, received_at: datetime | None = None) -> list[InboundEvent]:
         return parse_update(inbox_id, payload)
 
     def update_cursor(self, payload: Any) -> int | None:
@@ -87,7 +85,9 @@ class MaxAdapter(Sending, Webhook, Polling, Files):
         if not isinstance(endpoint, dict) or not endpoint.get("url"):
             raise RetryableError("POST /uploads returned no url")
         # The upload URL is on MAX's CDN: it gets the file, never our token.
-        resp = await request(self.http, "POST", endpoint["url"], files={"data": (att.file_name, content, att.mime_type)})
+        resp = await request(
+            self.http, "POST", endpoint["url"], files={"data": (att.file_name, content, att.mime_type)}
+        )
         if resp.status_code >= 300:
             raise status_error(resp, f"upload failed: HTTP {resp.status_code}")
         upload_token = endpoint.get("token") if kind in ("video", "audio") else _uploaded_token(kind, resp)
@@ -102,9 +102,7 @@ class MaxAdapter(Sending, Webhook, Polling, Files):
         body = {"notification": text} if text else {}
         await self._call(self.token(credentials), "POST", "/answers", params={"callback_id": callback_id}, json=body)
 
-    async def poll(
-        self, credentials: Credentials, cursor: Cursor, timeout: int
-    ) -> tuple[list[dict[str, Any]], Cursor]:
+    async def poll(self, credentials: Credentials, cursor: Cursor, timeout: int) -> tuple[list[dict[str, Any]], Cursor]:
         params: dict[str, Any] = {"timeout": timeout, "limit": 100, "types": ",".join(UPDATE_TYPES)}
         if cursor is not None:
             params["marker"] = cursor  # acknowledges everything before it

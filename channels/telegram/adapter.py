@@ -32,9 +32,7 @@ class TelegramAdapter(Sending, Webhook, Polling, Files):
     rate_per_bot = 30.0
     rate_per_chat = 1.0
 
-    def parse_update(
-        self, inbox_id: int, payload: Any, *, received_at: datetime | None = None
-    ) -> list[InboundEvent]:
+    def parse_update(self, inbox_id: int, payload: Any, *, received_at: datetime | None = None) -> list[InboundEvent]:
         return parse_update(inbox_id, payload, received_at or datetime.now(UTC))
 
     def update_cursor(self, payload: Any) -> int | None:
@@ -72,15 +70,11 @@ class TelegramAdapter(Sending, Webhook, Polling, Files):
         body = {"callback_query_id": callback_id} | ({"text": text} if text else {})
         await self._call(self.token(credentials), "answerCallbackQuery", json=body)
 
-    async def poll(
-        self, credentials: Credentials, cursor: Cursor, timeout: int
-    ) -> tuple[list[dict[str, Any]], Cursor]:
+    async def poll(self, credentials: Credentials, cursor: Cursor, timeout: int) -> tuple[list[dict[str, Any]], Cursor]:
         body: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
         if cursor is not None:
             body["offset"] = int(cursor)
-        updates = await self._call(
-            self.token(credentials), "getUpdates", json=body, timeout=timeout + LONG_POLL_SLACK
-        )
+        updates = await self._call(self.token(credentials), "getUpdates", json=body, timeout=timeout + LONG_POLL_SLACK)
         if not isinstance(updates, list):
             raise RetryableError("getUpdates returned no list")
         ids = [u["update_id"] for u in updates if isinstance(u, dict) and isinstance(u.get("update_id"), int)]

@@ -89,9 +89,17 @@ def _attachments(m: dict[str, Any]) -> list[ProviderFileRef]:
             refs.append(_file_ref(kind, f, default_mime, duration=f.get("duration")))
     if sticker := m.get("sticker"):
         mime = (
-            "video/webm" if sticker.get("is_video") else "application/x-tgsticker" if sticker.get("is_animated") else "image/webp"
+            "video/webm"
+            if sticker.get("is_video")
+            else "application/x-tgsticker"
+            if sticker.get("is_animated")
+            else "image/webp"
         )
-        refs.append(_file_ref(AttachmentKind.STICKER, sticker, mime, emoji=sticker.get("emoji"), set_name=sticker.get("set_name")))
+        refs.append(
+            _file_ref(
+                AttachmentKind.STICKER, sticker, mime, emoji=sticker.get("emoji"), set_name=sticker.get("set_name")
+            )
+        )
     if location := m.get("location"):
         venue = m.get("venue") or {}
         refs.append(

@@ -26,9 +26,7 @@ class Fault(StrEnum):
         return self in RETRYABLE_FAULTS
 
 
-RETRYABLE_FAULTS = frozenset(
-    {Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE, Fault.DROP}
-)
+RETRYABLE_FAULTS = frozenset({Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE, Fault.DROP})
 
 
 @dataclass(frozen=True, slots=True)

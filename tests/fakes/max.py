@@ -44,8 +44,14 @@ from tests.fakes.ratelimit import RateRule, Scope, Violation, whole_seconds
 from tests.fakes.server import Call, FakeProvider, UploadedFile, read_body
 
 TOKEN = "f9LHodD0cOJf4_FakeMaxTokenForTests_DkJGeq8BkDgc5vgSwZocVrn44oirfMzUQ4mv5k"
-BOT_USER = {"user_id": 229229229, "first_name": "Switchboard", "username": "switchboard_bot", "is_bot": True,
-            "last_activity_time": 1775026702261, "name": "Switchboard"}
+BOT_USER = {
+    "user_id": 229229229,
+    "first_name": "Switchboard",
+    "username": "switchboard_bot",
+    "is_bot": True,
+    "last_activity_time": 1775026702261,
+    "name": "Switchboard",
+}
 TEXT_LIMIT = 4000
 MAX_ATTACHMENTS = 12
 MAX_LONG_POLL = 90.0
@@ -161,7 +167,9 @@ class FakeMax(FakeProvider):
             else:
                 raise ValueError(f"{fault} is not a state a chat can be in")
 
-    def add_file(self, content: bytes, *, file_name: str = "file.bin", mime_type: str = "application/octet-stream") -> str:
+    def add_file(
+        self, content: bytes, *, file_name: str = "file.bin", mime_type: str = "application/octet-stream"
+    ) -> str:
         """Host a file as MAX's CDN would; returns its URL for an attachment payload."""
         with self._lock:
             file_id = next(self._seq)
@@ -195,8 +203,13 @@ class FakeMax(FakeProvider):
         """A message_created update from a user in their dialog with the bot."""
         now = int(time.time() * 1000)
         seq = next(self._seq)
-        sender = {"user_id": user_id, "first_name": first_name, "is_bot": False, "last_activity_time": now,
-                  "name": " ".join(p for p in (first_name, last_name) if p)}
+        sender = {
+            "user_id": user_id,
+            "first_name": first_name,
+            "is_bot": False,
+            "last_activity_time": now,
+            "name": " ".join(p for p in (first_name, last_name) if p),
+        }
         if last_name:
             sender["last_name"] = last_name
         if username:
@@ -204,8 +217,12 @@ class FakeMax(FakeProvider):
         body: dict[str, Any] = {"mid": f"mid.{seq:032x}", "seq": seq, "text": text}
         if attachments:
             body["attachments"] = attachments
-        message = {"recipient": {"chat_id": chat_id, "chat_type": "dialog", "user_id": BOT_USER["user_id"]},
-                   "timestamp": now, "body": body, "sender": sender}
+        message = {
+            "recipient": {"chat_id": chat_id, "chat_type": "dialog", "user_id": BOT_USER["user_id"]},
+            "timestamp": now,
+            "body": body,
+            "sender": sender,
+        }
         update: dict[str, Any] = {"update_type": update_type, "timestamp": now, "message": message}
         if user_locale:
             update["user_locale"] = user_locale
@@ -236,8 +253,14 @@ class FakeMax(FakeProvider):
         path = request.url.path
         query = dict(request.query_params)
         segments = path.strip("/").split("/")
-        call = Call(request.method, segments[0], path, dict(query), query=query,
-                    authorization=request.headers.get("authorization"))
+        call = Call(
+            request.method,
+            segments[0],
+            path,
+            dict(query),
+            query=query,
+            authorization=request.headers.get("authorization"),
+        )
         call.metered = call.method not in _CDN
         if call.metered and ("access_token" in query or call.authorization not in self.tokens):
             call.refusal = _error(401, "verify.token", "Invalid access_token")
@@ -311,14 +334,27 @@ class FakeMax(FakeProvider):
         now = int(time.time() * 1000)
         seq = next(self._seq)
         chat_id = int(target.get("chat_id", 0)) or None
-        recipient = {"chat_id": chat_id, "chat_type": "dialog" if (chat_id or 1) > 0 else "chat",
-                     "user_id": int(target["user_id"]) if "user_id" in target else None}
-        message = {"recipient": recipient, "timestamp": now, "sender": BOT_USER,
-                   "body": {"mid": f"mid.{seq:032x}", "seq": seq, "text": req.text, "attachments": shown or None}}
+        recipient = {
+            "chat_id": chat_id,
+            "chat_type": "dialog" if (chat_id or 1) > 0 else "chat",
+            "user_id": int(target["user_id"]) if "user_id" in target else None,
+        }
+        message = {
+            "recipient": recipient,
+            "timestamp": now,
+            "sender": BOT_USER,
+            "body": {"mid": f"mid.{seq:032x}", "seq": seq, "text": req.text, "attachments": shown or None},
+        }
         answer = {"message": message}
         SendedMessage.model_validate(answer)  # the fake's own answer must have MAX's shape
-        self._add_sent(call, message["body"]["mid"], text=req.text,
-                       format=str(req.format) if req.format else None, attachments=shown, files=files)
+        self._add_sent(
+            call,
+            message["body"]["mid"],
+            text=req.text,
+            format=str(req.format) if req.format else None,
+            attachments=shown,
+            files=files,
+        )
         return JSONResponse(answer)
 
     def _use_token(self, token: str, kind: str) -> Response | None:
@@ -396,7 +432,9 @@ class FakeMax(FakeProvider):
             return _error(400, "proto.payload", "secret: must be 5-256 characters of [a-zA-Z0-9_-]")
         types = [str(t) for t in req.update_types] if req.update_types else None
         with self._lock:
-            self._subscriptions[req.url] = _Subscription(req.url, int(time.time() * 1000), types, req.secret, req.version)
+            self._subscriptions[req.url] = _Subscription(
+                req.url, int(time.time() * 1000), types, req.secret, req.version
+            )
         return JSONResponse({"success": True})
 
     async def _unsubscribe(self, call: Call) -> Response:

@@ -99,8 +99,24 @@ _PARSE_MODES = frozenset({"HTML", "MarkdownV2", "Markdown"})
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _CHAT_FAULTS = frozenset({Fault.BLOCKED, Fault.DEACTIVATED, Fault.CHAT_NOT_FOUND, Fault.MIGRATED})
 _HTML_TAGS = frozenset(
-    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
-     "blockquote", "tg-emoji"}
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-emoji",
+    }
 )
 _TAG = re.compile(r"""<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*>""")
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
@@ -178,11 +194,15 @@ class FakeTelegram(FakeProvider):
             if fault is None:
                 self._chat_faults.pop(str(chat_id), None)
             elif fault in _CHAT_FAULTS:
-                self._chat_faults[str(chat_id)] = FaultHit(fault, migrate_to=None if migrate_to is None else str(migrate_to))
+                self._chat_faults[str(chat_id)] = FaultHit(
+                    fault, migrate_to=None if migrate_to is None else str(migrate_to)
+                )
             else:
                 raise ValueError(f"{fault} is not a state a chat can be in")
 
-    def add_file(self, content: bytes, *, file_path: str | None = None, folder: str = "documents", suffix: str = ".bin") -> str:
+    def add_file(
+        self, content: bytes, *, file_path: str | None = None, folder: str = "documents", suffix: str = ".bin"
+    ) -> str:
         """Store a file as if a user had sent it; returns its file_id for updates and getFile."""
         with self._lock:
             n = next(self._file_seq)
@@ -215,11 +235,19 @@ class FakeTelegram(FakeProvider):
     ) -> dict[str, Any]:
         """A `message` update from a user; private chat (chat id = user id) unless chat_id < 0."""
         user = _drop_none(
-            id=user_id or chat_id, is_bot=False, first_name=first_name, last_name=last_name,
-            username=username, language_code=language_code,
+            id=user_id or chat_id,
+            is_bot=False,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language_code=language_code,
         )
-        message = {"message_id": self._next_message_id(str(chat_id)), "from": user, "chat": _chat(chat_id, first_name),
-                   "date": int(time.time())}
+        message = {
+            "message_id": self._next_message_id(str(chat_id)),
+            "from": user,
+            "chat": _chat(chat_id, first_name),
+            "date": int(time.time()),
+        }
         if text is not None:
             message["text"] = text
         return {"message": message | fields}
@@ -328,10 +356,23 @@ class FakeTelegram(FakeProvider):
         stored = self._files[file_id]
         media: Any
         if field == "photo":
-            media = [{"file_id": file_id, "file_unique_id": stored.file_unique_id, "width": 1280, "height": 960, "file_size": upload.size}]
+            media = [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": 1280,
+                    "height": 960,
+                    "file_size": upload.size,
+                }
+            ]
         else:
-            media = _drop_none(file_id=file_id, file_unique_id=stored.file_unique_id, file_name=upload.filename,
-                               mime_type=upload.content_type, file_size=upload.size)
+            media = _drop_none(
+                file_id=file_id,
+                file_unique_id=stored.file_unique_id,
+                file_name=upload.filename,
+                mime_type=upload.content_type,
+                file_size=upload.size,
+            )
         message = self._message(call, **{field: media}, **({"caption": visible} if visible else {}))
         self._add_sent(call, str(message["message_id"]), text=caption, format=_mode(parse_mode))
         return _ok(message)
@@ -346,8 +387,11 @@ class FakeTelegram(FakeProvider):
     async def _m_getupdates(self, call: Call, req: GetUpdates) -> Response:
         with self._lock:
             if self._webhook is not None:
-                return _error(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                   "use deleteWebhook to delete the webhook first")
+                return _error(
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; "
+                    "use deleteWebhook to delete the webhook first",
+                )
         limit = min(max(req.limit or 100, 1), 100)
         deadline = time.monotonic() + min(req.timeout or 0, MAX_LONG_POLL)
         while True:
@@ -396,8 +440,11 @@ class FakeTelegram(FakeProvider):
         info: dict[str, Any] = {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
         if hook is not None:
             info |= _drop_none(
-                url=hook.url, max_connections=hook.max_connections, allowed_updates=hook.allowed_updates,
-                last_error_date=hook.last_error_date, last_error_message=hook.last_error_message,
+                url=hook.url,
+                max_connections=hook.max_connections,
+                allowed_updates=hook.allowed_updates,
+                last_error_date=hook.last_error_date,
+                last_error_message=hook.last_error_message,
             )
         return _ok(info)
 
@@ -408,15 +455,22 @@ class FakeTelegram(FakeProvider):
             return _error(400, "Bad Request: invalid file_id")
         if len(stored.content) > DOWNLOAD_MAX_BYTES:
             return _error(400, "Bad Request: file is too big")
-        return _ok({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                    "file_size": len(stored.content), "file_path": stored.file_path})
+        return _ok(
+            {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.content),
+                "file_path": stored.file_path,
+            }
+        )
 
     async def _m_answercallbackquery(self, call: Call, req: AnswerCallbackQuery) -> Response:
         return _ok(True)
 
     async def _m_getme(self, call: Call, req: GetMe) -> Response:
-        return _ok(BOT_USER | {"can_join_groups": True, "can_read_all_group_messages": False,
-                               "supports_inline_queries": False})
+        return _ok(
+            BOT_USER | {"can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        )
 
     def _download(self, file_path: str) -> Response:
         with self._lock:
@@ -439,8 +493,12 @@ class FakeTelegram(FakeProvider):
 
     def _message(self, call: Call, **content: Any) -> dict[str, Any]:
         chat_id = int(call.chat_id or 0)
-        return {"message_id": self._next_message_id(str(chat_id)), "from": BOT_USER, "chat": _chat(chat_id, "Ivan"),
-                "date": int(time.time())} | content
+        return {
+            "message_id": self._next_message_id(str(chat_id)),
+            "from": BOT_USER,
+            "chat": _chat(chat_id, "Ivan"),
+            "date": int(time.time()),
+        } | content
 
     def _fault_response(self, hit: FaultHit, call: Call) -> Response:
         match hit.fault:
@@ -459,8 +517,11 @@ class FakeTelegram(FakeProvider):
             case Fault.CHAT_NOT_FOUND:
                 return _error(400, "Bad Request: chat not found")
             case Fault.MIGRATED:
-                return _error(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                              migrate_to_chat_id=int(hit.migrate_to or -1001234567890))
+                return _error(
+                    400,
+                    "Bad Request: group chat was upgraded to a supergroup chat",
+                    migrate_to_chat_id=int(hit.migrate_to or -1001234567890),
+                )
         raise ValueError(f"no Telegram answer for {hit.fault}")
 
     def _rate_limited_response(self, violation: Violation, call: Call) -> Response:
@@ -486,7 +547,9 @@ def _parse_html(text: str) -> str:
             m = _TAG.match(text, i)
             name = m.group(2).lower() if m else ""
             if not m or name not in _HTML_TAGS:
-                raise ValueError(f'can\'t parse entities: Unsupported start tag "{name}" at byte offset {_offset(text, i)}')
+                raise ValueError(
+                    f'can\'t parse entities: Unsupported start tag "{name}" at byte offset {_offset(text, i)}'
+                )
             if m.group(1):
                 if not stack or stack[-1] != name:
                     raise ValueError(f"can't parse entities: Unmatched end tag at byte offset {_offset(text, i)}")
@@ -506,7 +569,7 @@ def _parse_html(text: str) -> str:
             out.append(ch)
             i += 1
     if stack:
-        raise ValueError(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+        raise ValueError(f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\"")
     return "".join(out)
 
 

@@ -87,8 +87,9 @@ class Channels:
 
     async def texts(self, inbox_id: int) -> list[str]:
         async with self.factory() as db:
-            return list((await db.scalars(
-                select(Message.text).where(Message.inbox_id == inbox_id).order_by(Message.id))).all())
+            return list(
+                (await db.scalars(select(Message.text).where(Message.inbox_id == inbox_id).order_by(Message.id))).all()
+            )
 
     async def message_count(self, inbox_id: int) -> int:
         async with self.factory() as db:
@@ -97,17 +98,34 @@ class Channels:
 
 @pytest.fixture
 async def channels(
-    clean_db, settings: Settings, temporal_client: Client, task_queue: str,
-    fake_telegram: FakeTelegram, fake_max: FakeMax, tmp_path: Path,  # noqa: F811
+    clean_db,
+    settings: Settings,
+    temporal_client: Client,
+    task_queue: str,
+    fake_telegram: FakeTelegram,
+    fake_max: FakeMax,
+    tmp_path: Path,  # noqa: F811
 ) -> AsyncIterator[Channels]:
-    s = settings.model_copy(update={
-        "telegram_api_base": fake_telegram.base_url,
-        "max_api_base": fake_max.base_url,
-        "data_dir": tmp_path,
-    })
+    s = settings.model_copy(
+        update={
+            "telegram_api_base": fake_telegram.base_url,
+            "max_api_base": fake_max.base_url,
+            "data_dir": tmp_path,
+        }
+    )
     async with httpx.AsyncClient(timeout=httpx.Timeout(10, connect=5)) as http:
-        env = Channels(clean_db, s, build_adapters(http, s), CredentialBox(TEST_CREDENTIALS_KEY), temporal_client,
-                       task_queue, fake_telegram, fake_max, tmp_path / "files", [])
+        env = Channels(
+            clean_db,
+            s,
+            build_adapters(http, s),
+            CredentialBox(TEST_CREDENTIALS_KEY),
+            temporal_client,
+            task_queue,
+            fake_telegram,
+            fake_max,
+            tmp_path / "files",
+            [],
+        )
         try:
             yield env
         finally:

@@ -73,8 +73,14 @@ async def replier(world) -> int:
 
 
 async def queue_replies(
-    factory: Factory, operator_id: int, chats: list[Chat], per_chat: int, tag: str, queued: Queued,
-    *, first: int = 0,
+    factory: Factory,
+    operator_id: int,
+    chats: list[Chat],
+    per_chat: int,
+    tag: str,
+    queued: Queued,
+    *,
+    first: int = 0,
 ) -> list[float]:
     """Round robin over the chats, one transaction and Idempotency-Key per reply, as the
     cabinet does. Returns how long each send_reply took (it must never wait for Temporal)."""
@@ -156,12 +162,18 @@ async def assert_delivered_exactly_once_in_order(
 
     async with factory() as db:
         rows = (
-            await db.execute(select(Message.id, Message.delivery_status, Message.sent_provider_ids, Message.sent_at)
-                             .where(Message.id.in_(queued.ids)))
+            await db.execute(
+                select(Message.id, Message.delivery_status, Message.sent_provider_ids, Message.sent_at).where(
+                    Message.id.in_(queued.ids)
+                )
+            )
         ).all()
     assert len(rows) == len(queued.ids)
-    wrong = [(r.id, r.delivery_status.value, r.sent_provider_ids) for r in rows
-             if r.delivery_status != DeliveryStatus.SENT or len(r.sent_provider_ids) != 1 or r.sent_at is None]
+    wrong = [
+        (r.id, r.delivery_status.value, r.sent_provider_ids)
+        for r in rows
+        if r.delivery_status != DeliveryStatus.SENT or len(r.sent_provider_ids) != 1 or r.sent_at is None
+    ]
     assert not wrong, f"rows not cleanly sent (id, status, provider ids): {wrong}"
 
 
@@ -180,8 +192,9 @@ def min_gap_per_chat(fake: FakeTelegram, chat_ids: Iterable[str]) -> tuple[float
 def assert_per_chat_spacing(fake: FakeTelegram, chat_ids: Iterable[str], *, at_least: float) -> float:
     """Returns the smallest gap between two requests to one chat; fails below `at_least`."""
     gap, chat = min_gap_per_chat(fake, chat_ids)
-    assert gap >= at_least, f"chat {chat}: two sends {gap:.3f} s apart (the per-chat limit is 1/s)\n" + \
-        chat_timeline(fake, chat or "")
+    assert gap >= at_least, f"chat {chat}: two sends {gap:.3f} s apart (the per-chat limit is 1/s)\n" + chat_timeline(
+        fake, chat or ""
+    )
     return gap
 
 
@@ -222,8 +235,14 @@ class WorkerProcess:
     def start(self, timeout: float = 30) -> None:
         self._offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         out = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
         deadline = time.monotonic() + timeout
         while "worker running on task queue" not in self.output():

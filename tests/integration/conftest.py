@@ -39,8 +39,14 @@ class World:
     async def operator(self, *, status=OperatorStatus.ONLINE, branch_id=None, role=OperatorRole.OPERATOR) -> int:
         n = next(_ids)
         async with self.factory() as db, db.begin():
-            op = Operator(email=f"op{n}@example.com", display_name=f"Operator {n}", password_hash=PASSWORD_HASH,
-                          role=role, branch_id=branch_id or self.branch_id, status=status)
+            op = Operator(
+                email=f"op{n}@example.com",
+                display_name=f"Operator {n}",
+                password_hash=PASSWORD_HASH,
+                role=role,
+                branch_id=branch_id or self.branch_id,
+                status=status,
+            )
             db.add(op)
             await db.flush()
             return op.id
@@ -49,10 +55,16 @@ class World:
         """A Telegram message from `user` (a chat id, numeric as the Bot API has them)."""
         chat_id = user if user.isdigit() else str(zlib.crc32(user.encode()))
         return InboundEvent(
-            inbox_id=self.inbox_id, channel=ChannelKind.TELEGRAM, kind=kw.pop("kind", InboundKind.MESSAGE),
-            provider_user_id=chat_id, provider_chat_id=chat_id,
-            provider_message_id=message_id or f"{user}:{next(_ids)}", provider_time=datetime.now(UTC),
-            text=text, profile=ContactProfile(display_name=f"Customer {user}"), **kw,
+            inbox_id=self.inbox_id,
+            channel=ChannelKind.TELEGRAM,
+            kind=kw.pop("kind", InboundKind.MESSAGE),
+            provider_user_id=chat_id,
+            provider_chat_id=chat_id,
+            provider_message_id=message_id or f"{user}:{next(_ids)}",
+            provider_time=datetime.now(UTC),
+            text=text,
+            profile=ContactProfile(display_name=f"Customer {user}"),
+            **kw,
         )
 
 
@@ -62,9 +74,12 @@ async def world(clean_db) -> World:
         branch = Branch(name=f"Branch {next(_ids)}", timezone="UTC", is_default=True)
         db.add(branch)
         await db.flush()
-        inbox = Inbox(name="Telegram bot", channel=ChannelKind.TELEGRAM,
-                      settings={"escalation_minutes": 60, "rating_mode": "stars"},
-                      credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(TELEGRAM_CREDENTIALS))
+        inbox = Inbox(
+            name="Telegram bot",
+            channel=ChannelKind.TELEGRAM,
+            settings={"escalation_minutes": 60, "rating_mode": "stars"},
+            credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(TELEGRAM_CREDENTIALS),
+        )
         db.add(inbox)
         await db.flush()
         return World(clean_db, branch.id, inbox.id)
@@ -84,8 +99,10 @@ async def engine_stack(clean_db, temporal_client, app_settings: Settings, task_q
     async with httpx.AsyncClient() as http:
         worker = build_worker(temporal_client, settings, build_activities(clean_db, settings, http))
         relay = OutboxRelay(clean_db, temporal_client, task_queue, idle_poll=0.2)
-        tasks = [asyncio.create_task(relay.run_forever(stop)),
-                 asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop))]
+        tasks = [
+            asyncio.create_task(relay.run_forever(stop)),
+            asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+        ]
         async with worker:
             yield Engine(temporal_client, task_queue, relay)
             stop.set()

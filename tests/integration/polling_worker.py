@@ -40,16 +40,26 @@ class HangsBeforeCursorSave(ChannelActivities):
 
 async def main() -> None:
     key = os.environ["CREDENTIALS_KEY"]
-    settings = Settings(database_url=os.environ["DATABASE_URL"], telegram_api_base=os.environ["TELEGRAM_API_BASE"],
-                        credentials_key=key, _env_file=None)
+    settings = Settings(
+        database_url=os.environ["DATABASE_URL"],
+        telegram_api_base=os.environ["TELEGRAM_API_BASE"],
+        credentials_key=key,
+        _env_file=None,
+    )
     client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter)
     engine = make_engine(settings)
     async with httpx.AsyncClient(timeout=10) as http:
-        acts = HangsBeforeCursorSave(make_sessionmaker(engine), build_adapters(http, settings),
-                                     CredentialBox(key), settings)
+        acts = HangsBeforeCursorSave(
+            make_sessionmaker(engine), build_adapters(http, settings), CredentialBox(key), settings
+        )
         acts.die_from = int(os.environ["DIE_FROM"])
-        async with Worker(client, task_queue=os.environ["TASK_QUEUE"], workflows=WORKFLOWS,
-                          activities=acts.all(), sticky_queue_schedule_to_start_timeout=timedelta(seconds=1)):
+        async with Worker(
+            client,
+            task_queue=os.environ["TASK_QUEUE"],
+            workflows=WORKFLOWS,
+            activities=acts.all(),
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
+        ):
             print("READY", flush=True)
             await asyncio.Event().wait()
 

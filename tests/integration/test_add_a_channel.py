@@ -49,25 +49,43 @@ def pigeon(monkeypatch) -> type[PigeonAdapter]:
 
 async def test_a_channel_registered_in_one_line_delivers_a_reply(pigeon, world, engine_stack):
     async with world.factory() as db, db.begin():
-        inbox = Inbox(name="Pigeon post", channel=ChannelKind.VK,
-                      credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal({"token": "coop-key"}))
+        inbox = Inbox(
+            name="Pigeon post",
+            channel=ChannelKind.VK,
+            credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal({"token": "coop-key"}),
+        )
         db.add(inbox)
         await db.flush()
         inbox_id = inbox.id
-    received = await ingest(world.factory, InboundEvent(
-        inbox_id=inbox_id, channel=ChannelKind.VK, kind=InboundKind.MESSAGE, provider_user_id="coop-7",
-        provider_chat_id="coop-7", provider_message_id="p-1", provider_time=datetime.now(UTC), text="coo?",
-        profile=ContactProfile(display_name="Pidge"),
-    ))
+    received = await ingest(
+        world.factory,
+        InboundEvent(
+            inbox_id=inbox_id,
+            channel=ChannelKind.VK,
+            kind=InboundKind.MESSAGE,
+            provider_user_id="coop-7",
+            provider_chat_id="coop-7",
+            provider_message_id="p-1",
+            provider_time=datetime.now(UTC),
+            text="coo?",
+            profile=ContactProfile(display_name="Pidge"),
+        ),
+    )
     supervisor = await world.operator(role=OperatorRole.SUPERVISOR)
     async with world.factory() as db, db.begin():
-        message_id, _ = await send_reply(db, await db.get(Operator, supervisor), received.conversation_id,
-                                         "Your parcel flies today", idempotency_key="pigeon-1")
+        message_id, _ = await send_reply(
+            db,
+            await db.get(Operator, supervisor),
+            received.conversation_id,
+            "Your parcel flies today",
+            idempotency_key="pigeon-1",
+        )
 
     async def sent() -> bool:
         async with world.factory() as db:
-            return await db.scalar(select(Message.delivery_status).where(Message.id == message_id)) \
-                == DeliveryStatus.SENT
+            return (
+                await db.scalar(select(Message.delivery_status).where(Message.id == message_id)) == DeliveryStatus.SENT
+            )
 
     await wait_until(sent)
     assert pigeon.sent == [("coop-7", "Your parcel flies today")]

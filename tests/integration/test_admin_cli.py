@@ -12,10 +12,12 @@ from infra.security import CredentialBox, verify_password
 from tests.fakes.telegram import TOKEN
 
 
-async def test_add_inbox_without_public_https_url_starts_polling(clean_db, app_settings, temporal_client,
-                                                                 fake_telegram, world):
-    settings = app_settings.model_copy(update={"public_url": "http://localhost:8000",
-                                               "temporal_task_queue": "admin-cli-test"})
+async def test_add_inbox_without_public_https_url_starts_polling(
+    clean_db, app_settings, temporal_client, fake_telegram, world
+):
+    settings = app_settings.model_copy(
+        update={"public_url": "http://localhost:8000", "temporal_task_queue": "admin-cli-test"}
+    )
     await admin.add_inbox(settings, argparse.Namespace(channel="telegram", name="Support bot", token=TOKEN))
     async with clean_db() as db:
         inbox = await db.scalar(select(Inbox).where(Inbox.name == "Support bot"))
@@ -29,8 +31,12 @@ async def test_add_inbox_without_public_https_url_starts_polling(clean_db, app_s
 
 
 async def test_add_operator_hashes_the_password(clean_db, app_settings, world):
-    await admin.add_operator(app_settings, argparse.Namespace(email="ann@example.com", name="Ann", role="supervisor",
-                                                              branch=None, password="correct horse"))
+    await admin.add_operator(
+        app_settings,
+        argparse.Namespace(
+            email="ann@example.com", name="Ann", role="supervisor", branch=None, password="correct horse"
+        ),
+    )
     async with clean_db() as db:
         operator = await db.scalar(select(Operator).where(Operator.email == "ann@example.com"))
     assert operator.role == OperatorRole.SUPERVISOR and operator.branch_id == world.branch_id

@@ -34,15 +34,21 @@ async def _receive(env: Channels, channel: ChannelKind, inbox_id: int, update: d
 
 async def _fetch(env: Channels, message_id: int, **params) -> FetchReport:
     return await env.client.execute_workflow(
-        FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput(message_id=message_id, **params),
-        id=f"{files_workflow_id(message_id)}-{env.task_queue}", task_queue=env.task_queue, result_type=FetchReport,
+        FETCH_ATTACHMENTS_WORKFLOW,
+        FetchAttachmentsInput(message_id=message_id, **params),
+        id=f"{files_workflow_id(message_id)}-{env.task_queue}",
+        task_queue=env.task_queue,
+        result_type=FetchReport,
     )
 
 
 async def _attachments(env: Channels, message_id: int) -> list[Attachment]:
     async with env.factory() as db:
-        return list((await db.scalars(
-            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id))).all())
+        return list(
+            (
+                await db.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id))
+            ).all()
+        )
 
 
 def _stored_files(env: Channels) -> list[str]:
@@ -54,14 +60,31 @@ async def test_telegram_files_are_stored_once_by_content(channels: Channels):
     inbox_id = await env.inbox(ChannelKind.TELEGRAM)
     doc_id = tg.add_file(PDF, file_path="documents/file_1.pdf")
     same_bytes_id = tg.add_file(PDF, file_path="documents/file_2.pdf")  # forwarded again
-    doc = {"file_id": doc_id, "file_unique_id": "u1", "file_name": "invoice.pdf", "mime_type": "application/pdf",
-           "file_size": len(PDF)}
-    first = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 1, **tg.make_message(1001, caption="the invoice", document=doc)})
-    second = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 2, **tg.make_message(1001, caption="again", document=doc | {"file_id": same_bytes_id})})
-    located = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 3, **tg.make_message(1001, location={"latitude": 55.75, "longitude": 37.61})})
+    doc = {
+        "file_id": doc_id,
+        "file_unique_id": "u1",
+        "file_name": "invoice.pdf",
+        "mime_type": "application/pdf",
+        "file_size": len(PDF),
+    }
+    first = await _receive(
+        env,
+        ChannelKind.TELEGRAM,
+        inbox_id,
+        {"update_id": 1, **tg.make_message(1001, caption="the invoice", document=doc)},
+    )
+    second = await _receive(
+        env,
+        ChannelKind.TELEGRAM,
+        inbox_id,
+        {"update_id": 2, **tg.make_message(1001, caption="again", document=doc | {"file_id": same_bytes_id})},
+    )
+    located = await _receive(
+        env,
+        ChannelKind.TELEGRAM,
+        inbox_id,
+        {"update_id": 3, **tg.make_message(1001, location={"latitude": 55.75, "longitude": 37.61})},
+    )
 
     async with env.worker():
         # the provider is away for the first download: the activity retries
@@ -92,12 +115,15 @@ async def test_over_the_limit_or_gone_is_a_fetch_error_without_retries(channels:
     big = {"file_id": tg.add_file(PDF), "file_unique_id": "big", "file_name": "big.pdf", "file_size": len(PDF)}
     photo = [{"file_id": tg.add_file(PHOTO), "file_unique_id": "p", "width": 90, "height": 90}]
     gone = {"file_id": "BQACAgIAAxkBAAI-no-such-file", "file_unique_id": "g", "file_name": "gone.pdf"}
-    message_id = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 1, **tg.make_message(1001, caption="three", document=big)})
-    gone_id = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 2, **tg.make_message(1001, caption="gone", document=gone)})
-    photo_id = await _receive(env, ChannelKind.TELEGRAM, inbox_id, {
-        "update_id": 3, **tg.make_message(1001, photo=photo)})
+    message_id = await _receive(
+        env, ChannelKind.TELEGRAM, inbox_id, {"update_id": 1, **tg.make_message(1001, caption="three", document=big)}
+    )
+    gone_id = await _receive(
+        env, ChannelKind.TELEGRAM, inbox_id, {"update_id": 2, **tg.make_message(1001, caption="gone", document=gone)}
+    )
+    photo_id = await _receive(
+        env, ChannelKind.TELEGRAM, inbox_id, {"update_id": 3, **tg.make_message(1001, photo=photo)}
+    )
 
     async with env.worker(env.activities(attachment_max_bytes=5_000)):
         assert await _fetch(env, message_id) == FetchReport(failed=1)
@@ -108,7 +134,10 @@ async def test_over_the_limit_or_gone_is_a_fetch_error_without_retries(channels:
     assert gone_row.stored_at is None and "invalid file_id" in gone_row.fetch_error
     assert len(tg.requests("getFile")) == 2  # gone once, photo once: no retries
     assert (photo_row.sha256, photo_row.size, photo_row.mime_type) == (
-        hashlib.sha256(PHOTO).hexdigest(), len(PHOTO), "image/jpeg")
+        hashlib.sha256(PHOTO).hexdigest(),
+        len(PHOTO),
+        "image/jpeg",
+    )
     assert _stored_files(env) == [hashlib.sha256(PHOTO).hexdigest()]
 
 
@@ -116,13 +145,19 @@ async def test_max_file_by_url_and_giving_up_on_a_dead_file_host(channels: Chann
     env, mx = channels, channels.max
     inbox_id = await env.inbox(ChannelKind.MAX)
     url = mx.add_file(PDF, file_name="dogovor.pdf", mime_type="application/pdf")
-    file_att = {"type": "file", "payload": {"url": url, "token": "file-token-1"}, "filename": "dogovor.pdf",
-                "size": len(PDF)}
+    file_att = {
+        "type": "file",
+        "payload": {"url": url, "token": "file-token-1"},
+        "filename": "dogovor.pdf",
+        "size": len(PDF),
+    }
     dead_att = {"type": "image", "payload": {"url": url.rsplit("/", 1)[0] + "/999999", "token": "img-2", "photo_id": 2}}
-    ok_id = await _receive(env, ChannelKind.MAX, inbox_id,
-                           mx.make_message(5005, 7007, "contract", attachments=[file_att]))
-    dead_id = await _receive(env, ChannelKind.MAX, inbox_id,
-                             mx.make_message(5005, 7007, "photo", attachments=[dead_att]))
+    ok_id = await _receive(
+        env, ChannelKind.MAX, inbox_id, mx.make_message(5005, 7007, "contract", attachments=[file_att])
+    )
+    dead_id = await _receive(
+        env, ChannelKind.MAX, inbox_id, mx.make_message(5005, 7007, "photo", attachments=[dead_att])
+    )
     async with env.worker():
         assert await _fetch(env, ok_id) == FetchReport(stored=1)
         mx.fail_next(Fault.UNAVAILABLE, count=None, method="files")

@@ -9,8 +9,9 @@ from services import audit
 
 
 async def test_an_entry_names_the_operator_or_the_system(db):
-    operator = Operator(email="audit@example.com", display_name="Ann", password_hash=hash_password("x" * 12),
-                        role=OperatorRole.OPERATOR)
+    operator = Operator(
+        email="audit@example.com", display_name="Ann", password_hash=hash_password("x" * 12), role=OperatorRole.OPERATOR
+    )
     db.add(operator)
     await db.flush()
 
@@ -18,8 +19,13 @@ async def test_an_entry_names_the_operator_or_the_system(db):
     audit.record(db, "contact.unreachable", details={"identity_id": 7})
     await db.flush()
 
-    rows = (await db.execute(select(AuditEvent.action, AuditEvent.actor_kind, AuditEvent.actor_operator_id,
-                                    AuditEvent.details).order_by(AuditEvent.id))).all()
+    rows = (
+        await db.execute(
+            select(AuditEvent.action, AuditEvent.actor_kind, AuditEvent.actor_operator_id, AuditEvent.details).order_by(
+                AuditEvent.id
+            )
+        )
+    ).all()
     assert [tuple(r) for r in rows[-2:]] == [
         ("operator.login", ActorKind.OPERATOR, operator.id, {}),
         ("contact.unreachable", ActorKind.SYSTEM, None, {"identity_id": 7}),

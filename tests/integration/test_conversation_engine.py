@@ -109,8 +109,11 @@ async def test_backlog_is_assigned_oldest_first_when_an_operator_comes_online(wo
         assigned = await operators.set_status(db, operator, OperatorStatus.ONLINE)
     assert assigned == ids  # oldest first
     async with world.factory() as db:
-        rows = (await db.execute(select(Conversation.id, Conversation.assignee_id, Conversation.assigned_at)
-                                 .order_by(Conversation.id))).all()
+        rows = (
+            await db.execute(
+                select(Conversation.id, Conversation.assignee_id, Conversation.assigned_at).order_by(Conversation.id)
+            )
+        ).all()
     assert [r.assignee_id for r in rows] == [late] * 3
     assert [r.assigned_at for r in rows] == sorted(r.assigned_at for r in rows)
     # each workflow heard of its assignment (its escalation timer now runs for that operator)
@@ -176,13 +179,20 @@ async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, e
 
     async def actions():
         async with world.factory() as db:
-            return (await db.scalars(select(AuditEvent.action).where(AuditEvent.conversation_id == cid)
-                                     .order_by(AuditEvent.id))).all()
+            return (
+                await db.scalars(
+                    select(AuditEvent.action).where(AuditEvent.conversation_id == cid).order_by(AuditEvent.id)
+                )
+            ).all()
 
     await wait_until(lambda: _is_last(actions(), "conversation.reopened"))  # and the workflow took it up
     actions = await actions()
-    assert actions[:4] == ["conversation.assigned", "conversation.escalated", "conversation.transferred",
-                           "message.sent"]
+    assert actions[:4] == [
+        "conversation.assigned",
+        "conversation.escalated",
+        "conversation.transferred",
+        "message.sent",
+    ]
     assert "conversation.resolved" in actions and actions[-1] == "conversation.reopened"
 
 
@@ -205,16 +215,22 @@ async def _is(awaitable, expected) -> bool:
 
 
 async def _count_sent(world, sender: SenderKind, n: int) -> bool:
-    return await count_rows(world.factory, Message, Message.sender_kind == sender,
-                            Message.delivery_status == DeliveryStatus.SENT) == n
+    return (
+        await count_rows(
+            world.factory, Message, Message.sender_kind == sender, Message.delivery_status == DeliveryStatus.SENT
+        )
+        == n
+    )
 
 
 async def test_supervisors_can_filter_workflows_by_search_attributes(world, engine_stack):
     op = await world.operator()
     result = await ingest(world.factory, world.event("sa-1", "hello"))
     wid = conversation_workflow_id(result.conversation_id)
-    query = (f"WorkflowId = '{wid}' AND ConversationStatus = 'open' AND Channel = 'telegram' "
-             f"AND BranchId = {world.branch_id} AND AssigneeId = {op}")
+    query = (
+        f"WorkflowId = '{wid}' AND ConversationStatus = 'open' AND Channel = 'telegram' "
+        f"AND BranchId = {world.branch_id} AND AssigneeId = {op}"
+    )
 
     async def visible() -> bool:
         return len([w async for w in engine_stack.client.list_workflows(query)]) == 1

@@ -28,8 +28,10 @@ async def _reply(world, operator_id: int, conversation_id: int, text: str, key: 
 
     async def assigned() -> bool:
         async with world.factory() as db:
-            return await db.scalar(select(Conversation.assignee_id).where(Conversation.id == conversation_id)) \
+            return (
+                await db.scalar(select(Conversation.assignee_id).where(Conversation.id == conversation_id))
                 == operator_id
+            )
 
     await wait_until(assigned)
     async with world.factory() as db, db.begin():
@@ -56,8 +58,11 @@ async def test_webhook_in_reply_out_exactly_once_to_the_right_chat(world, engine
     op = await world.operator()
     async with httpx.AsyncClient() as http:
         for _ in range(2):  # Telegram retried the webhook: still one conversation and message
-            resp = await http.post(f"{live_api.url}/webhooks/telegram/{world.inbox_id}",
-                                   json=update(501, "hi there", user=777001), headers=SECRET)
+            resp = await http.post(
+                f"{live_api.url}/webhooks/telegram/{world.inbox_id}",
+                json=update(501, "hi there", user=777001),
+                headers=SECRET,
+            )
             assert resp.status_code == 200
     async with world.factory() as db:
         conversation_id = await db.scalar(select(Message.conversation_id))
@@ -75,19 +80,30 @@ async def test_webhook_in_reply_out_exactly_once_to_the_right_chat(world, engine
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, "sent")]
 
 
-async def test_a_max_conversation_is_answered_through_max_never_telegram(
-    world, engine_stack, fake_telegram, fake_max
-):
+async def test_a_max_conversation_is_answered_through_max_never_telegram(world, engine_stack, fake_telegram, fake_max):
     async with world.factory() as db, db.begin():
-        inbox = Inbox(name="MAX bot", channel=ChannelKind.MAX, credentials_encrypted=CredentialBox(
-            TEST_CREDENTIALS_KEY).seal({"token": fake_max_module.TOKEN, "webhook_secret": "max-secret-1"}))
+        inbox = Inbox(
+            name="MAX bot",
+            channel=ChannelKind.MAX,
+            credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(
+                {"token": fake_max_module.TOKEN, "webhook_secret": "max-secret-1"}
+            ),
+        )
         db.add(inbox)
         await db.flush()
         max_inbox = inbox.id
     op = await world.operator()
-    event = InboundEvent(inbox_id=max_inbox, channel=ChannelKind.MAX, kind=InboundKind.MESSAGE,
-                         provider_user_id="424242", provider_chat_id="98765", provider_message_id="mid.1",
-                         provider_time=datetime.now(UTC), text="привет", profile=ContactProfile(display_name="Ivan"))
+    event = InboundEvent(
+        inbox_id=max_inbox,
+        channel=ChannelKind.MAX,
+        kind=InboundKind.MESSAGE,
+        provider_user_id="424242",
+        provider_chat_id="98765",
+        provider_message_id="mid.1",
+        provider_time=datetime.now(UTC),
+        text="привет",
+        profile=ContactProfile(display_name="Ivan"),
+    )
     result = await ingest(world.factory, event)
     message_id = await _reply(world, op, result.conversation_id, "Здравствуйте!", "m1")
     await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
@@ -96,18 +112,28 @@ async def test_a_max_conversation_is_answered_through_max_never_telegram(
     assert fake_telegram.requests() == []
 
 
-async def test_a_reply_with_a_stored_file_is_sent_with_the_stores_bytes(world, engine_stack, app_settings,
-                                                                       fake_telegram):
+async def test_a_reply_with_a_stored_file_is_sent_with_the_stores_bytes(
+    world, engine_stack, app_settings, fake_telegram
+):
     op = await world.operator()
     result = await ingest(world.factory, world.event("900200", "send me the invoice"))
     pdf = b"%PDF-1.4 invoice " + bytes(range(256))
     stored = FileStore.from_settings(app_settings).put(pdf)
     await wait_until(lambda: _is(_assignee(world, result.conversation_id), op))
     async with world.factory() as db, db.begin():
-        message_id, _ = await conversations.send_reply(db, await db.get(Operator, op), result.conversation_id,
-                                                       "Here it is", idempotency_key="file-1")
-        db.add(Attachment(message_id=message_id, kind="document", file_name="invoice.pdf",
-                          mime_type="application/pdf", size=stored.size, sha256=stored.sha256))
+        message_id, _ = await conversations.send_reply(
+            db, await db.get(Operator, op), result.conversation_id, "Here it is", idempotency_key="file-1"
+        )
+        db.add(
+            Attachment(
+                message_id=message_id,
+                kind="document",
+                file_name="invoice.pdf",
+                mime_type="application/pdf",
+                size=stored.size,
+                sha256=stored.sha256,
+            )
+        )
     await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
     [sent] = fake_telegram.sent_messages("900200")
     assert (sent.method, sent.text) == ("sendDocument", "Here it is")
@@ -191,7 +217,6 @@ async def test_long_text_goes_out_in_ordered_parts(world, engine_stack, fake_tel
     await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT), timeout=30)
     sent = fake_telegram.sent_messages("900500")
     assert len(sent) >= 3 and all(len(m.text) <= 4096 for m in sent)
-    assert "".join(m.text for m in sent).replace("\n", "").replace(" ", "") == \
-        "".join(paragraphs).replace(" ", "")
+    assert "".join(m.text for m in sent).replace("\n", "").replace(" ", "") == "".join(paragraphs).replace(" ", "")
     async with world.factory() as db:
         assert len((await db.get(Message, message_id)).sent_provider_ids) == len(sent)

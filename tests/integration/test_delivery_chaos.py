@@ -98,8 +98,12 @@ async def test_worker_killed_mid_retries_then_restarted_delivers_each_reply_once
         # Accepted by the provider but not yet recorded as sent when the process died: the
         # one window no design closes without a provider-side idempotency key. Such a message
         # may go out once more after the restart; every other one must go out exactly once.
-        in_the_window = frozenset(t for items in queued.by_chat.values() for mid, t in items
-                                  if t in accepted and at_kill[mid] != DeliveryStatus.SENT)
+        in_the_window = frozenset(
+            t
+            for items in queued.by_chat.values()
+            for mid, t in items
+            if t in accepted and at_kill[mid] != DeliveryStatus.SENT
+        )
         unsent_at_kill = sum(s != DeliveryStatus.SENT for s in at_kill.values())
         assert unsent_at_kill >= 10, "the kill must come mid-way, with most replies still pending"
         requests_at_kill = len(fake_telegram.requests("sendMessage"))
@@ -113,11 +117,18 @@ async def test_worker_killed_mid_retries_then_restarted_delivers_each_reply_once
 
         gap = assert_per_chat_spacing(fake_telegram, queued.by_chat, at_least=1.0 - JITTER)
         window = {t: accepted_texts(fake_telegram).count(t) for t in in_the_window}  # text -> times accepted
-        _report("worker kill", replies=len(queued.ids), unsent_at_kill=unsent_at_kill,
-                in_flight_window=window, recovery_s=round(recovered, 1),
-                since_kill_s=round(time.monotonic() - killed_at, 1), total_s=round(time.monotonic() - began, 1),
-                requests=dict(fault_breakdown(fake_telegram)), min_chat_gap_s=round(gap, 3),
-                rate_violations=fake_telegram.rate_violations())
+        _report(
+            "worker kill",
+            replies=len(queued.ids),
+            unsent_at_kill=unsent_at_kill,
+            in_flight_window=window,
+            recovery_s=round(recovered, 1),
+            since_kill_s=round(time.monotonic() - killed_at, 1),
+            total_s=round(time.monotonic() - began, 1),
+            requests=dict(fault_breakdown(fake_telegram)),
+            min_chat_gap_s=round(gap, 3),
+            rate_violations=fake_telegram.rate_violations(),
+        )
     except BaseException:
         print(f"\nworker.py output kept in {log}")
         raise
@@ -153,8 +164,10 @@ async def test_temporal_down_for_20_s_during_a_burst_loses_and_doubles_nothing(
     fake_telegram.fail_randomly(0.15, seed=5, faults=FIVE_XX, method="sendMessage")
     stop = asyncio.Event()
     relay = OutboxRelay(world.factory, client, task_queue)  # worker.py's settings
-    tasks = [asyncio.create_task(relay.run_forever(stop)),
-             asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop))]
+    tasks = [
+        asyncio.create_task(relay.run_forever(stop)),
+        asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+    ]
     began = time.monotonic()
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
@@ -186,8 +199,11 @@ async def test_temporal_down_for_20_s_during_a_burst_loses_and_doubles_nothing(
 
                 await asyncio.to_thread(server.start)
                 up_at, up_wall = time.monotonic(), datetime.now(UTC)
-                done_while_down = [r.params.get("text") for r in fake_telegram.requests("sendMessage")
-                                   if r.status == 200 and down_wall < r.wall < up_wall]
+                done_while_down = [
+                    r.params.get("text")
+                    for r in fake_telegram.requests("sendMessage")
+                    if r.status == 200 and down_wall < r.wall < up_wall
+                ]
                 recovered = await wait_all_sent(world.factory, queued.ids, timeout=150, what="after the outage")
                 await asyncio.sleep(1.5)
                 await assert_delivered_exactly_once_in_order(world.factory, fake_telegram, queued)
@@ -196,11 +212,19 @@ async def test_temporal_down_for_20_s_during_a_burst_loses_and_doubles_nothing(
                 assert done_while_down, "no send was in flight when Temporal stopped"
 
                 gap = assert_per_chat_spacing(fake_telegram, queued.by_chat, at_least=1.0 - JITTER)
-                _report("temporal outage", replies=len(queued.ids), written_during_outage=len(during),
-                        sent_while_down=len(done_while_down), stop_took_s=round(down_at - stopping_at, 1),
-                        outage_s=round(up_at - down_at, 1), recovery_s=round(recovered, 1),
-                        total_s=round(time.monotonic() - began, 1), requests=dict(fault_breakdown(fake_telegram)),
-                        min_chat_gap_s=round(gap, 3), rate_violations=fake_telegram.rate_violations())
+                _report(
+                    "temporal outage",
+                    replies=len(queued.ids),
+                    written_during_outage=len(during),
+                    sent_while_down=len(done_while_down),
+                    stop_took_s=round(down_at - stopping_at, 1),
+                    outage_s=round(up_at - down_at, 1),
+                    recovery_s=round(recovered, 1),
+                    total_s=round(time.monotonic() - began, 1),
+                    requests=dict(fault_breakdown(fake_telegram)),
+                    min_chat_gap_s=round(gap, 3),
+                    rate_violations=fake_telegram.rate_violations(),
+                )
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -227,9 +251,16 @@ async def test_provider_failing_30_percent_of_requests_delivers_each_reply_once_
     assert all(breakdown[f.value] > 0 for f in RETRYABLE_NOT_DONE), f"not every fault kind was hit: {breakdown}"
     gap = assert_per_chat_spacing(fake_telegram, queued.by_chat, at_least=1.0 - JITTER)
     # the workflows agree with the rows: each delivery-{id} finished, having sent
-    results = await asyncio.gather(*(engine_stack.client.get_workflow_handle(delivery_workflow_id(i)).result()
-                                     for i in queued.ids))
+    results = await asyncio.gather(
+        *(engine_stack.client.get_workflow_handle(delivery_workflow_id(i)).result() for i in queued.ids)
+    )
     assert set(results) == {"sent"}, results
-    _report("30% faults", replies=len(queued.ids), all_sent_s=round(took, 1),
-            total_s=round(time.monotonic() - began, 1), requests=dict(breakdown), min_chat_gap_s=round(gap, 3),
-            rate_violations=fake_telegram.rate_violations())
+    _report(
+        "30% faults",
+        replies=len(queued.ids),
+        all_sent_s=round(took, 1),
+        total_s=round(time.monotonic() - began, 1),
+        requests=dict(breakdown),
+        min_chat_gap_s=round(gap, 3),
+        rate_violations=fake_telegram.rate_violations(),
+    )

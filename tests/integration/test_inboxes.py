@@ -27,8 +27,9 @@ PUBLIC = "https://switchboard.example.org"
 
 
 async def _connect(env: Channels, inbox_id: int, public_url: str | None):
-    connection = await connect_inbox(env.factory, env.adapters, env.box, env.starter, inbox_id, public_url,
-                                      poll_timeout=1)
+    connection = await connect_inbox(
+        env.factory, env.adapters, env.box, env.starter, inbox_id, public_url, poll_timeout=1
+    )
     if connection.poller_workflow_id:
         env.track(env.client.get_workflow_handle(connection.poller_workflow_id))
     return connection
@@ -67,7 +68,7 @@ async def test_telegram_switches_between_webhook_and_polling(channels: Channels)
         polled = await _connect(env, inbox_id, "http://localhost:8000")  # not reachable: poll
         assert polled.mode == "polling" and tg.webhook is None
         methods = [r.method for r in tg.requests()]
-        assert "deleteWebhook" in methods[methods.index("setWebhook"):]
+        assert "deleteWebhook" in methods[methods.index("setWebhook") :]
         assert "getUpdates" not in methods[: methods.index("deleteWebhook")]  # never polled with a webhook set
         assert (await env.load(inbox_id)).webhook_url is None
         tg.inject_message(1001, "hello by polling")
@@ -110,10 +111,14 @@ async def test_webhook_check_resubscribes_max_and_keeps_telegrams_error(channels
     before = datetime.now(UTC)
 
     async with env.worker():
-        env.track(await env.client.start_workflow(
-            WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput(interval_seconds=0.3),
-            id=f"webhook-check-{env.task_queue}", task_queue=env.task_queue,
-        ))
+        env.track(
+            await env.client.start_workflow(
+                WEBHOOK_CHECK_WORKFLOW,
+                WebhookCheckInput(interval_seconds=0.3),
+                id=f"webhook-check-{env.task_queue}",
+                task_queue=env.task_queue,
+            )
+        )
         await wait_until(lambda: _checked_since(env, [max_inbox, tg_inbox], before), timeout=10)
         assert [s["url"] for s in mx.subscriptions] == [max_url]
         assert mx.subscriptions[0]["secret"] == env.credentials(await env.load(max_inbox))["webhook_secret"]
@@ -122,7 +127,8 @@ async def test_webhook_check_resubscribes_max_and_keeps_telegrams_error(channels
 
         # Telegram delivers again (a fresh setWebhook clears its error): the next pass clears ours
         await env.adapters[ChannelKind.TELEGRAM].register_webhook(
-            env.credentials(await env.load(tg_inbox)), f"{PUBLIC}/webhooks/telegram/{tg_inbox}", "x-secret")
+            env.credentials(await env.load(tg_inbox)), f"{PUBLIC}/webhooks/telegram/{tg_inbox}", "x-secret"
+        )
         await wait_until(lambda: _error_is(env, tg_inbox, None), timeout=10)
         desc = await env.client.get_workflow_handle(f"webhook-check-{env.task_queue}").describe()
         assert desc.status == WorkflowExecutionStatus.RUNNING

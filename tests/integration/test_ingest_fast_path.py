@@ -16,8 +16,9 @@ from infra.realtime import RealtimeListener
 
 async def _notices(factory, conversation_id: int) -> list[str]:
     async with factory() as db:
-        rows = await db.scalars(select(OutboxEvent.payload).where(OutboxEvent.conversation_id == conversation_id)
-                                .order_by(OutboxEvent.id))
+        rows = await db.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.conversation_id == conversation_id).order_by(OutboxEvent.id)
+        )
         return [p["kind"] for p in rows]
 
 
@@ -65,8 +66,12 @@ async def test_duplicate_on_the_fast_path_writes_and_announces_nothing(world, da
         await listener.stop()
     assert again.duplicate and again.message_id == stored.message_id
     async with world.factory() as db:
-        assert await db.scalar(select(func.count()).select_from(Message)
-                               .where(Message.conversation_id == stored.conversation_id)) == 2
+        assert (
+            await db.scalar(
+                select(func.count()).select_from(Message).where(Message.conversation_id == stored.conversation_id)
+            )
+            == 2
+        )
 
 
 async def test_message_while_the_branch_is_closed_tells_the_workflow_in_the_same_statement(world):
@@ -90,14 +95,20 @@ async def test_message_while_the_branch_is_closed_tells_the_workflow_in_the_same
     assert await _notices(world.factory, night.conversation_id) == [NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE]
     await ingest(world.factory, world.event("fast-4", "hello??"))
     assert await _notices(world.factory, night.conversation_id) == [
-        NoticeKind.STARTED, NoticeKind.OFF_HOURS_MESSAGE, NoticeKind.OFF_HOURS_MESSAGE]
+        NoticeKind.STARTED,
+        NoticeKind.OFF_HOURS_MESSAGE,
+        NoticeKind.OFF_HOURS_MESSAGE,
+    ]
 
 
 async def test_a_resolved_conversation_is_left_to_the_general_path(world):
     first = await ingest(world.factory, world.event("fast-5", "hello"))
     async with world.factory() as db, db.begin():
-        await db.execute(update(Conversation).where(Conversation.id == first.conversation_id)
-                         .values(status="resolved", resolved_at=func.now()))
+        await db.execute(
+            update(Conversation)
+            .where(Conversation.id == first.conversation_id)
+            .values(status="resolved", resolved_at=func.now())
+        )
     again = await ingest(world.factory, world.event("fast-5", "it broke again"))
     assert again.conversation_id == first.conversation_id
     async with world.factory() as db:
@@ -110,16 +121,22 @@ async def test_first_message_creates_contact_identity_conversation_and_tells_the
     await listener.start()
     try:
         async with listener.subscribe() as events:
-            event = world.event("first-1", "hi there").model_copy(update={
-                "profile": ContactProfile(display_name="Ann Smith", username="ann", region="RU-MOW")})
+            event = world.event("first-1", "hi there").model_copy(
+                update={"profile": ContactProfile(display_name="Ann Smith", username="ann", region="RU-MOW")}
+            )
             result = await ingest(world.factory, event)
             announced = await asyncio.wait_for(events.get(), 5)
     finally:
         await listener.stop()
     assert result.created_conversation and not result.duplicate
-    assert announced == {"type": "message.created", "conversation_id": result.conversation_id,
-                         "message_id": result.message_id, "branch_id": None, "assignee_id": None,
-                         "direction": "in"}
+    assert announced == {
+        "type": "message.created",
+        "conversation_id": result.conversation_id,
+        "message_id": result.message_id,
+        "branch_id": None,
+        "assignee_id": None,
+        "direction": "in",
+    }
     async with world.factory() as db:
         conversation = await db.get(Conversation, result.conversation_id)
         identity = await db.get(ContactIdentity, conversation.identity_id)
@@ -128,10 +145,17 @@ async def test_first_message_creates_contact_identity_conversation_and_tells_the
     assert (conversation.status, conversation.inbox_id, conversation.interface) == ("open", world.inbox_id, "bot")
     assert conversation.last_in_at is not None and conversation.branch_id is None
     assert (identity.channel, identity.provider_user_id, identity.provider_chat_id, identity.username) == (
-        "telegram", event.provider_user_id, event.provider_chat_id, "ann")
+        "telegram",
+        event.provider_user_id,
+        event.provider_chat_id,
+        "ann",
+    )
     assert identity.contact_id == contact.id and (contact.display_name, contact.region) == ("Ann Smith", "RU-MOW")
-    assert (message.text, message.direction, message.provider_message_id) == ("hi there", "in",
-                                                                              event.provider_message_id)
+    assert (message.text, message.direction, message.provider_message_id) == (
+        "hi there",
+        "in",
+        event.provider_message_id,
+    )
     assert await _notices(world.factory, result.conversation_id) == [NoticeKind.STARTED]
 
     again = await ingest(world.factory, event)
@@ -141,8 +165,11 @@ async def test_first_message_creates_contact_identity_conversation_and_tells_the
 async def test_after_a_closed_conversation_the_same_contact_starts_a_new_one(world):
     first = await ingest(world.factory, world.event("first-2", "hello"))
     async with world.factory() as db, db.begin():
-        await db.execute(update(Conversation).where(Conversation.id == first.conversation_id)
-                         .values(status="closed", closed_at=func.now()))
+        await db.execute(
+            update(Conversation)
+            .where(Conversation.id == first.conversation_id)
+            .values(status="closed", closed_at=func.now())
+        )
     second = await ingest(world.factory, world.event("first-2", "new question"))
     assert second.created_conversation and second.conversation_id != first.conversation_id
     async with world.factory() as db:

@@ -23,8 +23,9 @@ async def test_rows_stay_due_while_temporal_is_unreachable_so_catching_up_starts
     await asyncio.to_thread(server.start)
     try:
         # no client-side retries: a pass fails as soon as the gone server does not answer
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter,
-                                      retry_config=RetryConfig(max_retries=0))
+        client = await Client.connect(
+            server.address, data_converter=pydantic_data_converter, retry_config=RetryConfig(max_retries=0)
+        )
     finally:
         await asyncio.to_thread(server.stop)
         for suffix in ("", "-wal", "-shm"):
@@ -38,7 +39,10 @@ async def test_rows_stay_due_while_temporal_is_unreachable_so_catching_up_starts
     assert relay.temporal_unreachable
     # straight after the failed pass every row is due again, its attempt and error recorded
     async with world.factory() as db:
-        rows = (await db.execute(select(OutboxEvent.attempts, OutboxEvent.last_error,
-                                        OutboxEvent.available_at <= func.now()))).all()
+        rows = (
+            await db.execute(
+                select(OutboxEvent.attempts, OutboxEvent.last_error, OutboxEvent.available_at <= func.now())
+            )
+        ).all()
     assert len(rows) == 3
     assert all(attempts == 7 and error and due for attempts, error, due in rows), rows

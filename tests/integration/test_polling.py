@@ -45,11 +45,14 @@ class DiesBeforeCursorSave(ChannelActivities):
 
 
 async def _start_poller(env: Channels, inbox_id: int) -> None:
-    env.track(await env.client.start_workflow(
-        POLLER_WORKFLOW,
-        PollerInput(inbox_id=inbox_id, poll_timeout=1, heartbeat_timeout_seconds=2),
-        id=poller_workflow_id(inbox_id), task_queue=env.task_queue,
-    ))
+    env.track(
+        await env.client.start_workflow(
+            POLLER_WORKFLOW,
+            PollerInput(inbox_id=inbox_id, poll_timeout=1, heartbeat_timeout_seconds=2),
+            id=poller_workflow_id(inbox_id),
+            task_queue=env.task_queue,
+        )
+    )
 
 
 async def test_polled_updates_become_messages_once_across_a_worker_restart(channels: Channels):
@@ -126,18 +129,29 @@ async def _count_is(env: Channels, inbox_id: int, n: int) -> bool:
     return await env.message_count(inbox_id) == n
 
 
-async def test_a_killed_worker_process_is_replaced_without_loss_or_repeat(channels: Channels, temporal_dev,
-                                                                         database_url):
+async def test_a_killed_worker_process_is_replaced_without_loss_or_repeat(
+    channels: Channels, temporal_dev, database_url
+):
     """kill -9 between ingest and cursor save: the heartbeat timeout hands the poll to a new worker."""
     env, tg = channels, channels.telegram
     inbox_id = await env.inbox(ChannelKind.TELEGRAM)
     for n in range(3):
         tg.inject_message(CHAT, f"before {n}")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.polling_worker", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        env=os.environ | {"CREDENTIALS_KEY": TEST_CREDENTIALS_KEY, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_dev.address,
-                          "TASK_QUEUE": env.task_queue, "TELEGRAM_API_BASE": tg.base_url,
-                          "DIE_FROM": str(tg.update_id_base + 1)},
+        sys.executable,
+        "-m",
+        "tests.integration.polling_worker",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env=os.environ
+        | {
+            "CREDENTIALS_KEY": TEST_CREDENTIALS_KEY,
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal_dev.address,
+            "TASK_QUEUE": env.task_queue,
+            "TELEGRAM_API_BASE": tg.base_url,
+            "DIE_FROM": str(tg.update_id_base + 1),
+        },
     )
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"READY\n"

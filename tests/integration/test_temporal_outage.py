@@ -35,12 +35,13 @@ async def test_inbound_survives_a_temporal_outage(world, app_settings, admin, ta
     server = TemporalDevServer(db_file, port=free_port(), ui_port=None)
     await asyncio.to_thread(server.start)
     client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-    settings = app_settings.model_copy(update={"temporal_task_queue": task_queue,
-                                               "temporal_address": server.address})
+    settings = app_settings.model_copy(update={"temporal_task_queue": task_queue, "temporal_address": server.address})
     stop = asyncio.Event()
     relay = OutboxRelay(world.factory, client, task_queue, idle_poll=0.2)
-    tasks = [asyncio.create_task(relay.run_forever(stop)),
-             asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop))]
+    tasks = [
+        asyncio.create_task(relay.run_forever(stop)),
+        asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+    ]
     cabinet = LiveServer(create_app(settings)).start()
     try:
         async with httpx.AsyncClient() as http:

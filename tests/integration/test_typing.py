@@ -21,13 +21,15 @@ async def test_operator_typing_reaches_the_customers_chat_once_per_burst(channel
     env, tg = channels, channels.telegram
     inbox_id = await env.inbox(ChannelKind.TELEGRAM)
     [event] = env.adapters[ChannelKind.TELEGRAM].parse_update(
-        inbox_id, {"update_id": 1, **tg.make_message(4242, "hi")}, received_at=datetime.now(UTC))
+        inbox_id, {"update_id": 1, **tg.make_message(4242, "hi")}, received_at=datetime.now(UTC)
+    )
     conversation_id = (await ingest(env.factory, event)).conversation_id
 
     now = [0.0]
     throttle = TypingThrottle(env.adapters, clock=lambda: now[0])
-    sent = await asyncio.gather(*(throttle.conversation_typing(env.factory, env.box, conversation_id)
-                                  for _ in range(30)))
+    sent = await asyncio.gather(
+        *(throttle.conversation_typing(env.factory, env.box, conversation_id) for _ in range(30))
+    )
     assert sent.count(True) == 1
     assert [(r.chat_id, r.params["action"]) for r in tg.requests("sendChatAction")] == [("4242", "typing")]
 

@@ -60,8 +60,10 @@ def test_only_the_worker_and_workflow_tests_import_workflows():
 
 
 def test_infra_is_plumbing():
-    assert _offenders(("infra",), ("services", "web", "activities", "channels", "workflows", "setup", "api",
-                                   "worker")) == []
+    assert (
+        _offenders(("infra",), ("services", "web", "activities", "channels", "workflows", "setup", "api", "worker"))
+        == []
+    )
 
 
 def test_services_stay_below_the_edges():

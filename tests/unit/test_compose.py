@@ -188,7 +188,9 @@ def test_required_services_exist():
 
 
 def test_app_services_share_one_image_built_from_the_dockerfile():
-    images = {(str(services()[s].get("image")), json.dumps(services()[s].get("build"), sort_keys=True)) for s in APP_SERVICES}
+    images = {
+        (str(services()[s].get("image")), json.dumps(services()[s].get("build"), sort_keys=True)) for s in APP_SERVICES
+    }
     assert len(images) == 1, f"api, worker and migrate must run one image: {images}"
     build = services()["api"]["build"]
     context = ROOT / (build["context"] if isinstance(build, dict) else build)
@@ -440,7 +442,11 @@ def dockerignored(path: str) -> bool:
 
 def test_build_context_ships_the_code_and_nothing_secret():
     needed = ["api.py", "worker.py", "alembic.ini", "requirements.lock", "deploy/seed.py", "migrations/env.py"]
-    needed += [p.name + "/__init__.py" for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name not in ("tests", "bench")]
+    needed += [
+        p.name + "/__init__.py"
+        for p in ROOT.iterdir()
+        if (p / "__init__.py").is_file() and p.name not in ("tests", "bench")
+    ]
     assert not [p for p in needed if dockerignored(p)], "the image would miss code"
     for secret in (".env", ".venv/bin/python", ".git/config", ".data/credentials.key"):
         assert dockerignored(secret), secret

@@ -34,8 +34,10 @@ async def http():
 
 @pytest.fixture
 def adapters(http, fake_telegram: FakeTelegram, fake_max: FakeMax):  # noqa: F811
-    return {ChannelKind.TELEGRAM: TelegramAdapter(http, fake_telegram.base_url),
-            ChannelKind.MAX: MaxAdapter(http, fake_max.base_url)}
+    return {
+        ChannelKind.TELEGRAM: TelegramAdapter(http, fake_telegram.base_url),
+        ChannelKind.MAX: MaxAdapter(http, fake_max.base_url),
+    }
 
 
 def tg_target(fake: FakeTelegram, chat: int = 1001) -> TypingTarget:

@@ -57,24 +57,31 @@ async def record_conversation(env: WorkflowEnvironment) -> None:
         for _ in range(3):
             await env.sleep(timedelta(minutes=4, seconds=1))
         await eventually(lambda: branch.kinds("alert"))
-        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=9, kind=NoticeKind.TRANSFER,
-                                                                             operator_id=1, target_operator_id=3))
-        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=10, kind=NoticeKind.RESOLVE,
-                                                                             operator_id=3))
+        await handle.signal(
+            ConversationWorkflow.notify,
+            ConversationNotice(outbox_id=9, kind=NoticeKind.TRANSFER, operator_id=1, target_operator_id=3),
+        )
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=10, kind=NoticeKind.RESOLVE, operator_id=3)
+        )
         await eventually(lambda: branch.kinds("dispatch"))
         _save("conversation_v2_local_db_calls.json", await handle.fetch_history())
 
 
 async def record_delivery(env: WorkflowEnvironment) -> None:
-    provider = Provider([
-        SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
-        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=3, reason="429"),
-        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"], successor_id=77),
-    ], predecessor=None)
+    provider = Provider(
+        [
+            SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
+            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=3, reason="429"),
+            SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"], successor_id=77),
+        ],
+        predecessor=None,
+    )
     queue = f"record-{uuid.uuid4()}"
     async with Worker(env.client, task_queue=queue, workflows=[DeliveryWorkflow], activities=provider.activities()):
-        handle = await env.client.start_workflow(DeliveryWorkflow.run, DeliveryInput(message_id=76),
-                                                 id=f"delivery-{queue}", task_queue=queue)
+        handle = await env.client.start_workflow(
+            DeliveryWorkflow.run, DeliveryInput(message_id=76), id=f"delivery-{queue}", task_queue=queue
+        )
         await handle.result()
         _save("delivery_v2_local_prepare.json", await handle.fetch_history())
 
@@ -85,8 +92,10 @@ async def record_poller(env: WorkflowEnvironment) -> None:
     script = ScriptedPoller(rounds=4)
     async with Worker(env.client, task_queue=queue, workflows=[PollerWorkflow], activities=[script.activity()]):
         handle = await env.client.start_workflow(
-            PollerWorkflow.run, PollerInput(inbox_id=5, polls_per_run=3, poll_timeout=1),
-            id=f"poller-{queue}", task_queue=queue,
+            PollerWorkflow.run,
+            PollerInput(inbox_id=5, polls_per_run=3, poll_timeout=1),
+            id=f"poller-{queue}",
+            task_queue=queue,
         )
         await handle.result()
         first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
@@ -103,11 +112,14 @@ async def record_files(env: WorkflowEnvironment) -> None:
         return FetchReport(stored=2, skipped=1)
 
     queue = f"record-{uuid.uuid4()}"
-    async with Worker(env.client, task_queue=queue, workflows=[FetchAttachmentsWorkflow],
-                      activities=[fetch_attachments]):
+    async with Worker(
+        env.client, task_queue=queue, workflows=[FetchAttachmentsWorkflow], activities=[fetch_attachments]
+    ):
         handle = await env.client.start_workflow(
-            FetchAttachmentsWorkflow.run, FetchAttachmentsInput(message_id=9, retry_initial_seconds=1),
-            id=f"files-{queue}", task_queue=queue,
+            FetchAttachmentsWorkflow.run,
+            FetchAttachmentsInput(message_id=9, retry_initial_seconds=1),
+            id=f"files-{queue}",
+            task_queue=queue,
         )
         await handle.result()
         _save("files_v1.json", await handle.fetch_history())
@@ -120,10 +132,18 @@ async def record_webhook_check(env: WorkflowEnvironment) -> None:
     async def check_webhooks() -> WebhookCheckReport:
         raise ApplicationError("database away")
 
-    await _first_run(env, "webhook_check_v1.json", WebhookCheckWorkflow, [check_webhooks],
-                     lambda queue: env.client.start_workflow(
-                         WebhookCheckWorkflow.run, WebhookCheckInput(interval_seconds=600),
-                         id=f"webhook-check-{queue}", task_queue=queue))
+    await _first_run(
+        env,
+        "webhook_check_v1.json",
+        WebhookCheckWorkflow,
+        [check_webhooks],
+        lambda queue: env.client.start_workflow(
+            WebhookCheckWorkflow.run,
+            WebhookCheckInput(interval_seconds=600),
+            id=f"webhook-check-{queue}",
+            task_queue=queue,
+        ),
+    )
 
 
 async def record_housekeeping(env: WorkflowEnvironment) -> None:
@@ -131,13 +151,18 @@ async def record_housekeeping(env: WorkflowEnvironment) -> None:
     async def purge_expired() -> dict[str, int]:
         return {"sessions": 2, "attempts": 5}
 
-    await _first_run(env, "housekeeping_v1.json", HousekeepingWorkflow, [purge_expired],
-                     lambda queue: env.client.start_workflow(
-                         HousekeepingWorkflow.run, id=f"housekeeping-{queue}", task_queue=queue))
+    await _first_run(
+        env,
+        "housekeeping_v1.json",
+        HousekeepingWorkflow,
+        [purge_expired],
+        lambda queue: env.client.start_workflow(HousekeepingWorkflow.run, id=f"housekeeping-{queue}", task_queue=queue),
+    )
 
 
-async def _first_run(env: WorkflowEnvironment, name: str, workflow: type, activities: list,
-                     start: Callable[[str], Awaitable]) -> None:
+async def _first_run(
+    env: WorkflowEnvironment, name: str, workflow: type, activities: list, start: Callable[[str], Awaitable]
+) -> None:
     """Save the history of a periodic workflow's first run, which ends by continuing as new."""
     queue = f"record-{uuid.uuid4()}"
     async with Worker(env.client, task_queue=queue, workflows=[workflow], activities=activities):

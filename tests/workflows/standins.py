@@ -74,8 +74,14 @@ class Branch:
 
         @activity.defn(name=LOAD_CONVERSATION)
         async def load(request: ConversationRef) -> ConversationState:
-            return ConversationState(conversation_id=request.conversation_id, channel="telegram", contact_name="Ann",
-                                     branch_id=3, policy=b.policy, schedule=b.schedule)
+            return ConversationState(
+                conversation_id=request.conversation_id,
+                channel="telegram",
+                contact_name="Ann",
+                branch_id=3,
+                policy=b.policy,
+                schedule=b.schedule,
+            )
 
         @activity.defn(name=LOAD_BRANCH_SCHEDULE)
         async def load_schedule(request: BranchRef) -> dict | None:
@@ -140,5 +146,17 @@ class Branch:
             await b.log("dispatch", request.branch_id)
             return []
 
-        return [load, load_schedule, assign, escalate, alert, transfer, resolve, reopen, close, inactive,
-                system_message, dispatch]
+        return [
+            load,
+            load_schedule,
+            assign,
+            escalate,
+            alert,
+            transfer,
+            resolve,
+            reopen,
+            close,
+            inactive,
+            system_message,
+            dispatch,
+        ]

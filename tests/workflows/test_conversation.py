@@ -43,8 +43,9 @@ async def conversation(
     env: WorkflowEnvironment, branch: Branch, task_queue: str, *, params: ConversationInput | None = None
 ) -> AsyncIterator[WorkflowHandle]:
     branch.clock = env.get_current_time
-    async with Worker(env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
-                      activities=branch.activities()):
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[ConversationWorkflow], activities=branch.activities()
+    ):
         handle = await env.client.start_workflow(
             ConversationWorkflow.run,
             params or ConversationInput(conversation_id=branch.conversation_id),
@@ -66,14 +67,14 @@ async def test_escalation_fires_at_the_configured_time_not_a_second_before(time_
     branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4))
     async with conversation(time_skipping_env, branch, task_queue) as handle:
         await eventually(lambda: branch.kinds("assigned"))
-        (first, assigned_at), = branch.kinds("assigned")
+        ((first, assigned_at),) = branch.kinds("assigned")
         assert first == 1
         await time_skipping_env.sleep(timedelta(minutes=3, seconds=59))
         await asyncio.sleep(0.3)
         assert branch.kinds("escalated") == [] and (await state(handle)).assignee_id == 1
         await time_skipping_env.sleep(timedelta(seconds=2))
         await eventually(lambda: branch.kinds("escalated"))
-        (target, escalated_at), = branch.kinds("escalated")
+        ((target, escalated_at),) = branch.kinds("escalated")
         assert target == 2
         assert timedelta(minutes=4) <= escalated_at - assigned_at < timedelta(minutes=4, seconds=2)
 
@@ -84,8 +85,9 @@ async def test_opening_at_3_59_prevents_escalation_for_good(time_skipping_env, t
         await eventually(lambda: branch.kinds("assigned"))
         await time_skipping_env.sleep(timedelta(minutes=3, seconds=59))
         branch.opened = True
-        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.OPENED,
-                                                                             operator_id=1))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.OPENED, operator_id=1)
+        )
         await time_skipping_env.sleep(timedelta(hours=2))
         await asyncio.sleep(0.3)
         s = await state(handle)
@@ -110,8 +112,9 @@ async def test_three_operator_cycle_then_pool_and_supervisor_alert(time_skipping
         await asyncio.sleep(0.2)
         assert len(branch.kinds("escalated")) == 3
         branch.assignee = 2
-        await handle.signal(ConversationWorkflow.notify,
-                            ConversationNotice(outbox_id=5, kind=NoticeKind.ASSIGNED, operator_id=2))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=5, kind=NoticeKind.ASSIGNED, operator_id=2)
+        )
         await eventually(lambda: branch.kinds("escalated") and len(branch.kinds("escalated")) == 3)
         s = await state(handle)
         assert s.assignee_id == 2 and not s.pool_exhausted
@@ -134,14 +137,15 @@ async def test_resolve_asks_for_rating_and_closes_after_n_days(time_skipping_env
     branch = Branch(online=[1], policy=InboxPolicy(rating_mode="stars", resolved_close_days=2))
     async with conversation(time_skipping_env, branch, task_queue) as handle:
         await eventually(lambda: branch.kinds("assigned"))
-        await handle.signal(ConversationWorkflow.notify,
-                            ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1)
+        )
         await eventually(lambda: branch.kinds("resolved"))
-        await eventually(lambda: ("rating_request", ) in [(v,) for v, _ in branch.kinds("system_message")])
-        (_, resolved_at), = branch.kinds("resolved")
+        await eventually(lambda: ("rating_request",) in [(v,) for v, _ in branch.kinds("system_message")])
+        ((_, resolved_at),) = branch.kinds("resolved")
         await time_skipping_env.sleep(timedelta(days=2, minutes=1))
         await eventually(lambda: branch.kinds("closed"))
-        (_, closed_at), = branch.kinds("closed")
+        ((_, closed_at),) = branch.kinds("closed")
         assert timedelta(days=2) <= closed_at - resolved_at < timedelta(days=2, minutes=2)
         await handle.result()  # a closed conversation's workflow completes
 
@@ -170,15 +174,16 @@ async def test_working_hours_in_branch_timezone_across_spring_forward(time_skipp
         await eventually(lambda: branch.kinds("system_message"))
         assert [v for v, _ in branch.kinds("system_message")] == ["offline"]
         # a second message the same night: no second offline text
-        await handle.signal(ConversationWorkflow.notify,
-                            ConversationNotice(outbox_id=2, kind=NoticeKind.OFF_HOURS_MESSAGE))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.OFF_HOURS_MESSAGE)
+        )
         await time_skipping_env.sleep(timedelta(hours=1))
         await asyncio.sleep(0.2)
         assert len(branch.kinds("system_message")) == 1 and branch.kinds("assigned") == []
 
         await time_skipping_env.sleep(timedelta(hours=14))  # past 09:00 CEST on Sunday
         await eventually(lambda: branch.kinds("assigned"))
-        (_, assigned_at), = branch.kinds("assigned")
+        ((_, assigned_at),) = branch.kinds("assigned")
         opening = datetime(sunday.year, sunday.month, sunday.day, 9, tzinfo=berlin).astimezone(UTC)
         assert opening.hour == 7  # 09:00 summer time, not 08:00 UTC of winter time
         assert opening <= assigned_at < opening + timedelta(seconds=5)
@@ -193,8 +198,7 @@ async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
         await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
         await eventually(lambda: branch.kinds("escalated"))
         for n in range(3, 20):
-            await handle.signal(ConversationWorkflow.notify,
-                                ConversationNotice(outbox_id=n, kind=NoticeKind.UNBLOCKED))
+            await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=n, kind=NoticeKind.UNBLOCKED))
         latest = time_skipping_env.client.get_workflow_handle(handle.id)
         for _ in range(100):
             s = await state(latest)
@@ -207,8 +211,11 @@ async def test_continue_as_new_keeps_state(time_skipping_env, task_queue):
 
 
 async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, task_queue):
-    branch = Branch(online=[1], policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7),
-                    clock=time_skipping_env.get_current_time)
+    branch = Branch(
+        online=[1],
+        policy=InboxPolicy(inactive_resolve_days=3, resolved_close_days=7),
+        clock=time_skipping_env.get_current_time,
+    )
     activities = [a for a in branch.activities() if a.__temporal_activity_definition.name != RESOLVE_IF_INACTIVE]
 
     @activity.defn(name=RESOLVE_IF_INACTIVE)
@@ -216,17 +223,24 @@ async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, 
         await branch.log("auto_resolved")
         return InactivityCheck(resolved=True)
 
-    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[ConversationWorkflow],
-                      activities=[*activities, resolve_if_inactive]):
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[ConversationWorkflow],
+        activities=[*activities, resolve_if_inactive],
+    ):
         handle = await time_skipping_env.client.start_workflow(
-            ConversationWorkflow.run, ConversationInput(conversation_id=1), id=f"conversation-{task_queue}",
-            task_queue=task_queue, start_signal=NOTIFY,
+            ConversationWorkflow.run,
+            ConversationInput(conversation_id=1),
+            id=f"conversation-{task_queue}",
+            task_queue=task_queue,
+            start_signal=NOTIFY,
             start_signal_args=[ConversationNotice(outbox_id=1, kind=NoticeKind.STARTED)],
         )
         await handle.result()  # resolved after 3 idle days, closed 7 days later: the workflow ends
-    (_, assigned_at), = branch.kinds("assigned")
-    (_, resolved_at), = branch.kinds("auto_resolved")
-    (_, closed_at), = branch.kinds("closed")
+    ((_, assigned_at),) = branch.kinds("assigned")
+    ((_, resolved_at),) = branch.kinds("auto_resolved")
+    ((_, closed_at),) = branch.kinds("closed")
     # counted from the start of the conversation, a moment before its assignment
     assert timedelta(days=3, seconds=-1) <= resolved_at - assigned_at < timedelta(days=3, minutes=1)
     assert timedelta(days=7) <= closed_at - resolved_at < timedelta(days=7, minutes=1)

@@ -55,10 +55,13 @@ class Provider:
 
 
 async def _run(env, task_queue: str, provider: Provider, message_id: int = 1) -> str:
-    async with Worker(env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
-                      activities=provider.activities()):
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[DeliveryWorkflow], activities=provider.activities()
+    ):
         return await env.client.execute_workflow(
-            DeliveryWorkflow.run, DeliveryInput(message_id=message_id), id=f"delivery-{task_queue}",
+            DeliveryWorkflow.run,
+            DeliveryInput(message_id=message_id),
+            id=f"delivery-{task_queue}",
             task_queue=task_queue,
         )
 
@@ -80,29 +83,35 @@ async def test_retryable_errors_back_off_exponentially_to_10_minutes_then_give_u
 
 
 async def test_a_429_waits_exactly_retry_after(time_skipping_env, task_queue):
-    provider = Provider([
-        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=37, reason="Too Many Requests"),
-        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=5, reason="Too Many Requests"),
-        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:5"]),
-    ])
+    provider = Provider(
+        [
+            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=37, reason="Too Many Requests"),
+            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=5, reason="Too Many Requests"),
+            SendOutcome(outcome=Outcome.SENT, sent_parts=["1:5"]),
+        ]
+    )
     assert await _run(time_skipping_env, task_queue, provider) == "sent"
     assert [round(g, 1) for g in _gaps(provider)] == [37.0, 5.0]
 
 
 async def test_parts_already_sent_are_never_resent(time_skipping_env, task_queue):
-    provider = Provider([
-        SendOutcome(outcome=Outcome.RETRYABLE, sent_parts=["1:1", "1:2"], reason="timeout on part 3"),
-        SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1", "1:2", "1:3"]),
-    ])
+    provider = Provider(
+        [
+            SendOutcome(outcome=Outcome.RETRYABLE, sent_parts=["1:1", "1:2"], reason="timeout on part 3"),
+            SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1", "1:2", "1:3"]),
+        ]
+    )
     assert await _run(time_skipping_env, task_queue, provider) == "sent"
     assert [parts for _, _, parts in provider.attempts] == [[], ["1:1", "1:2"]]
 
 
 async def test_a_migrated_chat_is_retried_at_once_and_permanent_errors_stop(time_skipping_env, task_queue):
-    provider = Provider([
-        SendOutcome(outcome=Outcome.MIGRATED, reason="group upgraded"),
-        SendOutcome(outcome=Outcome.FAILED, reason="Bad Request: chat not found"),
-    ])
+    provider = Provider(
+        [
+            SendOutcome(outcome=Outcome.MIGRATED, reason="group upgraded"),
+            SendOutcome(outcome=Outcome.FAILED, reason="Bad Request: chat not found"),
+        ]
+    )
     assert await _run(time_skipping_env, task_queue, provider) == "failed"
     assert len(provider.attempts) == 2 and _gaps(provider)[0] < 1
     assert provider.failed == []  # the activity itself recorded the permanent failure
@@ -110,10 +119,12 @@ async def test_a_migrated_chat_is_retried_at_once_and_permanent_errors_stop(time
 
 async def test_waits_for_its_predecessor_until_told(time_skipping_env, task_queue):
     provider = Provider([SendOutcome(outcome=Outcome.SENT)], predecessor=41)
-    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
-                      activities=provider.activities()):
+    async with Worker(
+        time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow], activities=provider.activities()
+    ):
         handle = await time_skipping_env.client.start_workflow(
-            DeliveryWorkflow.run, DeliveryInput(message_id=42), id=f"delivery-{task_queue}", task_queue=task_queue)
+            DeliveryWorkflow.run, DeliveryInput(message_id=42), id=f"delivery-{task_queue}", task_queue=task_queue
+        )
         await time_skipping_env.sleep(timedelta(minutes=2))
         await asyncio.sleep(0.2)
         assert provider.attempts == [] and provider.prepares >= 4  # re-checks every 30 s meanwhile
@@ -132,10 +143,12 @@ async def test_our_own_rate_slot_is_kept_for_the_next_attempt_not_reserved_again
     from datetime import UTC, datetime
 
     slot = datetime(2030, 1, 1, tzinfo=UTC)
-    provider = Provider([
-        SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=45, reason="our own rate limit", slot_at=slot),
-        SendOutcome(outcome=Outcome.SENT),
-    ])
+    provider = Provider(
+        [
+            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=45, reason="our own rate limit", slot_at=slot),
+            SendOutcome(outcome=Outcome.SENT),
+        ]
+    )
     requests: list[SendRequest] = []
     activities = provider.activities()
 
@@ -144,10 +157,15 @@ async def test_our_own_rate_slot_is_kept_for_the_next_attempt_not_reserved_again
         requests.append(request)
         return provider.script[len(requests) - 1]
 
-    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
-                      activities=[activities[0], send, activities[2]]):
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[DeliveryWorkflow],
+        activities=[activities[0], send, activities[2]],
+    ):
         result = await time_skipping_env.client.execute_workflow(
-            DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue)
+            DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue
+        )
     assert result == "sent"
     assert [r.slot_at for r in requests] == [None, slot]
 
@@ -167,10 +185,14 @@ async def test_a_send_that_stops_heartbeating_is_retried_long_before_its_start_t
 
     provider = Provider([])
     activities = [a for a in provider.activities() if a.__temporal_activity_definition.name != SEND_MESSAGE]
-    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow],
-                      activities=[*activities, send]):
+    async with Worker(
+        time_skipping_env.client, task_queue=task_queue, workflows=[DeliveryWorkflow], activities=[*activities, send]
+    ):
         await time_skipping_env.client.execute_workflow(
-            DeliveryWorkflow.run, DeliveryInput(message_id=1), id=f"delivery-{task_queue}", task_queue=task_queue,
+            DeliveryWorkflow.run,
+            DeliveryInput(message_id=1),
+            id=f"delivery-{task_queue}",
+            task_queue=task_queue,
         )
     assert [attempt for attempt, _ in calls] == [1, 2]
     retried_after = (calls[1][1] - calls[0][1]).total_seconds()

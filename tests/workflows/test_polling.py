@@ -49,8 +49,10 @@ async def test_poller_loops_continues_as_new_and_stops_when_told(time_skipping_e
     script = ScriptedPoller(rounds=7)
     async with Worker(client, task_queue=task_queue, workflows=[PollerWorkflow], activities=[script.activity()]):
         handle = await client.start_workflow(
-            PollerWorkflow.run, PollerInput(inbox_id=5, polls_per_run=3, poll_timeout=1),
-            id=f"poller-{task_queue}", task_queue=task_queue,
+            PollerWorkflow.run,
+            PollerInput(inbox_id=5, polls_per_run=3, poll_timeout=1),
+            id=f"poller-{task_queue}",
+            task_queue=task_queue,
         )
         first_run = handle.first_execution_run_id or handle.result_run_id
         assert await handle.result() == "inbox switched to webhook mode"
@@ -80,8 +82,10 @@ async def test_webhook_check_runs_every_interval_and_survives_a_failing_pass(tim
 
     async with Worker(client, task_queue=task_queue, workflows=[WebhookCheckWorkflow], activities=[check_webhooks]):
         handle = await client.start_workflow(
-            WebhookCheckWorkflow.run, WebhookCheckInput(interval_seconds=600),
-            id=f"webhook-check-{task_queue}", task_queue=task_queue,
+            WebhookCheckWorkflow.run,
+            WebhookCheckInput(interval_seconds=600),
+            id=f"webhook-check-{task_queue}",
+            task_queue=task_queue,
         )
         try:
             await time_skipping_env.sleep(timedelta(minutes=25))
@@ -105,11 +109,14 @@ async def test_fetch_attachments_retries_then_lets_the_activity_give_up(time_ski
             raise ApplicationError("file host unavailable", type="RetryableError")
         return FetchReport(failed=1)  # the last attempt records the error itself
 
-    async with Worker(client, task_queue=task_queue, workflows=[FetchAttachmentsWorkflow],
-                      activities=[fetch_attachments]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[FetchAttachmentsWorkflow], activities=[fetch_attachments]
+    ):
         report = await client.execute_workflow(
-            FetchAttachmentsWorkflow.run, FetchAttachmentsInput(message_id=9, max_attempts=4),
-            id=f"files-{task_queue}", task_queue=task_queue,
+            FetchAttachmentsWorkflow.run,
+            FetchAttachmentsInput(message_id=9, max_attempts=4),
+            id=f"files-{task_queue}",
+            task_queue=task_queue,
         )
     assert attempts == [1, 2, 3, 4]
     assert report == FetchReport(failed=1)

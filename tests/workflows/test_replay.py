@@ -14,8 +14,14 @@ from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 
-WORKFLOWS = [ConversationWorkflow, DeliveryWorkflow, PollerWorkflow, FetchAttachmentsWorkflow, WebhookCheckWorkflow,
-             HousekeepingWorkflow]
+WORKFLOWS = [
+    ConversationWorkflow,
+    DeliveryWorkflow,
+    PollerWorkflow,
+    FetchAttachmentsWorkflow,
+    WebhookCheckWorkflow,
+    HousekeepingWorkflow,
+]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
@@ -28,6 +34,10 @@ async def test_saved_history_replays(path: Path):
 
 
 def test_every_workflow_has_a_saved_history():
-    recorded = {WorkflowHistory.from_json("replay", p.read_text()).events[0]
-                .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
+    recorded = {
+        WorkflowHistory.from_json("replay", p.read_text())
+        .events[0]
+        .workflow_execution_started_event_attributes.workflow_type.name
+        for p in HISTORIES
+    }
     assert recorded == {w.__name__ for w in WORKFLOWS}, "record one with python -m tests.workflows.record_histories"

@@ -51,7 +51,12 @@ def test_telegram_counts_html_limit_on_visible_text(fake_telegram: FakeTelegram)
 
 
 def test_telegram_caption_and_auth(fake_telegram: FakeTelegram) -> None:
-    resp = tg(fake_telegram, "sendPhoto", data={"chat_id": "1", "caption": "c" * 1025}, files={"photo": ("p.jpg", b"jpg", "image/jpeg")})
+    resp = tg(
+        fake_telegram,
+        "sendPhoto",
+        data={"chat_id": "1", "caption": "c" * 1025},
+        files={"photo": ("p.jpg", b"jpg", "image/jpeg")},
+    )
     assert resp.json()["description"] == "Bad Request: message caption is too long"
     resp = tg(fake_telegram, "sendDocument", data={"chat_id": "1"})
     assert resp.json()["description"] == "Bad Request: there is no document in the request"
@@ -73,7 +78,12 @@ def test_telegram_webhook_must_be_https(fake_telegram: FakeTelegram) -> None:
 def test_max_refuses_what_max_refuses(fake_max: FakeMax) -> None:
     url = f"{fake_max.base_url}/messages"
     ok = {"Authorization": MAX_TOKEN}
-    assert CLIENT.post(url, params={"chat_id": 1}, json={"text": "x"}, headers={"Authorization": f"Bearer {MAX_TOKEN}"}).status_code == 401
+    assert (
+        CLIENT.post(
+            url, params={"chat_id": 1}, json={"text": "x"}, headers={"Authorization": f"Bearer {MAX_TOKEN}"}
+        ).status_code
+        == 401
+    )
     assert CLIENT.post(url, params={"chat_id": 1, "access_token": MAX_TOKEN}, json={"text": "x"}).status_code == 401
     too_long = CLIENT.post(url, params={"chat_id": 1}, json={"text": "x" * 4001}, headers=ok)
     assert too_long.status_code == 400 and "message is too long" in too_long.json()["message"]
@@ -83,9 +93,13 @@ def test_max_refuses_what_max_refuses(fake_max: FakeMax) -> None:
     assert bad_format.status_code == 400
     no_target = CLIENT.post(url, json={"text": "x"}, headers=ok)
     assert no_target.status_code == 400
-    unknown_token = CLIENT.post(url, params={"chat_id": 1}, json={"attachments": [{"type": "file", "payload": {"token": "forged"}}]}, headers=ok)
+    unknown_token = CLIENT.post(
+        url, params={"chat_id": 1}, json={"attachments": [{"type": "file", "payload": {"token": "forged"}}]}, headers=ok
+    )
     assert unknown_token.json()["message"] == "attachments: unknown attachment token"
-    assert CLIENT.post(f"{fake_max.base_url}/chats/1/actions", json={"action": "dancing"}, headers=ok).status_code == 400
+    assert (
+        CLIENT.post(f"{fake_max.base_url}/chats/1/actions", json={"action": "dancing"}, headers=ok).status_code == 400
+    )
     assert CLIENT.post(f"{fake_max.base_url}/answers", json={}, headers=ok).status_code == 400
     assert CLIENT.get(f"{fake_max.base_url}/me", headers=ok).json()["is_bot"] is True
     assert fake_max.sent_messages() == []
@@ -96,7 +110,9 @@ def test_fault_scoping_by_chat_and_count(fake_telegram: FakeTelegram) -> None:
     statuses = [tg(fake_telegram, "sendMessage", json={"chat_id": c, "text": "x"}).status_code for c in (8, 7, 8, 7, 7)]
     assert statuses == [200, 500, 200, 500, 200]
     fake_telegram.fail_next(Fault.UNAVAILABLE, count=None, method="sendChatAction")
-    assert [tg(fake_telegram, "sendChatAction", json={"chat_id": 1, "action": "typing"}).status_code for _ in range(3)] == [503] * 3
+    assert [
+        tg(fake_telegram, "sendChatAction", json={"chat_id": 1, "action": "typing"}).status_code for _ in range(3)
+    ] == [503] * 3
     fake_telegram.clear_faults()
     assert tg(fake_telegram, "sendChatAction", json={"chat_id": 1, "action": "typing"}).status_code == 200
     assert [r.fault for r in fake_telegram.requests(chat_id=7)] == [Fault.SERVER_ERROR, Fault.SERVER_ERROR, None]

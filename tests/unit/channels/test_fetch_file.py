@@ -14,9 +14,13 @@ from tests.fakes.telegram import FakeTelegram
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8
 
 
-async def test_telegram_download(telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]) -> None:
+async def test_telegram_download(
+    telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
+) -> None:
     file_id = fake_telegram.add_file(PDF, file_path="documents/file_12.pdf")
-    ref = ProviderFileRef(kind=AttachmentKind.DOCUMENT, file_id=file_id, file_name="invoice.pdf", mime_type="application/pdf")
+    ref = ProviderFileRef(
+        kind=AttachmentKind.DOCUMENT, file_id=file_id, file_name="invoice.pdf", mime_type="application/pdf"
+    )
     assert await telegram.fetch_file(tg_creds, ref, max_bytes=10_000) == (PDF, "application/pdf", "invoice.pdf")
     photo = ProviderFileRef(kind=AttachmentKind.PHOTO, file_id=file_id)  # no name or MIME in the update
     assert await telegram.fetch_file(tg_creds, photo, max_bytes=10_000) == (PDF, "application/pdf", "file_12.pdf")
@@ -24,7 +28,9 @@ async def test_telegram_download(telegram: TelegramAdapter, fake_telegram: FakeT
     assert download.path == "/file/bot***/documents/file_12.pdf"
 
 
-async def test_telegram_size_limits(telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]) -> None:
+async def test_telegram_size_limits(
+    telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
+) -> None:
     file_id = fake_telegram.add_file(PDF)
     declared = ProviderFileRef(kind=AttachmentKind.DOCUMENT, file_id=file_id, size=len(PDF))
     with pytest.raises(PermanentError, match="over the 100 limit"):
@@ -72,4 +78,6 @@ async def test_max_download_limit_while_streaming(
     with pytest.raises(PermanentError, match="no URL"):
         await max_adapter.fetch_file(max_creds, ProviderFileRef(kind=AttachmentKind.STICKER), 1000)
     with pytest.raises(PermanentError, match="HTTP 404"):
-        await max_adapter.fetch_file(max_creds, ProviderFileRef(kind=AttachmentKind.PHOTO, url=f"{fake_max.base_url}/files/999"), 1000)
+        await max_adapter.fetch_file(
+            max_creds, ProviderFileRef(kind=AttachmentKind.PHOTO, url=f"{fake_max.base_url}/files/999"), 1000
+        )

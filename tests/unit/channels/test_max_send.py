@@ -23,10 +23,18 @@ from tests.fakes.max import FakeMax
 CHAT = "182182182"
 
 
-def message(text: str = "hello", fmt: MessageFormat = MessageFormat.PLAIN, *atts: OutboundAttachment) -> OutboundMessage:
+def message(
+    text: str = "hello", fmt: MessageFormat = MessageFormat.PLAIN, *atts: OutboundAttachment
+) -> OutboundMessage:
     return OutboundMessage(
-        message_id=1, conversation_id=2, inbox_id=3, channel=ChannelKind.MAX, provider_chat_id=CHAT,
-        text=text, format=fmt, attachments=list(atts),
+        message_id=1,
+        conversation_id=2,
+        inbox_id=3,
+        channel=ChannelKind.MAX,
+        provider_chat_id=CHAT,
+        text=text,
+        format=fmt,
+        attachments=list(atts),
     )
 
 
@@ -115,7 +123,9 @@ async def test_bad_token_is_permanent(max_adapter: MaxAdapter) -> None:
 
 async def test_image_upload_flow(max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str]) -> None:
     jpeg = b"\xff\xd8\xff\xe0" + b"1" * 64
-    result = await max_adapter.send(max_creds, message("Фото", MessageFormat.PLAIN, attachment(4, "p.jpg", "image/jpeg")), {4: jpeg})
+    result = await max_adapter.send(
+        max_creds, message("Фото", MessageFormat.PLAIN, attachment(4, "p.jpg", "image/jpeg")), {4: jpeg}
+    )
     assert [(r.http_method, r.method, r.status) for r in fake_max.requests()] == [
         ("POST", "uploads", 200),
         ("POST", "upload", 200),
@@ -132,7 +142,10 @@ async def test_image_upload_flow(max_adapter: MaxAdapter, fake_max: FakeMax, max
     assert [f.content for f in sent.files] == [jpeg]
 
 
-@pytest.mark.parametrize(("mime", "kind"), [("application/pdf", "file"), ("video/mp4", "video"), ("audio/mpeg", "audio"), ("image/svg+xml", "file")])
+@pytest.mark.parametrize(
+    ("mime", "kind"),
+    [("application/pdf", "file"), ("video/mp4", "video"), ("audio/mpeg", "audio"), ("image/svg+xml", "file")],
+)
 async def test_upload_types(
     max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str], mime: str, kind: str
 ) -> None:
@@ -147,7 +160,9 @@ async def test_attachment_not_ready_is_retried_with_growing_delays(
     max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str]
 ) -> None:
     fake_max.attachment_processing_attempts = 2
-    await max_adapter.send(max_creds, message("", MessageFormat.PLAIN, attachment(1, "v.mp4", "video/mp4")), {1: b"mp4"})
+    await max_adapter.send(
+        max_creds, message("", MessageFormat.PLAIN, attachment(1, "v.mp4", "video/mp4")), {1: b"mp4"}
+    )
     assert [r.status for r in fake_max.requests("messages")] == [400, 400, 200]
     attempts = fake_max.requests("messages")
     gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
@@ -160,7 +175,9 @@ async def test_attachment_never_ready_is_retryable(
 ) -> None:
     fake_max.fail_next(Fault.NOT_READY, count=None, method="messages")
     with pytest.raises(AttachmentNotReady) as info:
-        await max_adapter.send(max_creds, message("", MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf")), {1: b"%PDF"})
+        await max_adapter.send(
+            max_creds, message("", MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf")), {1: b"%PDF"}
+        )
     assert isinstance(info.value, RetryableError)
     assert len(fake_max.requests("messages")) == len(max_adapter.not_ready_delays) + 1
 
@@ -170,7 +187,9 @@ async def test_upload_host_failure_is_retryable(
 ) -> None:
     fake_max.fail_next(Fault.UNAVAILABLE, method="upload")
     with pytest.raises(RetryableError):
-        await max_adapter.send(max_creds, message("", MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf")), {1: b"%PDF"})
+        await max_adapter.send(
+            max_creds, message("", MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf")), {1: b"%PDF"}
+        )
     assert fake_max.requests("messages") == []
 
 

@@ -51,8 +51,9 @@ async def test_rate_defaults_are_the_adapters_and_the_operator_overrides_them() 
     assert TelegramAdapter.rate_per_bot == 30  # the class default is untouched
 
 
-@pytest.mark.parametrize("bad", ["telegram.per_bot", "tg.per_bot=5", "telegram.burst=5", "max.per_chat=-1",
-                                 "max.per_chat=lots"])
+@pytest.mark.parametrize(
+    "bad", ["telegram.per_bot", "tg.per_bot=5", "telegram.burst=5", "max.per_chat=-1", "max.per_chat=lots"]
+)
 def test_a_malformed_rate_override_is_refused_with_its_name(bad: str) -> None:
     with pytest.raises(ValidationError, match="RATE_OVERRIDES"):
         Settings(_env_file=None, rate_overrides=bad)

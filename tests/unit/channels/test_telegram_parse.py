@@ -88,7 +88,11 @@ def test_voice_video_sticker(adapter: TelegramAdapter) -> None:
     [voice] = parse(adapter, "voice")[0].attachments
     assert (voice.kind, voice.mime_type, voice.data["duration"]) == (AttachmentKind.VOICE, "audio/ogg", 4)
     [video] = parse(adapter, "video")[0].attachments
-    assert (video.kind, video.file_name, video.file_id) == (AttachmentKind.VIDEO, "clip.mp4", "BAACAgIAAxkBAAIBrmZ_video")
+    assert (video.kind, video.file_name, video.file_id) == (
+        AttachmentKind.VIDEO,
+        "clip.mp4",
+        "BAACAgIAAxkBAAIBrmZ_video",
+    )
     [sticker] = parse(adapter, "sticker")[0].attachments
     assert (sticker.kind, sticker.mime_type, sticker.data["emoji"]) == (AttachmentKind.STICKER, "image/webp", "👍")
 

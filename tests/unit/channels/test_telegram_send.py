@@ -26,10 +26,18 @@ from tests.fakes.telegram import FakeTelegram
 CHAT = "424242"
 
 
-def message(text: str = "hello", fmt: MessageFormat = MessageFormat.PLAIN, *atts: OutboundAttachment) -> OutboundMessage:
+def message(
+    text: str = "hello", fmt: MessageFormat = MessageFormat.PLAIN, *atts: OutboundAttachment
+) -> OutboundMessage:
     return OutboundMessage(
-        message_id=1, conversation_id=2, inbox_id=3, channel=ChannelKind.TELEGRAM, provider_chat_id=CHAT,
-        text=text, format=fmt, attachments=list(atts),
+        message_id=1,
+        conversation_id=2,
+        inbox_id=3,
+        channel=ChannelKind.TELEGRAM,
+        provider_chat_id=CHAT,
+        text=text,
+        format=fmt,
+        attachments=list(atts),
     )
 
 
@@ -164,10 +172,14 @@ async def test_partial_failure_resumes_without_duplicates(
     assert [m.text[0] for m in fake_telegram.sent_messages(CHAT) if m.text] == ["a", "b", "c"]
 
 
-async def test_photo_with_caption(telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]) -> None:
+async def test_photo_with_caption(
+    telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
+) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
     result = await telegram.send(
-        tg_creds, message("**Чек** & квитанция", MessageFormat.MARKDOWN, attachment(5, "check.png", "image/png")), {5: png}
+        tg_creds,
+        message("**Чек** & квитанция", MessageFormat.MARKDOWN, attachment(5, "check.png", "image/png")),
+        {5: png},
     )
     assert result.provider_message_ids == [f"{CHAT}:1"]
     [sent] = fake_telegram.sent_messages(CHAT)
@@ -181,7 +193,9 @@ async def test_photo_with_caption(telegram: TelegramAdapter, fake_telegram: Fake
 async def test_long_text_then_documents(
     telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
 ) -> None:
-    msg = message("x" * 2000, MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf"), attachment(2, "b.gif", "image/gif"))
+    msg = message(
+        "x" * 2000, MessageFormat.PLAIN, attachment(1, "a.pdf", "application/pdf"), attachment(2, "b.gif", "image/gif")
+    )
     result = await telegram.send(tg_creds, msg, {1: b"%PDF-1.7", 2: b"GIF89a"})
     assert len(result.provider_message_ids) == 3
     sent = fake_telegram.sent_messages(CHAT)
@@ -207,7 +221,9 @@ async def test_typing_and_callback_answer(
     assert answer.status == 200
 
 
-async def test_typing_to_a_blocked_user(telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]) -> None:
+async def test_typing_to_a_blocked_user(
+    telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
+) -> None:
     fake_telegram.set_chat_fault(CHAT, Fault.BLOCKED)
     with pytest.raises(RecipientBlockedError):
         await telegram.send_typing(tg_creds, CHAT)
@@ -232,7 +248,25 @@ async def test_rendered_markdown_always_passes_telegrams_html_parser(
     telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
 ) -> None:
     rng = random.Random(7)
-    pieces = ["**", "_", "`", "[", "](", ")", "https://x.ru/?a=1&b=2", "<", ">", "&", "&amp;", "\"", "word", " ", "\n", "😀", "snake_case"]
+    pieces = [
+        "**",
+        "_",
+        "`",
+        "[",
+        "](",
+        ")",
+        "https://x.ru/?a=1&b=2",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        '"',
+        "word",
+        " ",
+        "\n",
+        "😀",
+        "snake_case",
+    ]
     for _ in range(40):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60)))
         if not text.strip():

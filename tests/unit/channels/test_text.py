@@ -20,7 +20,7 @@ from domain.enums import ChannelKind, MessageFormat
         ("**bold** and _italic_", "<b>bold</b> and <i>italic</i>"),
         ("`a < b && c`", "<code>a &lt; b &amp;&amp; c</code>"),
         ("`**not bold**`", "<code>**not bold**</code>"),
-        ("[docs](https://x.ru/?a=1&b=\"2\")", '<a href="https://x.ru/?a=1&amp;b=&quot;2&quot;">docs</a>'),
+        ('[docs](https://x.ru/?a=1&b="2")', '<a href="https://x.ru/?a=1&amp;b=&quot;2&quot;">docs</a>'),
         ("[**bold link**](https://x.ru)", '<a href="https://x.ru"><b>bold link</b></a>'),
         ("**_both_**", "<b><i>both</i></b>"),
         ("<script>alert(1)</script> & co", "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
@@ -128,8 +128,14 @@ def _msg(text: str, attachments: int = 0) -> OutboundMessage:
         for i in range(1, attachments + 1)
     ]
     return OutboundMessage(
-        message_id=1, conversation_id=1, inbox_id=1, channel=ChannelKind.TELEGRAM, provider_chat_id="1",
-        text=text, format=MessageFormat.MARKDOWN, attachments=atts,
+        message_id=1,
+        conversation_id=1,
+        inbox_id=1,
+        channel=ChannelKind.TELEGRAM,
+        provider_chat_id="1",
+        text=text,
+        format=MessageFormat.MARKDOWN,
+        attachments=atts,
     )
 
 
