@@ -17,6 +17,8 @@ run: $(STAMP)
 	$(VENV)/bin/python -m setup.launcher
 
 test: $(STAMP)
+	$(VENV)/bin/python -m ruff check .
+	$(VENV)/bin/python -m ruff format --check .
 	$(VENV)/bin/python -m tests.prepare
 	$(VENV)/bin/python -m pytest
 

@@ -20,11 +20,11 @@ from activities.housekeeping import HousekeepingActivities
 from channels.base import Polling
 from channels.registry import build_adapters, supporting
 from infra.db import make_engine, make_sessionmaker, warm_pool
-from services.inboxes import ensure_pollers
-from services.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services.inboxes import ensure_pollers
+from services.outbox import OutboxRelay, listen_for_wakeups
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow

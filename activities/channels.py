@@ -22,15 +22,15 @@ from temporalio.exceptions import ApplicationError
 
 from channels.base import ChannelAdapter, Files, MalformedUpdate, Polling, Webhook
 from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
+from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
+from domain.polling import POLL_INBOX, PollOutcome, PollRequest
+from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckReport
 from infra.files import FileStore
-from services.ingest import ingest, refused_for_its_data
 from infra.models import Attachment, Inbox, Message
 from infra.realtime import publish
 from infra.security import CredentialBox
 from infra.settings import Settings
-from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
-from domain.polling import POLL_INBOX, PollOutcome, PollRequest
-from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckReport
+from services.ingest import ingest, refused_for_its_data
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

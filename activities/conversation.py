@@ -29,8 +29,8 @@ from domain.conversation import (
     SEND_SYSTEM_MESSAGE,
     TRANSFER_CONVERSATION,
     AlertRequest,
-    AssignRequest,
     Assignment,
+    AssignRequest,
     BranchRef,
     ConversationRef,
     ConversationState,
@@ -43,14 +43,13 @@ from domain.conversation import (
     TransferRequest,
 )
 from domain.enums import ConversationStatus, MessageFormat, SenderKind
-from domain.routing import RegionRule as RegionRuleSpec
-from domain.routing import branch_for_region
-from services import audit
-from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
+from domain.routing import RegionRule as RegionRuleSpec, branch_for_region
 from infra.models import Branch, Contact, Conversation, Inbox, Operator, RegionRule
-from services.outgoing import queue_message
 from infra.realtime import publish
 from infra.settings import Settings
+from services import audit
+from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
+from services.outgoing import queue_message
 
 
 class ConversationActivities:

@@ -48,8 +48,8 @@ from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAtte
 from infra.ratelimit import reserve
 from infra.realtime import publish
 from infra.security import CredentialBox
-from services import audit
 from infra.settings import Settings
+from services import audit
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class DeliveryActivities:
             try:
                 await self._mark_sent(message, sent, request.attempt, latency, correlation)
                 break
-            except Exception:  # noqa: BLE001 - the database may be briefly away
+            except Exception:
                 if pause is None:
                     raise
                 log.warning("recording sent message %s failed; retrying", message.id, exc_info=True)

@@ -54,12 +54,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from bench.stack import BenchStack, bounded, percentile
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, OperatorStatus
-from services.conversations import send_reply
 from infra.db import make_sessionmaker
-from services.ingest import ingest
 from infra.models import Branch, DeliveryAttempt, Inbox, Message, Operator, OutboxEvent
 from infra.security import CredentialBox, hash_password
 from infra.settings import ROOT
+from services.conversations import send_reply
+from services.ingest import ingest
 from tests.fakes.faults import Fault
 from tests.fakes.telegram import TOKEN, FakeTelegram
 

@@ -179,7 +179,6 @@ async def run(args: argparse.Namespace) -> None:
         listener = RealtimeListener(stack.env["DATABASE_URL"])
         await listener.start()
         announced: dict[int, float] = {}  # message_id -> time the NOTIFY arrived
-        provider_ids: dict[str, float] = {}
         sent_at: dict[int, float] = {}
         request_ms: list[float] = []
         client_lag: dict[int, float] = {}
@@ -289,7 +288,7 @@ async def run(args: argparse.Namespace) -> None:
         async with engine.connect() as conn:
             created = (
                 await conn.exec_driver_sql(
-                    "SELECT id, created_at FROM conversations ORDER BY id OFFSET %d" % warm_conversations
+                    f"SELECT id, created_at FROM conversations ORDER BY id OFFSET {int(warm_conversations)}"
                 )
             ).all()
         outbox_lag_ms = [(started[cid] - at).total_seconds() * 1000 for cid, at in created if cid in started]
@@ -299,14 +298,17 @@ async def run(args: argparse.Namespace) -> None:
         print(
             f"\ninbound benchmark: {args.events} webhook updates {offered}, at most {args.concurrency} in flight, "
             f"{args.contacts} contacts ({args.contacts / args.events:.0%} new conversations), "
-            f"api workers {args.api_workers}, cores {os.cpu_count()}; after {args.warmup:g} s of unmeasured warm-up traffic"
+            f"api workers {args.api_workers}, cores {os.cpu_count()}; "
+            f"after {args.warmup:g} s of unmeasured warm-up traffic"
         )
         print(f"  throughput               {args.events / elapsed:8.0f} events/s   (target 300)")
         print(
-            f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  p99 {percentile(request_ms, 99):6.1f} ms"
+            f"  request latency          p50 {percentile(request_ms, 50):6.1f} ms  "
+            f"p99 {percentile(request_ms, 99):6.1f} ms"
         )
         print(
-            f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  p99 {percentile(visible_ms, 99):6.1f} ms"
+            f"  request -> announced     p50 {percentile(visible_ms, 50):6.1f} ms  "
+            f"p99 {percentile(visible_ms, 99):6.1f} ms"
             f"   (target p99 <= 150 ms; {len(visible_ms)}/{len(rows)} seen)"
         )
         firsts, seen_users = set(), set()

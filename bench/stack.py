@@ -12,9 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from infra.security import generate_credentials_key
 from infra.settings import ROOT
+from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 
 
 class BenchStack:
@@ -109,7 +109,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def bounded(concurrency: int, jobs):

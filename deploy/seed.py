@@ -16,8 +16,8 @@ import sys
 from cryptography.fernet import Fernet
 
 from infra.db import make_engine, make_sessionmaker
-from setup.seed import seed
 from infra.settings import Settings, get_settings
+from setup.seed import seed
 
 MIN_ADMIN_PASSWORD = 12
 

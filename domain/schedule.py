@@ -22,6 +22,7 @@ are safe inside a workflow. Results are UTC.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -114,7 +115,7 @@ class WorkingHours(BaseModel):
                 if _minutes(end) <= _minutes(start):
                     raise ValueError(f"weekday {weekday}: interval {start}-{end} must end after it starts")
             ordered = sorted(intervals, key=lambda interval: _minutes(interval[0]))
-            for (_, previous_end), (start, end) in zip(ordered, ordered[1:]):
+            for (_, previous_end), (start, end) in itertools.pairwise(ordered):
                 if _minutes(start) < _minutes(previous_end):
                     raise ValueError(f"weekday {weekday}: interval {start}-{end} overlaps one ending at {previous_end}")
             if ordered:

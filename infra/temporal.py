@@ -4,6 +4,7 @@ and the one place workflows are started and signalled, by type name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -87,7 +88,7 @@ class WorkflowStarter:
 
     async def start_delivery(self, message_id: int, *, retry: bool = False) -> None:
         """Start delivery-{message_id}; a second start of the same message is a no-op."""
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 DELIVERY_WORKFLOW,
                 DeliveryInput(message_id=message_id),
@@ -102,12 +103,10 @@ class WorkflowStarter:
                 execution_timeout=timedelta(days=3),
                 rpc_timeout=self._rpc_timeout,
             )
-        except WorkflowAlreadyStartedError:
-            pass
 
     async def start_fetch_attachments(self, message_id: int) -> None:
         """Start files-{message_id}; a second start of the same message is a no-op."""
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 FETCH_ATTACHMENTS_WORKFLOW,
                 FetchAttachmentsInput(message_id=message_id),
@@ -116,8 +115,6 @@ class WorkflowStarter:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=self._rpc_timeout,
             )
-        except WorkflowAlreadyStartedError:
-            pass
 
     async def start_poller(self, inbox_id: int, *, poll_timeout: int = DEFAULT_POLL_TIMEOUT) -> str:
         """Start poller-{inbox_id} unless it runs already (then it is left as it is); returns its id."""

@@ -20,9 +20,9 @@ from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, OperatorStatus
 from domain.schedule import WorkingHours
 from infra.models import Branch, Conversation, Operator
+from infra.realtime import publish
 from services import audit
 from services.outbox import add_notice
-from infra.realtime import publish
 
 LIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 _BRANCH_LOCK_SPACE = 0x0B4A

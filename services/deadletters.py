@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection
 from infra.models import Message, Operator
+from infra.realtime import publish
 from services import audit
 from services.errors import Forbidden, Invalid
 from services.operators import is_supervisor
 from services.outbox import add_delivery
-from infra.realtime import publish
 
 
 def _require_supervisor(operator: Operator) -> None:

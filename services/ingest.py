@@ -17,21 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-
 from sqlalchemy import Text, cast, exists, func, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain.contracts import InboundEvent, InboundKind
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.rating import parse_rating
-from services.assignment import branch_is_open, branch_schedules, is_open
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
+from infra.realtime import CHANNEL as REALTIME_CHANNEL, publish
+from services.assignment import branch_is_open, branch_schedules, is_open
 from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
-from infra.realtime import CHANNEL as REALTIME_CHANNEL
-from infra.realtime import publish
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ thousands of rows/s; webhooks are acknowledged at commit, and a Temporal outage 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -109,7 +110,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 drained = await self.drain_once()
-            except Exception:  # noqa: BLE001 - the relay must outlive database hiccups
+            except Exception:
                 log.exception("outbox relay pass failed")
                 drained = 0
             if self.temporal_unreachable:
@@ -119,17 +120,13 @@ class OutboxRelay:
             pause = 0.0
             if drained < self._batch:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll)
-                except TimeoutError:
-                    pass
 
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def drain_once(self) -> int:
         """One pass: claim queue heads, hand them to Temporal, delete what was accepted.
@@ -202,6 +199,6 @@ async def listen_for_wakeups(database_url: str, relay: OutboxRelay, stop: asynci
                         await conn.execute("SELECT 1")  # a dead connection raises here
             finally:
                 await conn.close()
-        except Exception:  # noqa: BLE001 - fall back to polling until the database is back
+        except Exception:
             log.exception("outbox LISTEN connection lost")
             await asyncio.sleep(2)

@@ -20,12 +20,12 @@ from channels.base import Polling, Webhook
 from channels.registry import build_adapters, supporting
 from domain.enums import OperatorRole
 from infra.db import make_engine, make_sessionmaker
-from setup.devstack import EmbeddedPostgres
-from services.inboxes import connect_inbox, create_inbox
 from infra.models import Branch, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services.inboxes import connect_inbox, create_inbox
+from setup.devstack import EmbeddedPostgres
 
 
 def _local_defaults(settings: Settings) -> Settings:

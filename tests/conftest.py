@@ -18,9 +18,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
 from infra.models import Base
 from infra.settings import ROOT, Settings
+from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
 from tests.fakes.fixtures import fake_max, fake_max_server, fake_telegram, fake_telegram_server  # noqa: F401
 
 TMP = ROOT / ".pytest-tmp"
@@ -174,7 +174,7 @@ class LiveServer:
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         import time
 
         self._thread.start()

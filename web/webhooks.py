@@ -21,8 +21,8 @@ from sqlalchemy.exc import DBAPIError
 
 from channels.base import MalformedUpdate, Webhook
 from domain.enums import ChannelKind
-from services.ingest import ingest, refused_for_its_data
 from infra.models import Inbox
+from services.ingest import ingest, refused_for_its_data
 from web.problems import problem
 
 router = APIRouter(tags=["webhooks"])

@@ -8,6 +8,7 @@ them, and the main loop applies them one at a time, so no handler races another.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         STATE_QUERY,
         TRANSFER_CONVERSATION,
         AlertRequest,
-        AssignRequest,
         Assignment,
+        AssignRequest,
         BranchRef,
         ConversationInput,
         ConversationNotice,
@@ -176,10 +177,8 @@ class ConversationWorkflow:
         timeout = None
         if until is not None:
             timeout = max((until - workflow.now()).total_seconds(), 0)
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: bool(self.pending_notices), timeout=timeout)
-        except TimeoutError:
-            pass
 
     # -- notices ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ after `give_up_after` (24 h) the message is failed and joins the dead-letter lis
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -64,10 +65,8 @@ class DeliveryWorkflow:
     async def run(self, params: DeliveryInput) -> str:
         plan = await self._prepare(params.message_id)
         while not plan.final and plan.predecessor_id is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._predecessor_done, timeout=PREDECESSOR_RECHECK)
-            except TimeoutError:
-                pass
             self._predecessor_done = False
             plan = await self._prepare(params.message_id)
         if plan.final:
@@ -121,7 +120,5 @@ class DeliveryWorkflow:
 
     async def _tell_successor(self, message_id: int) -> None:
         handle = workflow.get_external_workflow_handle(delivery_workflow_id(message_id))
-        try:
+        with contextlib.suppress(ApplicationError):  # not started yet: it will find this message final
             await handle.signal(PREDECESSOR_DONE)
-        except ApplicationError:
-            pass  # not started yet: it will find this message final when it checks

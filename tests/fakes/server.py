@@ -319,7 +319,7 @@ class FakeProvider(ABC):
     @abstractmethod
     def _webhook_failed(self, message: str) -> None: ...
 
-    def _reset_state(self) -> None:
+    def _reset_state(self) -> None:  # noqa: B027 - a hook: providers without state keep this
         """Provider state (chats, webhooks, files) back to new; called under the lock."""
 
     # --- ASGI ------------------------------------------------------------------------------

@@ -25,11 +25,11 @@ from temporalio.worker import Worker
 from activities.channels import ChannelActivities
 from channels.registry import build_adapters
 from domain.enums import ChannelKind
-from services.inboxes import create_inbox
 from infra.models import Inbox, Message
 from infra.security import CredentialBox
 from infra.settings import Settings
 from infra.temporal import WorkflowStarter
+from services.inboxes import create_inbox
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
@@ -104,7 +104,7 @@ async def channels(
     task_queue: str,
     fake_telegram: FakeTelegram,
     fake_max: FakeMax,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> AsyncIterator[Channels]:
     s = settings.model_copy(
         update={

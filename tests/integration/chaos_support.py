@@ -7,6 +7,7 @@ row `sent`, the per-chat limit held.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -21,10 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
-from services import conversations
-from services.ingest import ingest
 from infra.models import Message, Operator, OutboxEvent
 from infra.settings import ROOT, Settings
+from services import conversations
+from services.ingest import ingest
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import FakeTelegram
 
@@ -183,7 +184,7 @@ def min_gap_per_chat(fake: FakeTelegram, chat_ids: Iterable[str]) -> tuple[float
     smallest, where = float("inf"), None
     for chat_id in chat_ids:
         times = sorted(r.at for r in fake.requests("sendMessage", chat_id))
-        for a, b in zip(times, times[1:], strict=False):
+        for a, b in itertools.pairwise(times):
             if b - a < smallest:
                 smallest, where = b - a, chat_id
     return smallest, where

@@ -18,9 +18,9 @@ from temporalio.client import Client
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
 from infra.models import Branch, Inbox, Operator
-from services.outbox import OutboxRelay, listen_for_wakeups
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
+from services.outbox import OutboxRelay, listen_for_wakeups
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import TOKEN as FAKE_TELEGRAM_TOKEN
 from worker import build_activities, build_worker

@@ -6,6 +6,7 @@ code knowing about it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +29,7 @@ class PigeonAdapter(Sending):
 
     kind = ChannelKind.VK
     text_limit = caption_limit = 500
-    sent: list[tuple[str, str | None]] = []
+    sent: ClassVar[list[tuple[str, str | None]]] = []
 
     async def _send_step(self, token: str, msg: OutboundMessage, step: Step, content: bytes | None) -> str:
         self.sent.append((msg.provider_chat_id, step.text))

@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from domain.enums import ChannelKind, OperatorRole
 from domain.ids import poller_workflow_id
-from setup import admin
 from infra.models import Inbox, Operator
 from infra.security import CredentialBox, verify_password
+from setup import admin
 from tests.fakes.telegram import TOKEN
 
 

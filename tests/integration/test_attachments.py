@@ -10,15 +10,15 @@ from sqlalchemy import select
 
 from domain.enums import ChannelKind
 from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput, FetchReport
+from domain.ids import files_workflow_id
 from infra.files import FileStore
-from services.ingest import ingest
 from infra.models import Attachment
+from services.ingest import ingest
 from tests.fakes import Fault
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
 )
-from domain.ids import files_workflow_id
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40  # 10 249 bytes
 PHOTO = b"\xff\xd8\xff\xe0" + b"jpeg" * 500

@@ -11,8 +11,6 @@ from domain.contracts import InboundKind
 from domain.conversation import STATE_QUERY, ConversationState
 from domain.enums import ConversationStatus, DeliveryStatus, OperatorStatus, SenderKind
 from domain.ids import conversation_workflow_id
-from services import conversations, operators
-from services.ingest import ingest
 from infra.models import (
     AuditEvent,
     Contact,
@@ -22,6 +20,8 @@ from infra.models import (
     Operator,
     OutboxEvent,
 )
+from services import conversations, operators
+from services.ingest import ingest
 from tests.integration.conftest import wait_until
 
 

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
-from services import conversations, deadletters, errors
-from services.ingest import ingest
 from infra.files import FileStore
 from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
 from infra.security import CredentialBox
+from services import conversations, deadletters, errors
+from services.ingest import ingest
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes import max as fake_max_module
 from tests.fakes.faults import Fault

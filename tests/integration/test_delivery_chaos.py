@@ -17,6 +17,7 @@ workflow sends through the Telegram adapter to the fake. Counting is by text at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -28,8 +29,8 @@ from temporalio.service import RPCError
 
 from domain.enums import DeliveryStatus
 from domain.ids import delivery_workflow_id
-from setup.devstack import TemporalDevServer, free_port
 from services.outbox import OutboxRelay, listen_for_wakeups
+from setup.devstack import TemporalDevServer, free_port
 from tests.conftest import TMP
 from tests.fakes.faults import Fault
 from tests.integration.chaos_support import (
@@ -144,10 +145,8 @@ async def _terminate_all_on(client: Client, task_queue: str) -> None:
     """worker.py starts singletons (housekeeping, webhook check) and a poller per polling
     inbox on its queue; with no worker left they would sit on the session's dev server."""
     async for wf in client.list_workflows(f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
-        try:
+        with contextlib.suppress(RPCError):
             await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("chaos test finished")
-        except RPCError:
-            pass
 
 
 @pytest.mark.slow
@@ -170,61 +169,63 @@ async def test_temporal_down_for_20_s_during_a_burst_loses_and_doubles_nothing(
     ]
     began = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
-            async with build_worker(client, settings, build_activities(world.factory, settings, http)):
-                queued = Queued()
-                await queue_replies(world.factory, op, chats, 3, "outage", queued)  # 24 before
-                await wait_until(lambda: _at_least_sent(world.factory, queued, 6), timeout=60)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http,
+            build_worker(client, settings, build_activities(world.factory, settings, http)),
+        ):
+            queued = Queued()
+            await queue_replies(world.factory, op, chats, 3, "outage", queued)  # 24 before
+            await wait_until(lambda: _at_least_sent(world.factory, queued, 6), timeout=60)
 
-                # The next sends take the provider 5 s (well within our 30 s client timeout): they
-                # are on the wire when Temporal goes and their activities finish while it is down.
-                # The worker must report them once it is back (or, had a report been lost,
-                # Temporal's retry must find the row sent): either way, none goes out twice.
-                fake_telegram.fail_next(Fault.SLOW, 8, method="sendMessage", delay=5.0)
-                await asyncio.sleep(1.0)
-                stopping_at = time.monotonic()
-                await asyncio.to_thread(server.stop)
-                down_at, down_wall = time.monotonic(), datetime.now(UTC)
-                before = set(queued.texts)
-                took = []
-                for wave in range(3):  # 24 more while it is down, in three waves
-                    took += await queue_replies(world.factory, op, chats, 1, "outage", queued, first=3 + wave)
-                    await asyncio.sleep(4)
-                during = queued.texts - before
-                assert max(took) < 1.0, f"send_reply waited for Temporal: {max(took):.2f} s"
-                # no workflow can exist for a reply written during the outage: none went out
-                assert not (set(accepted_texts(fake_telegram)) & during), "sent while Temporal was down?"
-                assert await outbox_pending(world.factory) >= len(during)
-                await asyncio.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
+            # The next sends take the provider 5 s (well within our 30 s client timeout): they
+            # are on the wire when Temporal goes and their activities finish while it is down.
+            # The worker must report them once it is back (or, had a report been lost,
+            # Temporal's retry must find the row sent): either way, none goes out twice.
+            fake_telegram.fail_next(Fault.SLOW, 8, method="sendMessage", delay=5.0)
+            await asyncio.sleep(1.0)
+            stopping_at = time.monotonic()
+            await asyncio.to_thread(server.stop)
+            down_at, down_wall = time.monotonic(), datetime.now(UTC)
+            before = set(queued.texts)
+            took = []
+            for wave in range(3):  # 24 more while it is down, in three waves
+                took += await queue_replies(world.factory, op, chats, 1, "outage", queued, first=3 + wave)
+                await asyncio.sleep(4)
+            during = queued.texts - before
+            assert max(took) < 1.0, f"send_reply waited for Temporal: {max(took):.2f} s"
+            # no workflow can exist for a reply written during the outage: none went out
+            assert not (set(accepted_texts(fake_telegram)) & during), "sent while Temporal was down?"
+            assert await outbox_pending(world.factory) >= len(during)
+            await asyncio.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
 
-                await asyncio.to_thread(server.start)
-                up_at, up_wall = time.monotonic(), datetime.now(UTC)
-                done_while_down = [
-                    r.params.get("text")
-                    for r in fake_telegram.requests("sendMessage")
-                    if r.status == 200 and down_wall < r.wall < up_wall
-                ]
-                recovered = await wait_all_sent(world.factory, queued.ids, timeout=150, what="after the outage")
-                await asyncio.sleep(1.5)
-                await assert_delivered_exactly_once_in_order(world.factory, fake_telegram, queued)
-                assert await outbox_pending(world.factory) == 0
-                # the scenario happened: sends that were on the wire when Temporal stopped
-                assert done_while_down, "no send was in flight when Temporal stopped"
+            await asyncio.to_thread(server.start)
+            up_at, up_wall = time.monotonic(), datetime.now(UTC)
+            done_while_down = [
+                r.params.get("text")
+                for r in fake_telegram.requests("sendMessage")
+                if r.status == 200 and down_wall < r.wall < up_wall
+            ]
+            recovered = await wait_all_sent(world.factory, queued.ids, timeout=150, what="after the outage")
+            await asyncio.sleep(1.5)
+            await assert_delivered_exactly_once_in_order(world.factory, fake_telegram, queued)
+            assert await outbox_pending(world.factory) == 0
+            # the scenario happened: sends that were on the wire when Temporal stopped
+            assert done_while_down, "no send was in flight when Temporal stopped"
 
-                gap = assert_per_chat_spacing(fake_telegram, queued.by_chat, at_least=1.0 - JITTER)
-                _report(
-                    "temporal outage",
-                    replies=len(queued.ids),
-                    written_during_outage=len(during),
-                    sent_while_down=len(done_while_down),
-                    stop_took_s=round(down_at - stopping_at, 1),
-                    outage_s=round(up_at - down_at, 1),
-                    recovery_s=round(recovered, 1),
-                    total_s=round(time.monotonic() - began, 1),
-                    requests=dict(fault_breakdown(fake_telegram)),
-                    min_chat_gap_s=round(gap, 3),
-                    rate_violations=fake_telegram.rate_violations(),
-                )
+            gap = assert_per_chat_spacing(fake_telegram, queued.by_chat, at_least=1.0 - JITTER)
+            _report(
+                "temporal outage",
+                replies=len(queued.ids),
+                written_during_outage=len(during),
+                sent_while_down=len(done_while_down),
+                stop_took_s=round(down_at - stopping_at, 1),
+                outage_s=round(up_at - down_at, 1),
+                recovery_s=round(recovered, 1),
+                total_s=round(time.monotonic() - began, 1),
+                requests=dict(fault_breakdown(fake_telegram)),
+                min_chat_gap_s=round(gap, 3),
+                rate_violations=fake_telegram.rate_violations(),
+            )
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

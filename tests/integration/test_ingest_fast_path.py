@@ -9,9 +9,9 @@ from sqlalchemy import func, select, update
 
 from domain.contracts import ContactProfile
 from domain.conversation import NoticeKind
-from services.ingest import ingest
 from infra.models import Branch, Contact, ContactIdentity, Conversation, Message, OutboxEvent
 from infra.realtime import RealtimeListener
+from services.ingest import ingest
 
 
 async def _notices(factory, conversation_id: int) -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from setup.devstack import free_port
 from infra.settings import ROOT
+from setup.devstack import free_port
 
 
 class Launch:

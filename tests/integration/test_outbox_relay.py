@@ -8,10 +8,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 
-from setup.devstack import TemporalDevServer, free_port
-from services.ingest import ingest
 from infra.models import OutboxEvent
+from services.ingest import ingest
 from services.outbox import OutboxRelay
+from setup.devstack import TemporalDevServer, free_port
 from tests.conftest import TMP
 
 

@@ -14,10 +14,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import create_app
-from setup.devstack import TemporalDevServer, free_port
-from services.ingest import ingest
 from infra.models import Conversation, OutboxEvent
+from services.ingest import ingest
 from services.outbox import OutboxRelay, listen_for_wakeups
+from setup.devstack import TemporalDevServer, free_port
 from tests.conftest import TMP, LiveServer
 from tests.integration.conftest import wait_until
 from worker import build_activities, build_worker

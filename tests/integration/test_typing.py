@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 
 from domain.enums import ChannelKind
-from services.ingest import ingest
 from infra.models import ContactIdentity
+from services.ingest import ingest
 from services.typing_indicator import TypingThrottle
 from tests.integration.channel_support import (  # noqa: F401
     Channels,

@@ -33,7 +33,7 @@ async def http():
 
 
 @pytest.fixture
-def adapters(http, fake_telegram: FakeTelegram, fake_max: FakeMax):  # noqa: F811
+def adapters(http, fake_telegram: FakeTelegram, fake_max: FakeMax):
     return {
         ChannelKind.TELEGRAM: TelegramAdapter(http, fake_telegram.base_url),
         ChannelKind.MAX: MaxAdapter(http, fake_max.base_url),
@@ -44,7 +44,7 @@ def tg_target(fake: FakeTelegram, chat: int = 1001) -> TypingTarget:
     return TypingTarget("telegram", {"token": fake.token}, str(chat))
 
 
-async def test_a_burst_of_keystrokes_sends_one_chat_action(adapters, fake_telegram: FakeTelegram):  # noqa: F811
+async def test_a_burst_of_keystrokes_sends_one_chat_action(adapters, fake_telegram: FakeTelegram):
     clock = Clock()
     throttle = TypingThrottle(adapters, clock=clock)
     results = await asyncio.gather(*(throttle.send(7, tg_target(fake_telegram)) for _ in range(25)))
@@ -60,7 +60,7 @@ async def test_a_burst_of_keystrokes_sends_one_chat_action(adapters, fake_telegr
     assert [r.chat_id for r in fake_telegram.requests("sendChatAction")] == ["1001", "1001", "2002"]
 
 
-async def test_errors_and_slow_providers_are_swallowed(adapters, fake_telegram: FakeTelegram, caplog):  # noqa: F811
+async def test_errors_and_slow_providers_are_swallowed(adapters, fake_telegram: FakeTelegram, caplog):
     clock = Clock()
     throttle = TypingThrottle(adapters, clock=clock, timeout=0.3)
     fake_telegram.fail_next(Fault.BLOCKED, method="sendChatAction")
@@ -79,7 +79,7 @@ async def test_errors_and_slow_providers_are_swallowed(adapters, fake_telegram: 
     assert repr(tg_target(fake_telegram)).count(fake_telegram.token) == 0
 
 
-async def test_max_typing_on(adapters, fake_max: FakeMax):  # noqa: F811
+async def test_max_typing_on(adapters, fake_max: FakeMax):
     throttle = TypingThrottle(adapters, clock=Clock())
     target = TypingTarget("max", {"token": fake_max.token}, "5005")
     assert [await throttle.send(9, target) for _ in range(5)] == [True, False, False, False, False]

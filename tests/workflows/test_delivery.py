@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 
 from temporalio import activity
@@ -68,7 +69,7 @@ async def _run(env, task_queue: str, provider: Provider, message_id: int = 1) ->
 
 def _gaps(provider: Provider) -> list[float]:
     times = [t for _, t, _ in provider.attempts]
-    return [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    return [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
 
 
 async def test_retryable_errors_back_off_exponentially_to_10_minutes_then_give_up_at_24h(time_skipping_env, task_queue):

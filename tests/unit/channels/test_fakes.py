@@ -6,12 +6,9 @@ import httpx
 import pytest
 
 from tests.fakes import RETRYABLE_FAULTS, Fault
-from tests.fakes.max import TOKEN as MAX_TOKEN
-from tests.fakes.max import FakeMax
-from tests.fakes.telegram import TOKEN as TG_TOKEN
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.max import TOKEN as MAX_TOKEN, FakeMax
+from tests.fakes.telegram import TOKEN as TG_TOKEN, FakeTelegram
 from tests.unit.channels.support import SSL_CONTEXT
-
 
 # One client for the module: a new httpx client builds an SSL context, ~40 ms each time.
 CLIENT = httpx.Client(verify=SSL_CONTEXT)

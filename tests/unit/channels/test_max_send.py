@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 import pytest
 
@@ -66,7 +68,7 @@ async def test_long_text_splits_at_4000(max_adapter: MaxAdapter, fake_max: FakeM
     assert len(result.provider_message_ids) == 1
     result = await max_adapter.send(max_creds, message(("слово " * 1400).strip()))  # 8399 chars
     assert len(result.provider_message_ids) == 3
-    assert [len(m.text or "") for m in fake_max.sent_messages(CHAT)][0] == 4000
+    assert next(len(m.text or "") for m in fake_max.sent_messages(CHAT)) == 4000
     assert all(len(m.text or "") <= 4000 for m in fake_max.sent_messages(CHAT))
     assert len(set(result.provider_message_ids)) == 3
 
@@ -165,7 +167,7 @@ async def test_attachment_not_ready_is_retried_with_growing_delays(
     )
     assert [r.status for r in fake_max.requests("messages")] == [400, 400, 200]
     attempts = fake_max.requests("messages")
-    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
     assert gaps[1] > gaps[0] >= 0.01
     assert len(fake_max.sent_messages(CHAT)) == 1
 
