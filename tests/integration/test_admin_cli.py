@@ -1,6 +1,11 @@
 """The admin commands that connect a bot and create accounts until the settings pages exist."""
 
 import argparse
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
 
 from sqlalchemy import select
 
@@ -8,6 +13,7 @@ from domain.enums import ChannelKind, OperatorRole
 from domain.ids import poller_workflow_id
 from infra.models import Inbox, Operator
 from infra.security import CredentialBox, verify_password
+from infra.settings import ROOT
 from setup import admin
 from tests.fakes.telegram import TOKEN
 
@@ -41,3 +47,50 @@ async def test_add_operator_hashes_the_password(clean_db, app_settings, world):
         operator = await db.scalar(select(Operator).where(Operator.email == "ann@example.com"))
     assert operator.role == OperatorRole.SUPERVISOR and operator.branch_id == world.branch_id
     assert verify_password(operator.password_hash, "correct horse") and "correct" not in operator.password_hash
+
+
+def _readme_admin_commands() -> list[list[str]]:
+    """The admin commands exactly as README.md shows them (the interpreter aside)."""
+    commands = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith(".venv/bin/python -m setup.admin "):
+            words = shlex.split(line, comments=True)
+            commands.append([sys.executable, *words[1:]])
+    return commands
+
+
+async def test_the_readme_admin_commands_run_as_written(clean_db, app_settings, temporal_client, fake_telegram, world):
+    commands = _readme_admin_commands()
+    assert [c[3] for c in commands] == ["add-inbox", "add-operator"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": app_settings.database_url,
+        "TEMPORAL_ADDRESS": app_settings.temporal_address,
+        "TEMPORAL_TASK_QUEUE": "admin-cli-readme",
+        "CREDENTIALS_KEY": app_settings.credentials_key.get_secret_value(),
+        "TELEGRAM_API_BASE": fake_telegram.base_url,
+        "PUBLIC_URL": "http://localhost:8000",
+    }
+    # the token and the password are asked for; without a terminal (a new session has none)
+    # getpass reads them from stdin
+    answers = [TOKEN, "correct horse battery"]
+    for command, answer in zip(commands, answers, strict=True):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            command,
+            cwd=ROOT,
+            env=env,
+            input=answer + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert TOKEN not in done.stdout + done.stderr
+    async with clean_db() as db:
+        inbox = await db.scalar(select(Inbox).where(Inbox.name == "Support bot"))
+        operator = await db.scalar(select(Operator).where(Operator.email == "ann@example.com"))
+    assert inbox.channel == ChannelKind.TELEGRAM and inbox.webhook_url is None
+    assert verify_password(operator.password_hash, "correct horse battery")
+    await temporal_client.get_workflow_handle(poller_workflow_id(inbox.id)).terminate()
