@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.enums import ChannelKind, ErrorClass, Interface, MessageFormat
 
@@ -32,13 +32,47 @@ class AttachmentKind(StrEnum):
     CONTACT = "contact"
 
 
-def _without_nul(value: str) -> str:
-    return value.replace("\x00", "")
+# Widths of the columns inbound data is stored in (infra/models.py declares them from here).
+PROVIDER_ID_MAX = 200
+USERNAME_MAX = 200
+DISPLAY_NAME_MAX = 300
+PHONE_MAX = 50
+REGION_MAX = 100
+FILE_NAME_MAX = 300
+MIME_TYPE_MAX = 200
+INT64_MAX = 2**63 - 1
 
 
-# Text a customer controls. PostgreSQL text cannot hold NUL characters, and a provider will
-# pass one on from pasted text: drop them rather than have the database refuse the message.
-CustomerText = Annotated[str, AfterValidator(_without_nul)]
+def _storable(value: str) -> str:
+    """PostgreSQL text holds neither NUL nor a lone surrogate (the standard JSON parser lets one
+    through from a `\\ud800` escape); a provider passes either on from pasted text."""
+    value = value.replace("\x00", "")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode(errors="replace").decode()
+    return value
+
+
+def _clipped(limit: int) -> AfterValidator:
+    return AfterValidator(lambda value: value[:limit])
+
+
+# Text a customer or provider controls: cleaned of what the database cannot store rather than
+# refused, so the message it belongs to is kept. Names longer than their column are cut there.
+CustomerText = Annotated[str, AfterValidator(_storable)]
+DisplayName = Annotated[CustomerText, _clipped(DISPLAY_NAME_MAX)]
+Username = Annotated[CustomerText, _clipped(USERNAME_MAX)]
+Phone = Annotated[CustomerText, _clipped(PHONE_MAX)]
+Region = Annotated[CustomerText, _clipped(REGION_MAX)]
+FileName = Annotated[CustomerText, _clipped(FILE_NAME_MAX)]
+# An id is a key: cutting it could merge two, so one that does not fit is refused.
+ProviderId = Annotated[str, StringConstraints(min_length=1, max_length=PROVIDER_ID_MAX, pattern=r"^[^\x00]+$")]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _no_mime_type_past_its_column(value: str | None) -> str | None:
+    return value if value is None or len(value) <= MIME_TYPE_MAX else None
 
 
 class _Frozen(BaseModel):
@@ -49,21 +83,22 @@ class ProviderFileRef(_Frozen):
     """An attachment as the provider names it; an activity fetches the bytes later."""
 
     kind: AttachmentKind
-    file_id: str | None = None  # Telegram file_id, MAX token
-    url: str | None = None  # MAX attachment URL
-    file_name: str | None = None
-    mime_type: str | None = None
-    size: int | None = None
+    file_id: CustomerText | None = None  # Telegram file_id, MAX token
+    url: CustomerText | None = None  # MAX attachment URL
+    file_name: FileName | None = None
+    # longer than any real MIME type: unknown, so the fetched bytes decide
+    mime_type: Annotated[CustomerText | None, AfterValidator(_no_mime_type_past_its_column)] = None
+    size: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     # location / shared contact / sticker details that are not files
-    data: dict[str, str | float | int | None] = Field(default_factory=dict)
+    data: dict[str, CustomerText | int | FiniteFloat | None] = Field(default_factory=dict)
 
 
 class ContactProfile(_Frozen):
-    display_name: CustomerText = ""
-    username: CustomerText | None = None
-    language: str | None = None
-    phone: str | None = None
-    region: str | None = None  # GeoIP or provider-supplied region code, used for branch routing
+    display_name: DisplayName = ""
+    username: Username | None = None
+    language: CustomerText | None = None
+    phone: Phone | None = None
+    region: Region | None = None  # GeoIP or provider-supplied region code, used for branch routing
 
 
 class InboundEvent(_Frozen):
@@ -73,16 +108,16 @@ class InboundEvent(_Frozen):
     channel: ChannelKind
     interface: Interface = Interface.BOT
     kind: InboundKind
-    provider_user_id: str
-    provider_chat_id: str
+    provider_user_id: ProviderId
+    provider_chat_id: ProviderId
     # Unique per inbox for MESSAGE (dedup key). For EDIT it names the edited message; for
     # other kinds it is the provider's update id when it has one.
-    provider_message_id: str | None = None
+    provider_message_id: ProviderId | None = None
     provider_time: datetime
     text: CustomerText = ""
     attachments: list[ProviderFileRef] = Field(default_factory=list)
-    media_group_id: str | None = None
-    callback_id: str | None = None
+    media_group_id: CustomerText | None = None
+    callback_id: CustomerText | None = None
     callback_data: CustomerText | None = None
     start_payload: CustomerText | None = None
     profile: ContactProfile = Field(default_factory=ContactProfile)

@@ -26,6 +26,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from domain.contracts import (
+    DISPLAY_NAME_MAX,
+    FILE_NAME_MAX,
+    MIME_TYPE_MAX,
+    PHONE_MAX,
+    PROVIDER_ID_MAX,
+    REGION_MAX,
+    USERNAME_MAX,
+)
 from domain.enums import (
     ChannelKind,
     ConversationStatus,
@@ -153,10 +162,10 @@ class Contact(Base):
     __tablename__ = "contacts"
 
     id: Mapped[int] = _pk()
-    display_name: Mapped[str] = mapped_column(String(300), server_default="")
-    phone: Mapped[str | None] = mapped_column(String(50))
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX), server_default="")
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
     email: Mapped[str | None] = mapped_column(String(320))
-    region: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(REGION_MAX))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     created_at: Mapped[datetime] = _created()
     anonymized_at: Mapped[datetime | None]
@@ -170,9 +179,9 @@ class ContactIdentity(Base):
     id: Mapped[int] = _pk()
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind, "channel_kind"))
-    provider_user_id: Mapped[str] = mapped_column(String(200))
-    provider_chat_id: Mapped[str] = mapped_column(String(200))
-    username: Mapped[str | None] = mapped_column(String(200))
+    provider_user_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
+    provider_chat_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
+    username: Mapped[str | None] = mapped_column(String(USERNAME_MAX))
     reachable: Mapped[bool] = mapped_column(server_default=sql("true"))
     unreachable_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
@@ -246,7 +255,7 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text, server_default="")
     format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
     # inbound: the provider's id, unique per inbox (dedup of provider retries)
-    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    provider_message_id: Mapped[str | None] = mapped_column(String(PROVIDER_ID_MAX))
     # outbound: the caller's Idempotency-Key, so a retried send creates one message
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     delivery_status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
@@ -304,8 +313,8 @@ class Attachment(Base):
     id: Mapped[int] = _pk()
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
-    file_name: Mapped[str] = mapped_column(String(300), server_default="")
-    mime_type: Mapped[str] = mapped_column(String(200), server_default="application/octet-stream")
+    file_name: Mapped[str] = mapped_column(String(FILE_NAME_MAX), server_default="")
+    mime_type: Mapped[str] = mapped_column(String(MIME_TYPE_MAX), server_default="application/octet-stream")
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # provider reference until the fetch activity has stored the bytes

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import count
 
 import httpx
 import pytest
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -107,6 +109,19 @@ async def engine_stack(clean_db, temporal_client, app_settings: Settings, task_q
             yield Engine(temporal_client, task_queue, relay)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def refusing_text(factory: async_sessionmaker[AsyncSession], text: str) -> AsyncIterator[None]:
+    """The database refuses any message with this text, as it would data no retry can change
+    (the contracts keep real data storable, so a test needs a constraint of its own)."""
+    async with factory() as db, db.begin():
+        await db.execute(sql(f"ALTER TABLE messages ADD CONSTRAINT test_refused CHECK (text <> '{text}') NOT VALID"))
+    try:
+        yield
+    finally:
+        async with factory() as db, db.begin():
+            await db.execute(sql("ALTER TABLE messages DROP CONSTRAINT test_refused"))
 
 
 async def wait_until(check: Callable[[], object], timeout: float = 30, interval: float = 0.1) -> None:

@@ -10,20 +10,20 @@ import sys
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from activities.channels import ChannelActivities
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
 from domain.polling import POLLER_WORKFLOW, PollerInput
-from infra.models import Inbox
+from infra.models import ContactIdentity, Inbox
 from infra.settings import ROOT
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.integration.channel_support import (  # noqa: F401
     Channels,
     channels,
 )
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import refusing_text, wait_until
 
 CHAT = 1001
 
@@ -174,15 +174,27 @@ class SkipsPoisonSooner(ChannelActivities):
 async def test_an_update_the_database_refuses_is_skipped_after_retries(channels: Channels, caplog):
     env, tg = channels, channels.telegram
     inbox_id = await env.inbox(ChannelKind.TELEGRAM)
-    tg.inject_message(2002, "poison", username="u" * 250)  # longer than contact_identities.username
+    tg.inject_message(2002, "poison")
     tg.inject_message(CHAT, "fine")
-    async with env.worker(env.activities(SkipsPoisonSooner)):
+    async with refusing_text(env.factory, "poison"), env.worker(env.activities(SkipsPoisonSooner)):
         await _start_poller(env, inbox_id)
         await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 3)), timeout=10)
     assert await env.texts(inbox_id) == ["fine"]
     assert "cannot be stored" in caplog.text
     # the first attempt did not skip it: the batch was polled again before giving up on it
     assert [r.params.get("offset") for r in tg.requests("getUpdates")][:2] == [None, None]
+
+
+async def test_a_profile_field_longer_than_its_column_is_cut_and_the_message_kept(channels: Channels):
+    env, tg = channels, channels.telegram
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    tg.inject_message(2003, "my username is long", username="u" * 250)
+    async with env.worker():
+        await _start_poller(env, inbox_id)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 2)), timeout=10)
+    assert await env.texts(inbox_id) == ["my username is long"]
+    async with env.factory() as db:
+        assert await db.scalar(select(ContactIdentity.username)) == "u" * 200
 
 
 async def test_a_refused_token_is_shown_on_the_inbox_and_polling_keeps_trying(channels: Channels, caplog):

@@ -3,8 +3,8 @@
 import httpx
 from sqlalchemy import func, select
 
-from infra.models import Conversation, Message
-from tests.integration.conftest import TELEGRAM_CREDENTIALS
+from infra.models import Contact, ContactIdentity, Conversation, Message
+from tests.integration.conftest import TELEGRAM_CREDENTIALS, refusing_text
 
 SECRET = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_CREDENTIALS["webhook_secret"]}
 
@@ -67,10 +67,8 @@ async def test_an_update_the_database_refuses_is_acknowledged_and_the_next_one_s
     """Telegram holds back a bot's later updates until one is accepted: refusing it forever with
     a 5xx would stop the inbox. Its data will not change on a retry, so it is skipped."""
     url = f"{live_api.url}/webhooks/telegram/{world.inbox_id}"
-    poison = update(301, "hi", user=4301)
-    poison["message"]["from"]["username"] = "u" * 250  # longer than contact_identities.username
-    async with httpx.AsyncClient() as http:
-        refused = await http.post(url, json=poison, headers=SECRET)
+    async with refusing_text(world.factory, "poison"), httpx.AsyncClient() as http:
+        refused = await http.post(url, json=update(301, "poison", user=4301), headers=SECRET)
         nul = await http.post(url, json=update(302, "pasted\u0000text", user=4302), headers=SECRET)
         fine = await http.post(url, json=update(303, "second customer", user=4303), headers=SECRET)
     assert (refused.status_code, nul.status_code, fine.status_code) == (200, 200, 200)
@@ -79,3 +77,23 @@ async def test_an_update_the_database_refuses_is_acknowledged_and_the_next_one_s
         conversations = await db.scalar(select(func.count()).select_from(Conversation))
     assert texts == {"pastedtext", "second customer"}
     assert conversations == 2  # nothing half-written for the refused one
+
+
+async def test_a_profile_field_longer_than_its_column_is_cut_and_the_message_kept(world, live_api):
+    url = f"{live_api.url}/webhooks/telegram/{world.inbox_id}"
+    body = update(311, "my name is long", user=4311)
+    sender = body["message"]["from"]
+    sender.update(username="u" * 250, first_name="Ф" * 400, last_name="Long")
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(url, json=body, headers=SECRET)).status_code == 200
+    async with world.factory() as db:
+        stored = (await db.execute(
+            select(Message.text, ContactIdentity.username, Contact.display_name)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+        )).one()
+    assert stored.text == "my name is long"
+    assert stored.username == "u" * 200
+    assert stored.display_name == "Ф" * 300
+
