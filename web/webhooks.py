@@ -1,14 +1,15 @@
 """Channel webhooks: verify the provider's secret, parse, ingest, answer at commit.
 
-Never a 500 for what a provider sends: a bad secret is 401, a body that is not an update 400,
-an update kind we do not handle is acknowledged (200) and logged by the adapter, and so is one
-whose data the database refuses. Only the database being away answers 5xx, so the provider
-retries.
+Never a 500 for what a provider sends: an unknown inbox is 404, a bad secret 401, a body that
+is not an update 400 (413 past the size cap). An update we do not handle, one whose fields do
+not parse, and one whose data the database refuses are acknowledged (200) and logged: a
+redelivery would fail the same way, and Telegram holds back a bot's later updates until one is
+accepted (MAX drops a subscription after 8 h of failures). Only the database being away answers
+5xx (503), so the provider retries.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from channels.base import MalformedUpdate, Webhook
+from channels.payload import MAX_BODY_BYTES, UnreadableUpdate, load_json
+from domain.contracts import INT64_MAX
 from domain.enums import ChannelKind
 from infra.models import Inbox
 from services.ingest import ingest, refused_for_its_data
@@ -40,6 +43,8 @@ class _InboxAuth:
 
 
 async def _inbox_auth(request: Request, inbox_id: int) -> _InboxAuth | None:
+    if not 0 < inbox_id <= INT64_MAX:
+        return None  # no such row, and the database would refuse the number
     cache: dict[int, _InboxAuth] = request.app.state.inbox_cache
     cached = cache.get(inbox_id)
     if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
@@ -66,17 +71,30 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
         return problem(404, "Not Found", "No such inbox for this channel.")
     if not adapter.verify_webhook(request.headers, auth.credentials):
         return problem(401, "Unauthorized", "The webhook secret does not match.")
+    body = await _body(request)
+    if body is None:
+        return problem(413, "Content Too Large", f"An update is at most {MAX_BODY_BYTES} bytes.")
     try:
-        payload = json.loads(await request.body())
-        events = adapter.parse_update(inbox_id, payload)
-    except (ValueError, MalformedUpdate) as exc:  # JSONDecodeError is a ValueError
+        events = adapter.parse_update(inbox_id, load_json(body))
+    except UnreadableUpdate as exc:
+        log.warning("inbox %s: acknowledging an update that does not parse: %s", inbox_id, exc)
+        return JSONResponse({"ok": True})
+    except MalformedUpdate as exc:
         return problem(400, "Bad Request", f"Not a {channel} update: {exc}")
     for event in events:
         try:
             await ingest(request.app.state.sessionmaker, event)
         except DBAPIError as exc:
             if not refused_for_its_data(exc):
-                raise  # the database is away: a 5xx makes the provider retry, which is right
+                # the database is away: the provider retries, which is right
+                log.warning(
+                    "inbox %s: database unavailable (%s); asking the provider to retry",
+                    inbox_id,
+                    type(exc.orig).__name__,
+                )
+                unavailable = problem(503, "Service Unavailable", "Try again later.")
+                unavailable.headers["Retry-After"] = "5"
+                return unavailable
             # The same data would be refused on every retry, and Telegram holds back the
             # bot's later updates until this one is accepted: log it and move on.
             log.error(
@@ -86,3 +104,18 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
                 getattr(exc.orig, "sqlstate", None),
             )
     return JSONResponse({"ok": True})
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None once it passes the cap (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -7,119 +7,257 @@ from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import MalformedUpdate
+from channels.payload import (
+    Count,
+    Int64,
+    Latitude,
+    Longitude,
+    ProviderModel,
+    UnixMillis,
+    reading,
+)
 from domain.contracts import AttachmentKind, ContactProfile, InboundEvent, InboundKind, ProviderFileRef
 from domain.enums import ChannelKind
 
 log = logging.getLogger(__name__)
 
+
+# --- the parts of a MAX update we read (Bot API names) ---------------------------------------
+class _User(ProviderModel):
+    user_id: Int64
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    username: str | None = None
+    is_bot: bool = False
+
+
+class _Recipient(ProviderModel):
+    chat_id: Int64
+
+
+class _Content(ProviderModel):
+    """A message body, or the message a forward carries."""
+
+    text: str | None = None
+    # each validated by the model of its type when we read that type (see _ATTACHMENTS)
+    attachments: list[dict[str, Any]] | None = None
+
+
+class _Body(_Content):
+    mid: str
+
+
+class _Link(ProviderModel):
+    type: str | None = None
+    message: _Content | None = None
+
+
+class _Message(ProviderModel):
+    sender: _User | None = None  # none for channel posts
+    recipient: _Recipient
+    timestamp: UnixMillis
+    body: _Body
+    link: _Link | None = None
+
+
+class _MessageUpdate(ProviderModel):
+    update_type: str
+    timestamp: UnixMillis
+    message: _Message
+    user_locale: str | None = None
+
+
+class _Callback(ProviderModel):
+    callback_id: str
+    timestamp: UnixMillis
+    user: _User
+    payload: str | None = None
+
+
+class _CallbackRecipient(ProviderModel):
+    chat_id: Int64 | None = None
+
+
+class _CallbackMessage(ProviderModel):
+    recipient: _CallbackRecipient | None = None
+
+
+class _CallbackUpdate(ProviderModel):
+    callback: _Callback
+    message: _CallbackMessage | None = None
+    user_locale: str | None = None
+
+
+class _LifecycleUpdate(ProviderModel):
+    update_type: str
+    timestamp: UnixMillis
+    chat_id: Int64
+    user: _User
+    payload: str | None = None
+    user_locale: str | None = None
+
+
+class _FilePayload(ProviderModel):
+    token: str | None = None
+    url: str | None = None
+    photo_id: Int64 | None = None
+
+
+class _Media(ProviderModel):
+    payload: _FilePayload | None = None
+    width: Count | None = None
+    height: Count | None = None
+    duration: Count | None = None
+    transcription: str | None = None
+
+
+class _File(ProviderModel):
+    payload: _FilePayload | None = None
+    filename: str | None = None
+    size: Count | None = None
+
+
+class _StickerPayload(ProviderModel):
+    url: str | None = None
+    code: str | None = None
+
+
+class _Sticker(ProviderModel):
+    payload: _StickerPayload | None = None
+    width: Count | None = None
+    height: Count | None = None
+
+
+class _Location(ProviderModel):
+    latitude: Latitude
+    longitude: Longitude
+
+
+class _ContactInfo(ProviderModel):
+    user_id: Int64 | None = None
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class _ContactPayload(ProviderModel):
+    vcf_info: str | None = None
+    max_info: _ContactInfo | None = None
+
+
+class _Contact(ProviderModel):
+    payload: _ContactPayload | None = None
+
+
 _LIFECYCLE = {"bot_started": InboundKind.STARTED, "bot_stopped": InboundKind.BLOCKED}
 # MAX `audio` attachments are recorded voice messages (they carry a transcription).
 _MEDIA = {"image": AttachmentKind.PHOTO, "video": AttachmentKind.VIDEO, "audio": AttachmentKind.VOICE}
+# Share previews repeat a link from the text and keyboards are ours: other types are skipped.
+_ATTACHMENTS: dict[str, type[ProviderModel]] = {
+    **dict.fromkeys(_MEDIA, _Media),
+    "file": _File,
+    "sticker": _Sticker,
+    "location": _Location,
+    "contact": _Contact,
+}
 
 
 def parse_update(inbox_id: int, payload: Any) -> list[InboundEvent]:
-    if not isinstance(payload, dict) or not isinstance(payload.get("update_type"), str):
+    update_type = payload.get("update_type") if isinstance(payload, dict) else None
+    if not isinstance(update_type, str):
         raise MalformedUpdate("not a MAX update: no update_type")
-    if not isinstance(payload.get("timestamp"), int):
-        raise MalformedUpdate("not a MAX update: no integer timestamp")
-    update_type = payload["update_type"]
-    try:
+    with reading(f"MAX {update_type}"):
         if update_type == "message_created":
-            return _message(inbox_id, payload, InboundKind.MESSAGE)
+            return _message(inbox_id, _MessageUpdate.model_validate(payload), InboundKind.MESSAGE)
         if update_type == "message_edited":
-            return _message(inbox_id, payload, InboundKind.EDIT)
+            return _message(inbox_id, _MessageUpdate.model_validate(payload), InboundKind.EDIT)
         if update_type == "message_callback":
-            return _callback(inbox_id, payload)
+            return _callback(inbox_id, _CallbackUpdate.model_validate(payload))
         if update_type in _LIFECYCLE:
-            return [_lifecycle(inbox_id, payload, _LIFECYCLE[update_type])]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedUpdate(f"MAX {update_type}: missing or bad field {exc!s}") from exc
-    log.info("ignoring MAX update of type %s", update_type)
+            return [_lifecycle(inbox_id, _LifecycleUpdate.model_validate(payload), _LIFECYCLE[update_type])]
+    log.info("ignoring MAX update of type %s", update_type[:100])
     return []
 
 
-def _message(inbox_id: int, payload: dict[str, Any], kind: InboundKind) -> list[InboundEvent]:
-    m = payload["message"]
-    sender = m.get("sender")
-    if not sender or sender.get("is_bot"):
-        log.info("ignoring MAX %s from a channel or bot", payload["update_type"])
+def _message(inbox_id: int, update: _MessageUpdate, kind: InboundKind) -> list[InboundEvent]:
+    m = update.message
+    sender = m.sender
+    if sender is None or sender.is_bot:
+        log.info("ignoring MAX %s from a channel or bot", update.update_type)
         return []
-    chat_id = m["recipient"]["chat_id"]
-    if chat_id is None:
-        raise MalformedUpdate("MAX message without recipient.chat_id")
-    body = m["body"]
-    content = body
-    link = m.get("link") or {}
-    if link.get("type") == "forward" and not body.get("text") and not body.get("attachments"):
-        content = link.get("message") or {}  # a bare forward: its content is the message
-    attachments = [ref for a in content.get("attachments") or [] if (ref := _attachment(a))]
-    text = content.get("text") or ""
+    chat_id = m.recipient.chat_id
+    body = m.body
+    content: _Content = body
+    if m.link and m.link.type == "forward" and not body.text and not body.attachments:
+        content = m.link.message or _Content()  # a bare forward: its content is the message
+    attachments = [ref for a in content.attachments or [] if (ref := _attachment(a))]
+    text = content.text or ""
     if not text and not attachments:
-        log.info("ignoring MAX %s without text or files", payload["update_type"])
+        log.info("ignoring MAX %s without text or files", update.update_type)
         return []
     return [
         InboundEvent(
             inbox_id=inbox_id,
             channel=ChannelKind.MAX,
             kind=kind,
-            provider_user_id=str(sender["user_id"]),
+            provider_user_id=str(sender.user_id),
             provider_chat_id=str(chat_id),
-            provider_message_id=str(body["mid"]),
+            provider_message_id=body.mid,
             # an edit happens at the update's time; the message keeps its creation time
-            provider_time=_time(payload["timestamp"] if kind == InboundKind.EDIT else m["timestamp"]),
+            provider_time=_time(update.timestamp if kind == InboundKind.EDIT else m.timestamp),
             text=text,
             attachments=attachments,
-            profile=_profile(sender, payload.get("user_locale")),
+            profile=_profile(sender, update.user_locale),
         )
     ]
 
 
-def _attachment(a: dict[str, Any]) -> ProviderFileRef | None:
-    kind, payload = a.get("type"), a.get("payload") or {}
-    if kind in _MEDIA:
+def _attachment(raw: dict[str, Any]) -> ProviderFileRef | None:
+    kind = raw.get("type")
+    model = _ATTACHMENTS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return None
+    a = model.model_validate(raw)
+    if isinstance(a, _Media):
+        payload = a.payload or _FilePayload()
         return ProviderFileRef(
             kind=_MEDIA[kind],
-            file_id=payload.get("token"),
-            url=payload.get("url"),
+            file_id=payload.token,
+            url=payload.url,
             data=_clean(
-                photo_id=payload.get("photo_id"),
-                width=a.get("width"),
-                height=a.get("height"),
-                duration=a.get("duration"),
-                transcription=a.get("transcription"),
+                photo_id=payload.photo_id,
+                width=a.width,
+                height=a.height,
+                duration=a.duration,
+                transcription=a.transcription,
             ),
         )
-    if kind == "file":
+    if isinstance(a, _File):
+        payload = a.payload or _FilePayload()
         return ProviderFileRef(
-            kind=AttachmentKind.DOCUMENT,
-            file_id=payload.get("token"),
-            url=payload.get("url"),
-            file_name=a.get("filename"),
-            size=a.get("size"),
+            kind=AttachmentKind.DOCUMENT, file_id=payload.token, url=payload.url, file_name=a.filename, size=a.size
         )
-    if kind == "sticker":
+    if isinstance(a, _Sticker):
+        sticker = a.payload or _StickerPayload()
         return ProviderFileRef(
             kind=AttachmentKind.STICKER,
-            url=payload.get("url"),
-            data=_clean(code=payload.get("code"), width=a.get("width"), height=a.get("height")),
+            url=sticker.url,
+            data=_clean(code=sticker.code, width=a.width, height=a.height),
         )
-    if kind == "location":
-        return ProviderFileRef(
-            kind=AttachmentKind.LOCATION,
-            data={"latitude": float(a["latitude"]), "longitude": float(a["longitude"])},
-        )
-    if kind == "contact":
-        return ProviderFileRef(kind=AttachmentKind.CONTACT, data=_contact(payload))
-    return None  # share previews repeat a link from the text; keyboards are ours
+    if isinstance(a, _Location):
+        return ProviderFileRef(kind=AttachmentKind.LOCATION, data={"latitude": a.latitude, "longitude": a.longitude})
+    assert isinstance(a, _Contact)
+    return ProviderFileRef(kind=AttachmentKind.CONTACT, data=_contact(a.payload or _ContactPayload()))
 
 
-def _contact(payload: dict[str, Any]) -> dict[str, str | float | int | None]:
-    vcf = _vcf(payload.get("vcf_info") or "")
-    info = payload.get("max_info") or {}
+def _contact(payload: _ContactPayload) -> dict[str, str | float | int | None]:
+    vcf = _vcf(payload.vcf_info or "")
+    info = payload.max_info or _ContactInfo()
     return _clean(
         phone_number=vcf.get("TEL"),
         name=vcf.get("FN") or _name(info) or None,
-        user_id=info.get("user_id"),
+        user_id=info.user_id,
     )
 
 
@@ -133,55 +271,54 @@ def _vcf(text: str) -> dict[str, str]:
     return fields
 
 
-def _callback(inbox_id: int, payload: dict[str, Any]) -> list[InboundEvent]:
-    cb = payload["callback"]
-    chat_id = ((payload.get("message") or {}).get("recipient") or {}).get("chat_id")
+def _callback(inbox_id: int, update: _CallbackUpdate) -> list[InboundEvent]:
+    cb = update.callback
+    recipient = update.message.recipient if update.message else None
+    chat_id = recipient.chat_id if recipient else None
     if chat_id is None:  # MAX dialog ids differ from user ids: without the message we cannot route
         log.info("ignoring MAX message_callback without its message")
         return []
-    user = cb["user"]
     return [
         InboundEvent(
             inbox_id=inbox_id,
             channel=ChannelKind.MAX,
             kind=InboundKind.CALLBACK,
-            provider_user_id=str(user["user_id"]),
+            provider_user_id=str(cb.user.user_id),
             provider_chat_id=str(chat_id),
-            provider_message_id=f"callback:{cb['callback_id']}",
-            provider_time=_time(cb["timestamp"]),
-            callback_id=str(cb["callback_id"]),
-            callback_data=cb.get("payload"),
-            profile=_profile(user, payload.get("user_locale")),
+            provider_message_id=f"callback:{cb.callback_id}",
+            provider_time=_time(cb.timestamp),
+            callback_id=cb.callback_id,
+            callback_data=cb.payload,
+            profile=_profile(cb.user, update.user_locale),
         )
     ]
 
 
-def _lifecycle(inbox_id: int, payload: dict[str, Any], kind: InboundKind) -> InboundEvent:
-    user, chat_id = payload["user"], payload["chat_id"]
+def _lifecycle(inbox_id: int, update: _LifecycleUpdate, kind: InboundKind) -> InboundEvent:
     return InboundEvent(
         inbox_id=inbox_id,
         channel=ChannelKind.MAX,
         kind=kind,
-        provider_user_id=str(user["user_id"]),
-        provider_chat_id=str(chat_id),
+        provider_user_id=str(update.user.user_id),
+        provider_chat_id=str(update.chat_id),
         # no update id in MAX: the chat and the event time identify a replay
-        provider_message_id=f"{payload['update_type']}:{chat_id}:{payload['timestamp']}",
-        provider_time=_time(payload["timestamp"]),
-        start_payload=payload.get("payload") if kind == InboundKind.STARTED else None,
-        profile=_profile(user, payload.get("user_locale")),
+        provider_message_id=f"{update.update_type}:{update.chat_id}:{update.timestamp}",
+        provider_time=_time(update.timestamp),
+        start_payload=update.payload if kind == InboundKind.STARTED else None,
+        profile=_profile(update.user, update.user_locale),
     )
 
 
-def _profile(user: dict[str, Any], locale: str | None) -> ContactProfile:
+def _profile(user: _User, locale: str | None) -> ContactProfile:
     return ContactProfile(
-        display_name=_name(user) or user.get("username") or "",
-        username=user.get("username"),
+        display_name=_name(user) or user.username or "",
+        username=user.username,
         language=locale,
     )
 
 
-def _name(user: dict[str, Any]) -> str:
-    return user.get("name") or " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
+def _name(user: _User | _ContactInfo) -> str:
+    return user.name or " ".join(p for p in (user.first_name, user.last_name) if p)
 
 
 def _time(ms: int) -> datetime:

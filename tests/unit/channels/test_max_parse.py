@@ -13,6 +13,7 @@ from maxapi.types.updates import UpdateUnionAdapter
 
 from channels.base import MalformedUpdate
 from channels.max import MaxAdapter
+from channels.payload import UnreadableUpdate
 from domain.contracts import AttachmentKind, InboundKind
 from domain.enums import ChannelKind
 from tests.unit.channels.support import PAYLOADS, SSL_CONTEXT, payload
@@ -158,3 +159,36 @@ def test_malformed(adapter: MaxAdapter, bad: object) -> None:
 
 def test_no_update_cursor(adapter: MaxAdapter) -> None:
     assert adapter.update_cursor(payload("max", "bot_started")) is None
+
+
+def _edited(name: str, edit) -> dict:
+    update = payload("max", name)
+    edit(update)
+    return update
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _edited("message_created_text", lambda u: u.update(message=None)),
+        _edited("bot_started", lambda u: u.update(timestamp=1e25)),
+        _edited("bot_started", lambda u: u.update(timestamp=10**25)),
+        _edited("message_created_text", lambda u: u["message"]["body"].update(attachments="abc")),
+        _edited("message_created_text", lambda u: u["message"].update(sender="x")),
+        _edited("message_created_text", lambda u: u["message"]["body"].update(mid="m" * 201)),
+        _edited("message_created_location", lambda u: u["message"]["body"]["attachments"][0].update(latitude="north")),
+        _edited("message_created_file", lambda u: u["message"]["body"]["attachments"][0].update(size=2**64)),
+        _edited("message_callback", lambda u: u["callback"].update(user=[])),
+    ],
+)
+def test_an_update_with_a_field_of_the_wrong_type_or_range_is_unreadable(adapter: MaxAdapter, bad: dict) -> None:
+    """Its update_type is there: the webhook acknowledges it instead of making MAX redeliver."""
+    with pytest.raises(UnreadableUpdate, match=f"MAX {bad['update_type']}"):
+        adapter.parse_update(INBOX, bad)
+
+
+def test_an_attachment_of_a_type_we_skip_is_not_read(adapter: MaxAdapter) -> None:
+    update = payload("max", "message_created_text")
+    update["message"]["body"]["attachments"] = [{"type": "inline_keyboard", "payload": {"buttons": "not read"}}]
+    [event] = adapter.parse_update(INBOX, update)
+    assert event.attachments == []

@@ -12,6 +12,7 @@ import pytest
 from aiogram.types import Update
 
 from channels.base import MalformedUpdate
+from channels.payload import UnreadableUpdate
 from channels.telegram import TelegramAdapter
 from domain.contracts import AttachmentKind, InboundKind
 from domain.enums import ChannelKind, Interface
@@ -187,3 +188,39 @@ def test_malformed(adapter: TelegramAdapter, bad: object) -> None:
 def test_update_cursor(adapter: TelegramAdapter) -> None:
     assert adapter.update_cursor(payload("telegram", "text")) == 815000101
     assert adapter.update_cursor({"message": {}}) is None
+
+
+def _with(name: str, **fields: object) -> dict:
+    update = payload("telegram", name)
+    update["message"].update(fields)
+    return update
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _with("text", text=12345),
+        _with("text", date=1e20),
+        _with("text", date=10**20),
+        _with("text", date=-1),
+        _with("photo", photo="abc"),
+        _with("photo", photo=[1, 2]),
+        _with("document", document="abc"),
+        _with("sticker", sticker=[1]),
+        _with("location", location={"latitude": 91, "longitude": 0}),
+        _with("text", chat={"id": 2**63, "type": "private"}),
+        _with("text", chat={"id": True, "type": "private"}),
+        _with("document", document={"file_id": "x", "file_size": -5}),
+    ],
+)
+def test_an_update_with_a_field_of_the_wrong_type_or_range_is_unreadable(adapter: TelegramAdapter, bad: dict) -> None:
+    """Its update_id is there: the webhook acknowledges it instead of making Telegram redeliver."""
+    with pytest.raises(UnreadableUpdate, match=f"Telegram update {bad['update_id']}"):
+        adapter.parse_update(INBOX, bad)
+
+
+def test_long_profile_fields_are_cut_to_their_columns(adapter: TelegramAdapter) -> None:
+    update = payload("telegram", "text")
+    update["message"]["from"].update(username="u" * 250, first_name="n" * 400)
+    [event] = adapter.parse_update(INBOX, update)
+    assert (event.profile.username, event.profile.display_name) == ("u" * 200, "n" * 300)
