@@ -22,7 +22,7 @@ from infra.db import make_engine, make_sessionmaker, warm_pool
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
-from web import auth, pages, problems, webhooks
+from web import auth, docs, pages, problems, webhooks
 
 log = logging.getLogger("switchboard.api")
 
@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await engine.dispose()
 
-    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc come from web.docs, with assets we serve instead of a CDN's
+    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     problems.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
+    app.include_router(docs.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)
