@@ -124,6 +124,18 @@ class Operator(Base):
     __table_args__ = (Index("uq_operators_email", func.lower(sql("email")), unique=True),)
 
 
+class LoginThrottle(Base):
+    """Failed sign-ins per account (hashed as typed) or client address, shared by every api
+    replica; see infra/login_throttle.py."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    blocked_until: Mapped[datetime]
+
+
 class WebSession(Base):
     """Server-side cabinet sessions: revocable, and the CSRF token lives with the session."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, func, select
 
+from infra import login_throttle
 from infra.models import Operator, WebSession
 from infra.security import DUMMY_HASH, new_token, token_digest, verify_password
 from services import audit
@@ -18,18 +21,22 @@ from web.deps import SESSION_COOKIE, CsrfChecked, SessionDep, current_session
 from web.templating import templates
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 # Login happens before there is a session, so its CSRF token is a double-submit cookie.
 LOGIN_CSRF_COOKIE = "sb_login_csrf"
 
 
-def _login_page(request: Request, *, error: str | None = None, email: str = "", status_code: int = 200) -> Response:
+def _login_page(
+    request: Request, *, error: str | None = None, email: str = "", status_code: int = 200, wait: int | None = None
+) -> Response:
     token = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
         request,
         "login.html",
         {"csrf_token": token, "error": error, "email": email},
         status_code=status_code,
+        headers={"Retry-After": str(wait)} if wait else None,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.app.state.settings.cookie_secure
@@ -53,11 +60,29 @@ async def login(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
         return _login_page(request, error="The form has expired. Please try again.", email=email, status_code=400)
+    # The address the app sees; X-Forwarded-For is not trusted here (no trusted proxies yet).
+    address = request.client.host if request.client else "unknown"
+    keys = login_throttle.throttle_keys(email, address)
+    wait, failures = await login_throttle.take_attempt(db, keys)
+    if wait:
+        seconds = math.ceil(wait.total_seconds())
+        log.info("sign-in from %s refused for %s s: too many failures", address, seconds)
+        return _login_page(
+            request,
+            error=f"Too many failed sign-ins. Try again in {_duration(seconds)}.",
+            email=email,
+            status_code=429,
+            wait=seconds,
+        )
     operator = (
         await db.execute(select(Operator).where(func.lower(Operator.email) == email.strip().lower()))
     ).scalar_one_or_none()
     valid = verify_password(operator.password_hash if operator else DUMMY_HASH, password)
     if operator is None or not valid or not operator.is_active:
+        # Recorded by the system: whoever typed it is not known to be the account's operator.
+        details = {"address": address, "failures": failures, "operator_id": operator.id if operator else None}
+        audit.record(db, "operator.login_failed", details=details)
+        await db.commit()
         return _login_page(request, error="Wrong e-mail or password.", email=email, status_code=401)
 
     settings = request.app.state.settings
@@ -71,6 +96,7 @@ async def login(
         )
     )
     audit.record(db, "operator.login", operator_id=operator.id)
+    await login_throttle.clear(db, keys)
     await db.commit()
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
@@ -83,6 +109,13 @@ async def login(
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @router.post("/logout", dependencies=[CsrfChecked])

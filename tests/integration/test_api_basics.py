@@ -98,5 +98,5 @@ async def test_sign_in_and_out(live_api, admin, clean_db):
         assert (await http.get("/")).status_code == 303  # session revoked server-side
     async with clean_db() as db:
         assert await db.scalar(select(func.count()).select_from(WebSession)) == 0
-        actions = (await db.scalars(select(AuditEvent.action))).all()
-    assert actions == ["operator.login"]
+        actions = (await db.scalars(select(AuditEvent.action).order_by(AuditEvent.id))).all()
+    assert actions == ["operator.login_failed", "operator.login"]
