@@ -22,7 +22,7 @@ from infra.db import make_engine, make_sessionmaker, warm_pool
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
-from web import auth, docs, pages, problems, webhooks
+from web import auth, cabinet, docs, problems, webhooks
 
 log = logging.getLogger("switchboard.api")
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
     app.include_router(auth.router)
-    app.include_router(pages.router)
+    app.include_router(cabinet.router)
     app.include_router(webhooks.router)
 
     @app.get("/healthz", tags=["health"])

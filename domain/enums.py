@@ -40,6 +40,21 @@ class OperatorStatus(StrEnum):
     OFFLINE = "offline"
 
 
+class Locale(StrEnum):
+    """Languages the cabinet speaks; each has a catalog under web/locales/. The first is the default."""
+
+    RU = "ru"
+    EN = "en"
+
+
+class Theme(StrEnum):
+    """The cabinet's colour scheme; AUTO follows the device (prefers-color-scheme)."""
+
+    AUTO = "auto"
+    LIGHT = "light"
+    DARK = "dark"
+
+
 class ConversationStatus(StrEnum):
     OPEN = "open"
     PENDING = "pending"

@@ -119,6 +119,11 @@ class Operator(Base):
     # round-robin tie breaker: least recently assigned goes first
     last_assigned_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(server_default=sql("true"))
+    # cabinet preferences: a domain.enums.Locale and Theme value; an IANA zone, or NULL to
+    # follow the branch's timezone (UTC without a branch)
+    locale: Mapped[str] = mapped_column(String(8), server_default="ru")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    theme: Mapped[str] = mapped_column(String(8), server_default="auto")
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("uq_operators_email", func.lower(sql("email")), unique=True),)

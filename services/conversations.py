@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, MessageFormat, OperatorRole, SenderKind
-from infra.models import Branch, Conversation, Operator
+from infra.models import Branch, Contact, Conversation, Inbox, Operator
 from services import audit
 from services.assignment import LIVE
 from services.errors import Forbidden, Invalid
@@ -40,6 +41,34 @@ async def conversation_for(
     if not (own or pool):
         raise Forbidden()
     return conversation
+
+
+async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
+    """The latest conversations the operator may see, newest activity first, with the names a
+    list shows (contact, channel, assignee)."""
+    assignee = aliased(Operator)
+    query = (
+        select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.last_activity_at,
+            Contact.display_name.label("contact_name"),
+            Inbox.channel,
+            assignee.display_name.label("assignee_name"),
+        )
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .join(Inbox, Inbox.id == Conversation.inbox_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(limit)
+    )
+    if not is_supervisor(operator):
+        # operators see their branch's pool and what is assigned to them
+        query = query.where(
+            (Conversation.assignee_id == operator.id)
+            | ((Conversation.branch_id == operator.branch_id) & Conversation.assignee_id.is_(None))
+        )
+    return list((await db.execute(query)).all())
 
 
 async def open_conversation(db: AsyncSession, operator: Operator, conversation_id: int) -> Conversation:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.enums import OperatorRole, OperatorStatus
+from domain.enums import Locale, OperatorRole, OperatorStatus, Theme
 from infra.models import Operator
 from infra.realtime import publish
 from services import audit
 from services.assignment import dispatch_backlog
+from services.errors import Invalid
 
 
 def is_supervisor(operator: Operator) -> bool:
@@ -30,3 +31,23 @@ async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatu
     if status == OperatorStatus.ONLINE and operator.branch_id is not None:
         return await dispatch_backlog(db, operator.branch_id)
     return []
+
+
+async def set_preferences(
+    db: AsyncSession, operator: Operator, *, locale: str | None = None, theme: str | None = None
+) -> None:
+    """Change the cabinet's language or theme for this operator (values of Locale and Theme)."""
+    changes: dict[str, str] = {}
+    try:
+        if locale is not None:
+            changes["locale"] = Locale(locale).value
+        if theme is not None:
+            changes["theme"] = Theme(theme).value
+    except ValueError as exc:
+        raise Invalid(f"Unknown choice: {exc}") from exc
+    if not changes:
+        return
+    await db.execute(update(Operator).where(Operator.id == operator.id).values(**changes))
+    for name, value in changes.items():
+        setattr(operator, name, value)
+    audit.record(db, "operator.preferences", operator_id=operator.id, details=changes)

@@ -13,12 +13,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, func, select
 
+from domain.enums import Locale
 from infra import login_throttle
 from infra.models import Operator, WebSession
 from infra.security import DUMMY_HASH, new_token, token_digest, verify_password
 from services import audit
 from web.deps import SESSION_COOKIE, CsrfChecked, SessionDep, current_session
-from web.templating import templates
+from web.i18n import N_, parse_locale
+from web.templating import PageContext, public_page, remember_preferences, render
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -28,13 +30,26 @@ LOGIN_CSRF_COOKIE = "sb_login_csrf"
 
 
 def _login_page(
-    request: Request, *, error: str | None = None, email: str = "", status_code: int = 200, wait: int | None = None
+    request: Request,
+    *,
+    error: str | None = None,
+    email: str = "",
+    status_code: int = 200,
+    locale: Locale | None = None,
+    wait: int | None = None,
 ) -> Response:
+    """`error` is a msgid, shown translated; `wait` (seconds) refuses a throttled sign-in instead,
+    saying how long to wait and sending it as Retry-After."""
     token = secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
-        request,
+    page = public_page(request, csrf_token=token, locale=locale)
+    if wait:
+        error = _too_many_failures(page, wait)
+    elif error:
+        error = page.gettext(error)
+    response = render(
+        page,
         "login.html",
-        {"csrf_token": token, "error": error, "email": email},
+        {"error": error, "email": email},
         status_code=status_code,
         headers={"Retry-After": str(wait)} if wait else None,
     )
@@ -45,8 +60,13 @@ def _login_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request) -> Response:
-    return _login_page(request)
+async def login_form(request: Request, lang: str | None = None) -> Response:
+    """`?lang=en` is the page's language switch; the choice is remembered in a cookie."""
+    if (locale := parse_locale(lang)) is None:
+        return _login_page(request)
+    response = _login_page(request, locale=locale)
+    remember_preferences(request, response, locale=locale.value)
+    return response
 
 
 @router.post("/login")
@@ -59,7 +79,7 @@ async def login(
 ) -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
-        return _login_page(request, error="The form has expired. Please try again.", email=email, status_code=400)
+        return _login_page(request, error=N_("The form has expired. Please try again."), email=email, status_code=400)
     # The address the app sees; X-Forwarded-For is not trusted here (no trusted proxies yet).
     address = request.client.host if request.client else "unknown"
     keys = login_throttle.throttle_keys(email, address)
@@ -67,13 +87,7 @@ async def login(
     if wait:
         seconds = math.ceil(wait.total_seconds())
         log.info("sign-in from %s refused for %s s: too many failures", address, seconds)
-        return _login_page(
-            request,
-            error=f"Too many failed sign-ins. Try again in {_duration(seconds)}.",
-            email=email,
-            status_code=429,
-            wait=seconds,
-        )
+        return _login_page(request, email=email, status_code=429, wait=seconds)
     operator = (
         await db.execute(select(Operator).where(func.lower(Operator.email) == email.strip().lower()))
     ).scalar_one_or_none()
@@ -83,7 +97,7 @@ async def login(
         details = {"address": address, "failures": failures, "operator_id": operator.id if operator else None}
         audit.record(db, "operator.login_failed", details=details)
         await db.commit()
-        return _login_page(request, error="Wrong e-mail or password.", email=email, status_code=401)
+        return _login_page(request, error=N_("Wrong e-mail or password."), email=email, status_code=401)
 
     settings = request.app.state.settings
     token = new_token()
@@ -108,14 +122,22 @@ async def login(
         secure=settings.cookie_secure,
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    remember_preferences(request, response, locale=operator.locale, theme=operator.theme)
     return response
 
 
-def _duration(seconds: int) -> str:
+def _too_many_failures(page: PageContext, seconds: int) -> str:
     if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return page.ngettext(
+            "Too many failed sign-ins. Try again in %(num)d second.",
+            "Too many failed sign-ins. Try again in %(num)d seconds.",
+            seconds,
+        )
+    return page.ngettext(
+        "Too many failed sign-ins. Try again in %(num)d minute.",
+        "Too many failed sign-ins. Try again in %(num)d minutes.",
+        math.ceil(seconds / 60),
+    )
 
 
 @router.post("/logout", dependencies=[CsrfChecked])

@@ -1,6 +1,7 @@
-"""Request dependencies: the DB session, the signed-in operator, CSRF.
+"""Request dependencies: the DB session, the signed-in operator, CSRF, the page context.
 
-Routes take `CurrentOperator` and never read the cookie themselves, so none can forget it.
+Routes take `CurrentOperator` (or `PageDep`, which includes it) and never read the cookie
+themselves, so none can forget it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from fastapi import Depends, Form, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infra.models import Operator, WebSession
+from infra.models import Branch, Operator, WebSession
 from infra.security import token_digest
+from web.i18n import DEFAULT_LOCALE, UTC_ZONE, Formats, parse_locale, zone
+from web.templating import NavCounts, PageContext, parse_theme
+from web.toasts import read_flash
 
 SESSION_COOKIE = "sb_session"
 
@@ -63,6 +67,14 @@ async def current_operator(request: Request, _: Annotated[WebSession, Depends(cu
 CurrentOperator = Annotated[Operator, Depends(current_operator)]
 
 
+class FormExpired(HTTPException):
+    """A state-changing request without the session's CSRF token: usually a page left open
+    across a sign-out; the cabinet answers with a page (or toast) that says to reload."""
+
+    def __init__(self) -> None:
+        super().__init__(status.HTTP_403_FORBIDDEN, "The form has expired. Reload the page and try again.")
+
+
 async def require_csrf(
     request: Request,
     web_session: Annotated[WebSession, Depends(current_session)],
@@ -71,7 +83,28 @@ async def require_csrf(
     """Every state-changing cabinet request carries the session's token (form field or HTMX header)."""
     sent = csrf_token or request.headers.get("X-CSRF-Token") or ""
     if not hmac.compare_digest(sent.encode(), web_session.csrf_token.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "The form has expired. Reload the page and try again.")
+        raise FormExpired()
 
 
 CsrfChecked = Depends(require_csrf)
+
+
+async def page_context(request: Request, db: SessionDep, operator: CurrentOperator) -> PageContext:
+    """The signed-in operator's page: their language, timezone (else their branch's, else UTC)
+    and theme, the session's CSRF token and any toast a plain form post left."""
+    timezone = zone(operator.timezone)
+    if timezone is None and operator.branch_id is not None:
+        timezone = zone(await db.scalar(select(Branch.timezone).where(Branch.id == operator.branch_id)))
+    csrf_token = request.state.web_session.csrf_token
+    return PageContext(
+        request,
+        Formats(parse_locale(operator.locale) or DEFAULT_LOCALE, timezone or UTC_ZONE),
+        parse_theme(operator.theme),
+        operator,
+        csrf_token,
+        NavCounts(),
+        read_flash(request, secret=csrf_token),
+    )
+
+
+PageDep = Annotated[PageContext, Depends(page_context)]

@@ -1,8 +1,11 @@
-"""RFC 9457 problem+json for the API; readable pages for the cabinet."""
+"""RFC 9457 problem+json for the API; readable pages for the cabinet.
+
+A cabinet page that fails gets a translated error page in the base layout; an HTMX request gets
+the same words as a toast (and no swap), so a failed action never leaves a broken fragment.
+"""
 
 from __future__ import annotations
 
-import html
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -10,9 +13,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from web.deps import LoginRequired
+from web.deps import FormExpired, LoginRequired
+from web.i18n import N_
+from web.templating import public_page, render
+from web.toasts import HxEvent, is_htmx, trigger
 
 PROBLEM = "application/problem+json"
+
+# (title, explanation) msgids per kind of failure
+EXPIRED = (
+    N_("The form has expired"),
+    N_("The page was open for too long or you signed out in another tab. Reload the page and try again."),
+)
+ERRORS = {
+    403: (N_("No access"), N_("You do not have access to this page.")),
+    404: (N_("Page not found"), N_("There is no such page, or it is not yours to see.")),
+    422: (N_("Something was entered wrong"), N_("Check what you entered and try again.")),
+    500: (
+        N_("Something went wrong"),
+        N_("We could not finish this. Try again in a minute; if it keeps happening, tell your administrator."),
+    ),
+}
+OTHER_CLIENT_ERROR = (N_("The request could not be completed"), N_("Go back and try again."))
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
@@ -30,6 +52,18 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or "HX-Request" in request.headers
 
 
+def error_page(request: Request, status: int, words: tuple[str, str] | None = None) -> Response:
+    """The cabinet's answer to a failure: a page, or for HTMX a toast and no swap."""
+    title, explanation = words or ERRORS.get(status) or (ERRORS[500] if status >= 500 else OTHER_CLIENT_ERROR)
+    page = public_page(request)
+    if is_htmx(request):
+        response = Response(status_code=status, headers={"HX-Reswap": "none"})
+        trigger(response, HxEvent.TOAST, {"level": "error", "text": page.gettext(explanation)})
+        return response
+    context = {"status": status, "title": page.gettext(title), "explanation": page.gettext(explanation)}
+    return render(page, "errors/error.html", context, status_code=status)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
@@ -42,11 +76,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if _wants_html(request):
-            body = f"<p class='error' role='alert'>{html.escape(str(exc.detail))}</p>"
-            return Response(body, status_code=exc.status_code, media_type="text/html")
+            return error_page(request, exc.status_code, EXPIRED if isinstance(exc, FormExpired) else None)
         return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_html(request):
+            return error_page(request, 422)
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return problem(422, "Invalid request", "The request did not validate.", errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception after this answer; here only the answer is chosen.
+        if _wants_html(request):
+            return error_page(request, 500)
+        return problem(500, "Internal Server Error", "The server could not finish this request.")

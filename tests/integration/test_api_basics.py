@@ -76,7 +76,7 @@ async def test_sign_in_and_out(live_api, admin, clean_db):
         wrong = await http.post(
             "/login", data={"email": admin["email"], "password": "nope", "csrf_token": _csrf(form.text)}
         )
-        assert wrong.status_code == 401 and "Wrong e-mail or password" in wrong.text
+        assert wrong.status_code == 401 and "Неверный e-mail или пароль" in wrong.text  # Russian by default
         assert "sb_session" not in http.cookies
 
         no_csrf = await http.post("/login", data={"email": admin["email"], "password": admin["password"]})
@@ -89,10 +89,10 @@ async def test_sign_in_and_out(live_api, admin, clean_db):
         )
         assert ok.status_code == 303 and ok.headers["location"] == "/"
         home = await http.get("/")
-        assert home.status_code == 200 and "Conversations" in home.text
+        assert home.status_code == 200 and "<h1>Диалоги</h1>" in home.text
 
         forged = await http.post("/logout", data={"csrf_token": "forged"})
-        assert forged.status_code == 403
+        assert forged.status_code == 403 and "Форма устарела" in forged.text
         out = await http.post("/logout", data={"csrf_token": _csrf(home.text)})
         assert out.status_code == 303
         assert (await http.get("/")).status_code == 303  # session revoked server-side

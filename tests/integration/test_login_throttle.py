@@ -114,7 +114,7 @@ async def test_the_page_says_how_long_to_wait(browser, admin, clean_db):
     await _still_waiting(clean_db)
     refused = await browser.sign_in(admin["email"], WRONG)
     assert refused.status_code == 429 and refused.headers["content-type"].startswith("text/html")
-    wait = re.search(r"Too many failed sign-ins. Try again in (\d+) seconds.", refused.text)
+    wait = re.search(r"Слишком много неудачных попыток входа\. Попробуйте снова через (\d+) секунд\.", refused.text)
     assert wait and wait.group(1) == refused.headers["retry-after"]
 
 

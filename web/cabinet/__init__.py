@@ -1,0 +1,14 @@
+"""The masters' cabinet: the pages operators and supervisors work in (inbox, thread, supervisor
+board) and the header's own switches. Each module has a router; `router` gathers them for api.py.
+
+A page route takes `PageDep` and answers `render(page, "cabinet/<page>.html", {...})`; its
+template extends `base.html` and lives under `templates/cabinet/`.
+"""
+
+from fastapi import APIRouter
+
+from web.cabinet import home, me
+
+router = APIRouter()
+router.include_router(home.router)
+router.include_router(me.router)

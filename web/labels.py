@@ -1,0 +1,36 @@
+"""How the cabinet words the closed vocabularies of `domain.enums` (msgids; templates translate
+them with `_()`), so every page names a status, channel or role the same way."""
+
+from __future__ import annotations
+
+from domain.enums import ChannelKind, ConversationStatus, Locale, OperatorRole, OperatorStatus, Theme
+from web.i18n import N_
+
+OPERATOR_STATUS = {
+    OperatorStatus.ONLINE: N_("Online"),
+    OperatorStatus.AWAY: N_("Away"),
+    OperatorStatus.BUSY: N_("Busy"),
+    OperatorStatus.OFFLINE: N_("Offline"),
+}
+CONVERSATION_STATUS = {
+    ConversationStatus.OPEN: N_("Open"),
+    ConversationStatus.PENDING: N_("Pending"),
+    ConversationStatus.RESOLVED: N_("Resolved"),
+    ConversationStatus.CLOSED: N_("Closed"),
+}
+CHANNEL = {
+    ChannelKind.TELEGRAM: N_("Telegram"),
+    ChannelKind.MAX: N_("MAX"),
+    ChannelKind.WIDGET: N_("Widget"),
+    ChannelKind.WHATSAPP: N_("WhatsApp"),
+    ChannelKind.VK: N_("VK"),
+    ChannelKind.EMAIL: N_("E-mail"),
+}
+ROLE = {
+    OperatorRole.OPERATOR: N_("Operator"),
+    OperatorRole.SUPERVISOR: N_("Supervisor"),
+    OperatorRole.ADMIN: N_("Administrator"),
+}
+THEME = {Theme.AUTO: N_("As on the device"), Theme.LIGHT: N_("Light"), Theme.DARK: N_("Dark")}
+# each language names itself, in its own words
+LANGUAGE = {Locale.RU: "Русский", Locale.EN: "English"}
