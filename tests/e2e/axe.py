@@ -12,6 +12,8 @@ async def assert_accessible(page) -> None:
     """Fails on any serious or critical WCAG violation axe finds, listing each with its elements.
 
     The script is evaluated through the DevTools protocol, which the page's CSP does not govern."""
+    # colours are judged as they rest, not half-way through a fade-in
+    await page.evaluate("Promise.all(document.getAnimations().map(animation => animation.finished))")
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.evaluate(AXE_SOURCE)
     results = await page.evaluate(

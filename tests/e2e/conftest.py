@@ -128,7 +128,7 @@ def screenshot(request) -> Callable[..., Awaitable[None]]:
 
     async def save(page, variant: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=SCREENSHOTS / f"{test}-{variant}.png", full_page=True)
+        await page.screenshot(path=SCREENSHOTS / f"{test}-{variant}.png", full_page=True, animations="disabled")
 
     return save
 
@@ -136,7 +136,8 @@ def screenshot(request) -> Callable[..., Awaitable[None]]:
 @pytest.fixture
 async def conversations(clean_db, staff) -> list[int]:
     """A few customer messages through the real ingest path (a Telegram inbox), at ages a list
-    shows differently: minutes, hours, yesterday, last week; one assigned to the operator."""
+    shows differently: minutes, hours, yesterday, last week; the first assigned to the operator,
+    the last to the supervisor (so the operator does not see it)."""
     async with clean_db() as db, db.begin():
         inbox = Inbox(name="Магазин", channel=ChannelKind.TELEGRAM, credentials_encrypted=b"")
         db.add(inbox)
@@ -168,7 +169,7 @@ async def conversations(clean_db, staff) -> list[int]:
         for (_, age), conversation_id in zip(customers, ids, strict=True):
             values = {"last_activity_at": now - age, "branch_id": staff.branch_id}
             await db.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
-        await db.execute(
-            update(Conversation).where(Conversation.id == ids[0]).values(assignee_id=staff[OperatorRole.OPERATOR].id)
-        )
+        for conversation_id, role in ((ids[0], OperatorRole.OPERATOR), (ids[-1], OperatorRole.SUPERVISOR)):
+            assigned = update(Conversation).where(Conversation.id == conversation_id)
+            await db.execute(assigned.values(assignee_id=staff[role].id))
     return ids
