@@ -65,7 +65,7 @@ def test_make_run_starts_serves_stops_and_keeps_data(tmp_path):
         cold = float(first.wait_for(r"ready in ([\d.]+) s", 120).group(1))
         assert "created admin admin@localhost" in first.output()
         assert httpx.get(f"{base}/readyz").status_code == 200
-        assert "Sign in" in httpx.get(f"{base}/login").text
+        assert "Вход в кабинет" in httpx.get(f"{base}/login").text  # Russian by default
         assert httpx.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/").status_code == 200
         assert _login(base, "first-password") == 303
     finally:
