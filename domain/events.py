@@ -1,0 +1,273 @@
+"""The realtime event vocabulary: every event the cabinet and the widget receive, named as an
+integrator would name it (outgoing webhooks will speak the same words).
+
+Each event is a typed model with one name (`NAME`) and one builder (`of(...)` for events about
+a conversation, the constructor otherwise). Its payload carries ids and the scope the
+visibility rule needs (conversation, inbox, branch, assignee, the previous placement after a
+reassignment) and nothing secret: the cabinet loads what it shows through its own, checked
+queries. Hand-written SQL produces the same JSON through `infra.realtime.event_sql`, which
+reads the field names from these models.
+
+Durable events get an ordered id and are replayed to a client that reconnects; the few that
+are only worth seeing live (typing, presence) are `DURABLE = False`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, OperatorStatus, SenderKind
+from domain.visibility import Audience, EventScope, Placement
+
+# A NOTIFY payload must stay under 8000 bytes; every free-text field is capped well below.
+TEXT_LIMIT = 500
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    NAME: ClassVar[str]
+    AUDIENCE: ClassVar[Audience]
+    DURABLE: ClassVar[bool] = True
+
+    def scope(self) -> EventScope:
+        return EventScope(self.AUDIENCE)
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class ConversationRef(BaseModel):
+    """A conversation as events name it: the ids every conversation event carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: int
+    inbox_id: int
+    branch_id: int | None = None
+    assignee_id: int | None = None
+
+
+class ConversationEvent(Event):
+    AUDIENCE: ClassVar[Audience] = Audience.STAFF
+
+    conversation_id: int
+    inbox_id: int
+    branch_id: int | None
+    assignee_id: int | None
+
+    @classmethod
+    def of(cls, conversation: ConversationRef, **fields: Any) -> Self:
+        return cls(**conversation.model_dump(), **fields)
+
+    def scope(self) -> EventScope:
+        return EventScope(self.AUDIENCE, place=Placement(self.conversation_id, self.branch_id, self.assignee_id))
+
+
+class MessageChange(StrEnum):
+    EDITED = "edited"
+    ATTACHMENTS = "attachments"  # its files were fetched from the provider (or failed to be)
+
+
+class MessageCreated(ConversationEvent):
+    NAME: ClassVar[str] = "message.created"
+    AUDIENCE: ClassVar[Audience] = Audience.CONVERSATION
+
+    message_id: int
+    direction: MessageDirection
+    sender_kind: SenderKind
+    purpose: str | None = None  # a system message's reason: offline, auto_reply, rating_request
+
+
+class MessageUpdated(ConversationEvent):
+    NAME: ClassVar[str] = "message.updated"
+    AUDIENCE: ClassVar[Audience] = Audience.CONVERSATION
+
+    message_id: int
+    change: MessageChange
+
+
+class MessageStatusChanged(ConversationEvent):
+    NAME: ClassVar[str] = "message.status_changed"
+
+    message_id: int
+    status: DeliveryStatus
+    error: str | None = Field(default=None, max_length=TEXT_LIMIT)
+
+    @classmethod
+    def of(cls, conversation: ConversationRef, **fields: Any) -> Self:
+        if fields.get("error"):
+            fields["error"] = fields["error"][:TEXT_LIMIT]
+        return super().of(conversation, **fields)
+
+
+class ConversationCreated(ConversationEvent):
+    NAME: ClassVar[str] = "conversation.created"
+
+    contact_id: int
+
+
+class ConversationRouted(ConversationEvent):
+    """The conversation got its branch (it had none, so only supervisors saw it)."""
+
+    NAME: ClassVar[str] = "conversation.routed"
+
+
+class Reassignment(ConversationEvent):
+    previous_branch_id: int | None
+    previous_assignee_id: int | None
+
+    def scope(self) -> EventScope:
+        previous = Placement(self.conversation_id, self.previous_branch_id, self.previous_assignee_id)
+        return EventScope(
+            self.AUDIENCE,
+            place=Placement(self.conversation_id, self.branch_id, self.assignee_id),
+            previous=previous,
+        )
+
+
+class AssignmentReason(StrEnum):
+    ASSIGNED = "assigned"  # chosen when the conversation arrived
+    FROM_POOL = "from_pool"  # an operator came online and took it from the branch's pool
+    TRANSFERRED = "transferred"
+
+
+class ConversationAssigned(Reassignment):
+    NAME: ClassVar[str] = "conversation.assigned"
+
+    reason: AssignmentReason
+    actor_operator_id: int | None = None
+
+
+class ConversationEscalated(Reassignment):
+    """The assignee did not open it in time: it moved on (to the next operator, or the pool)."""
+
+    NAME: ClassVar[str] = "conversation.escalated"
+
+
+class ConversationStatusChanged(ConversationEvent):
+    NAME: ClassVar[str] = "conversation.status_changed"
+    AUDIENCE: ClassVar[Audience] = Audience.CONVERSATION
+
+    status: ConversationStatus
+    previous_status: ConversationStatus
+
+
+class ConversationRated(ConversationEvent):
+    NAME: ClassVar[str] = "conversation.rated"
+
+    rating: int
+
+
+class ContactTyping(ConversationEvent):
+    NAME: ClassVar[str] = "contact.typing"
+    DURABLE: ClassVar[bool] = False
+
+
+class ContactRead(ConversationEvent):
+    NAME: ClassVar[str] = "contact.read"
+
+
+class ContactReachabilityChanged(ConversationEvent):
+    """The contact blocked or restarted the bot. Without a live conversation only supervisors
+    hear of it (no one else has a place to show it)."""
+
+    NAME: ClassVar[str] = "contact.reachability_changed"
+
+    conversation_id: int | None  # type: ignore[assignment]
+    identity_id: int
+    reachable: bool
+
+
+class OperatorTyping(ConversationEvent):
+    NAME: ClassVar[str] = "operator.typing"
+    AUDIENCE: ClassVar[Audience] = Audience.CONVERSATION
+    DURABLE: ClassVar[bool] = False
+
+    operator_id: int
+
+
+class OperatorPresence(ConversationEvent):
+    """An operator opened or left the conversation, so two people do not answer at once."""
+
+    NAME: ClassVar[str] = "operator.presence"
+    DURABLE: ClassVar[bool] = False
+
+    operator_id: int
+    viewing: bool
+
+
+class OperatorStatusChanged(Event):
+    NAME: ClassVar[str] = "operator.status_changed"
+    AUDIENCE: ClassVar[Audience] = Audience.TEAM
+
+    operator_id: int
+    branch_id: int | None
+    status: OperatorStatus
+    previous_status: OperatorStatus
+
+    def scope(self) -> EventScope:
+        return EventScope(self.AUDIENCE, operator_id=self.operator_id, branch_id=self.branch_id)
+
+
+class EscalationExhausted(ConversationEvent):
+    """Every online operator of the branch let it time out: a supervisor must act."""
+
+    NAME: ClassVar[str] = "alert.escalation_exhausted"
+    AUDIENCE: ClassVar[Audience] = Audience.SUPERVISORS
+
+    timed_out: list[int]
+
+
+class OutboxParked(Event):
+    """A change the workflows must hear of could not be handed to Temporal and was set aside."""
+
+    NAME: ClassVar[str] = "alert.outbox_parked"
+    AUDIENCE: ClassVar[Audience] = Audience.SUPERVISORS
+
+    outbox_id: int
+    conversation_id: int
+    kind: str
+    error: str = Field(max_length=TEXT_LIMIT)
+
+
+class ResyncReason(StrEnum):
+    GAP_TOO_OLD = "gap_too_old"  # what the client missed is older than the event log keeps
+    UNKNOWN_ID = "unknown_id"  # the client's last id was never issued here
+    TOO_SLOW = "too_slow"  # the client fell behind the stream and was cut off
+
+
+class Resync(BaseModel):
+    """Control event, sent by the stream itself and never stored: reload what you show; the
+    stream goes on from this event's id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    NAME: ClassVar[str] = "resync"
+
+    reason: ResyncReason
+
+
+EVENTS: tuple[type[Event], ...] = (
+    MessageCreated,
+    MessageUpdated,
+    MessageStatusChanged,
+    ConversationCreated,
+    ConversationRouted,
+    ConversationAssigned,
+    ConversationEscalated,
+    ConversationStatusChanged,
+    ConversationRated,
+    ContactTyping,
+    ContactRead,
+    ContactReachabilityChanged,
+    OperatorTyping,
+    OperatorPresence,
+    OperatorStatusChanged,
+    EscalationExhausted,
+    OutboxParked,
+)
+BY_NAME: dict[str, type[Event]] = {event.NAME: event for event in EVENTS}
