@@ -389,3 +389,22 @@ class RateSlot(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     next_at: Mapped[datetime]
+
+
+class RealtimeEvent(Base):
+    """The durable, ordered log of realtime events (domain/events.py), kept for a few hours so a
+    client that reconnects gets exactly what it missed.
+
+    A row is inserted with a negative placeholder id; at commit a deferred trigger (see the
+    migration) takes a transaction-scoped lock, gives it the next id and NOTIFYs it. Ids are
+    therefore in commit order: a client that has seen id N has seen everything committed before.
+    """
+
+    __tablename__ = "realtime_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, server_default=sql("(- nextval('realtime_events_pending_id'::regclass))")
+    )
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = _created()

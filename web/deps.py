@@ -36,7 +36,7 @@ class LoginRequired(Exception):
     """Raised for a page request without a valid session; the app redirects to /login."""
 
 
-async def _load_session(request: Request, db: AsyncSession) -> tuple[WebSession, Operator] | None:
+async def load_session(request: Request, db: AsyncSession) -> tuple[WebSession, Operator] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
@@ -53,7 +53,7 @@ async def _load_session(request: Request, db: AsyncSession) -> tuple[WebSession,
 
 
 async def current_session(request: Request, db: SessionDep) -> WebSession:
-    loaded = await _load_session(request, db)
+    loaded = await load_session(request, db)
     if loaded is None:
         raise LoginRequired()
     request.state.web_session, request.state.operator = loaded

@@ -1,0 +1,120 @@
+"""The durable, ordered realtime event log: writing events, the same rows from hand-written SQL,
+reading them back, pruning.
+
+An event is a row of `realtime_events` written in the transaction of the change it announces.
+At commit a deferred trigger (migration 0003) gives it the next id in commit order and NOTIFYs
+`CHANNEL` with "<id> <name> <payload>", so listeners hear of a change exactly when it commits,
+never of a rolled-back one, and a client that has seen id N has seen every event committed
+before it. Live-only events (typing, presence) skip the table: id 0, never replayed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from domain.events import Event
+from infra.models import RealtimeEvent
+
+CHANNEL = "switchboard_events"
+# The transaction-scoped lock the commit trigger takes (pg_advisory_xact_lock key).
+COMMIT_LOCK = 7264653901
+
+
+async def publish(db: AsyncSession | AsyncConnection, event: Event) -> None:
+    """Announce `event` when the surrounding transaction commits (and never if it rolls back)."""
+    if event.DURABLE:
+        await db.execute(insert(RealtimeEvent).values(type=event.NAME, payload=event.payload()))
+    else:
+        payload = json.dumps(event.payload(), separators=(", ", ": "))
+        await db.execute(select(func.pg_notify(CHANNEL, f"0 {event.NAME} {payload}")))
+
+
+def event_rows_sql(
+    event: type[Event], source: str, *, columns: Mapping[str, str], constants: Mapping[str, Any] | None = None
+) -> str:
+    """`INSERT INTO realtime_events ... SELECT ... <source>`: one event row per row of `source`
+    (a FROM clause, with WHERE if need be), for statements written by hand. `columns` maps
+    payload fields to SQL expressions over `source`, `constants` fields to fixed values; the
+    fields and defaults come from the event's model, so the JSON matches `publish`'s."""
+    constants = dict(constants or {})
+    fields = event.model_fields
+    unknown = (set(columns) | set(constants)) - set(fields)
+    if unknown:
+        raise ValueError(f"{event.NAME} has no field {sorted(unknown)}")
+    parts = []
+    for name, field in fields.items():
+        if name in columns:
+            parts.append(f"'{name}', {columns[name]}")
+            continue
+        if name in constants:
+            value = constants[name]
+        elif not field.is_required():
+            value = field.get_default(call_default_factory=True)
+        else:
+            raise ValueError(f"{event.NAME}: no value for {name}")
+        literal = json.dumps(getattr(value, "value", value)).replace("'", "''")
+        parts.append(f"'{name}', '{literal}'::jsonb")
+    return (
+        f"INSERT INTO realtime_events (type, payload) SELECT '{event.NAME}', jsonb_build_object({', '.join(parts)}) "
+        f"{source}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    id: int
+    name: str
+    payload: str  # JSON text, as NOTIFY carries it
+
+
+def parse_notification(text: str) -> LoggedEvent:
+    event_id, name, payload = text.split(" ", 2)
+    return LoggedEvent(int(event_id), name, payload)
+
+
+_SINCE = "SELECT id, type, payload::text FROM realtime_events WHERE id > $1 ORDER BY id LIMIT $2"
+_NEWEST = "SELECT id, type, payload::text FROM realtime_events ORDER BY id DESC LIMIT $1"
+_BOUNDS = "SELECT min(id), max(id), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realtime_events_id) " \
+          "FROM realtime_events"
+
+
+async def read_since(conn: Any, after_id: int, limit: int) -> list[LoggedEvent]:
+    """Committed events after `after_id`, oldest first (`conn`: an asyncpg connection)."""
+    return [LoggedEvent(*row) for row in await conn.fetch(_SINCE, after_id, limit)]
+
+
+async def read_newest(conn: Any, limit: int) -> list[LoggedEvent]:
+    return [LoggedEvent(*row) for row in reversed(await conn.fetch(_NEWEST, limit))]
+
+
+@dataclass(frozen=True, slots=True)
+class LogBounds:
+    oldest: int | None  # the oldest event still kept
+    newest: int | None  # the newest committed event
+    issued: int  # the highest id ever handed out (possibly still committing)
+
+
+async def bounds(conn: Any) -> LogBounds:
+    return LogBounds(*await conn.fetchrow(_BOUNDS))
+
+
+# The newest row is always kept: it proves that nothing after an older id was pruned.
+_PRUNE = """
+    DELETE FROM realtime_events
+    WHERE id < LEAST(
+        (SELECT max(id) FROM realtime_events),
+        COALESCE((SELECT id FROM realtime_events WHERE created_at >= $1 ORDER BY id LIMIT 1), 9223372036854775807))
+"""
+
+
+async def prune(conn: Any, older_than: datetime) -> int:
+    """Delete events created before `older_than`; how many."""
+    status = await conn.execute(_PRUNE, older_than)
+    return int(status.split()[-1])
