@@ -93,15 +93,15 @@ class Subscriber:
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: Outgoing) -> None:
+        if self._held is not None:
+            self._held.append(event)  # last_id stays where the replay must start
+            if len(self._held) > self._limit:
+                self._on_overflow(self)
+            return
         if event.id:
             if event.id <= self.last_id:
                 return  # already sent (a replay and the live stream overlap)
             self.last_id = event.id
-        if self._held is not None:
-            self._held.append(event)
-            if len(self._held) > self._limit:
-                self._on_overflow(self)
-            return
         self.push(event.frame)
 
     def push(self, frame: bytes) -> None:
@@ -121,10 +121,9 @@ class Subscriber:
         held, self._held = self._held or [], None
         for event in replayed:
             self.push(event.frame)
-        for event in held:
-            if not event.id or event.id > through:
-                self.push(event.frame)
         self.last_id = max(self.last_id, through)
+        for event in held:
+            self.offer(event)
 
     def resync(self, position: int, reason: ResyncReason) -> None:
         """Skip to `position`: the client reloads what it shows instead of replaying."""
@@ -226,12 +225,12 @@ class Hub:
                 log.warning("realtime: listen connection lost (%s); reconnecting", type(exc).__name__)
             except Exception:  # a bug here must not silence every stream of the process
                 log.exception("realtime: listener failed; reconnecting")
-                await asyncio.sleep(pause)
             finally:
                 self.connected.clear()
                 self._held = None
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+            await asyncio.sleep(pause)  # a restarting database is not hammered; the table keeps what comes meanwhile
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
         """What committed while we were not listening, in order (on the first connect: the
