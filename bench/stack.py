@@ -18,11 +18,13 @@ from setup.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 
 
 class BenchStack:
-    def __init__(self, *, api_workers: int = 1) -> None:
+    def __init__(self, *, api_workers: int = 1, temporal: bool = True) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="sb-bench-", dir=ROOT / ".data" if (ROOT / ".data").exists() else None))
         self.api_workers = api_workers
         self.pg = EmbeddedPostgres(self.tmp / "pg", delete_on_stop=True)
-        self.temporal = TemporalDevServer(self.tmp / "temporal.db", port=free_port(), ui_port=None)
+        self.temporal = (
+            TemporalDevServer(self.tmp / "temporal.db", port=free_port(), ui_port=None) if temporal else None
+        )
         self.procs: list[subprocess.Popen] = []
         self.api_port = free_port()
         self.env: dict[str, str] = {}
@@ -33,14 +35,10 @@ class BenchStack:
 
     def start(self) -> None:
         url = self.pg.start("bench")
-        self.temporal.start()
-        self.env = dict(
-            os.environ,
-            DATABASE_URL=url,
-            TEMPORAL_ADDRESS=self.temporal.address,
-            CREDENTIALS_KEY=generate_credentials_key(),
-            LOG_LEVEL="WARNING",
-        )
+        self.env = dict(os.environ, DATABASE_URL=url, CREDENTIALS_KEY=generate_credentials_key(), LOG_LEVEL="WARNING")
+        if self.temporal is not None:
+            self.temporal.start()
+            self.env["TEMPORAL_ADDRESS"] = self.temporal.address
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
             cwd=ROOT,
@@ -56,33 +54,38 @@ class BenchStack:
                 [sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         )
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api:app",
-                    "--port",
-                    str(self.api_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                    "--workers",
-                    str(self.api_workers),
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.start_api(ready="/readyz")
+
+    def start_api(self, *, ready: str = "/healthz", preexec_fn=None) -> subprocess.Popen:
+        """The api alone (uvicorn); `preexec_fn` runs in the child first (a bench raises ulimit -n)."""
+        log = open(self.tmp / "app.log", "a")
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api:app",
+                "--port",
+                str(self.api_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--workers",
+                str(self.api_workers),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
+        self.procs.append(api)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=2) as resp:
+                with urllib.request.urlopen(f"{self.api_url}{ready}", timeout=2) as resp:
                     if resp.status == 200:
-                        return
+                        return api
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"api did not become ready; see {self.tmp / 'app.log'}")
@@ -98,7 +101,8 @@ class BenchStack:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.temporal.stop()
+        if self.temporal is not None:
+            self.temporal.stop()
         self.pg.stop()
         import shutil
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from domain.visibility import Staff
@@ -33,16 +34,6 @@ HEADERS = [
 OPENING = b"retry: 2000\n\n"
 
 
-def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is None or raw == "":
-        return None
-    value = int(raw)  # ValueError: answered 400
-    if not 0 <= value < 2**63:
-        raise ValueError(raw)
-    return value
-
-
 async def _until_disconnect(receive: Receive, sub: Subscriber) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -52,21 +43,15 @@ async def _until_disconnect(receive: Receive, sub: Subscriber) -> None:
 class EventStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
-        app = request.app
-        async with app.state.sessionmaker() as db:
-            loaded = await load_session(request, db)
-        if loaded is None:
-            await problem(401, "Unauthorized", "Sign in first.")(scope, receive, send)
-            return
-        operator = loaded[1]
+        hub: Hub = request.app.state.hub
         try:
+            viewer = await _viewer(request)
             last_event_id = _last_event_id(request)
-        except ValueError:
-            await problem(400, "Bad Request", "Last-Event-ID must be an event id from this stream.")(
-                scope, receive, send)
+        except _Refused as refused:
+            await refused.response(scope, receive, send)
             return
-        hub: Hub = app.state.hub
-        sub = hub.subscribe(Staff(operator.id, operator.role, operator.branch_id), last_event_id)
+        del request  # a stream lives for hours: keep only what it needs
+        sub = hub.subscribe(viewer, last_event_id)
         sub.task = asyncio.current_task()
         watcher = asyncio.create_task(_until_disconnect(receive, sub))
         try:
@@ -89,3 +74,30 @@ class EventStream:
         finally:
             hub.unsubscribe(sub)
             watcher.cancel()
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _viewer(request: Request) -> Staff:
+    async with request.app.state.sessionmaker() as db:
+        loaded = await load_session(request, db)
+    if loaded is None:
+        raise _Refused(problem(401, "Unauthorized", "Sign in first."))
+    operator = loaded[1]
+    return Staff(operator.id, operator.role, operator.branch_id)
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise _Refused(problem(400, "Bad Request", "Last-Event-ID must be an event id from this stream."))
+    return value

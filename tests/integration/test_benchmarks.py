@@ -30,3 +30,10 @@ def test_delivery_benchmark_sends_each_reply_once_in_order():
     assert runs and all(sent == "60" and failed == "0" for sent, failed in runs), out
     assert re.findall(r"duplicates\s+(\d+)", out) == ["0"] * len(runs), out
     assert re.findall(r"order violations\s+(\d+)", out) == ["0"] * len(runs), out
+
+
+def test_realtime_benchmark_delivers_every_event_once_in_order():
+    out = _run("bench.realtime", "--subscribers", "200", "--rate", "20", "--seconds", "3", "--branches", "4")
+    assert "connected                200/200" in out, out
+    assert re.search(r"deliveries\s+expected 3000, received 3000, lost 0, duplicated 0, out of order 0", out), out
+    assert re.search(r"NOTIFY -> one asyncio listener at 20/s\s+p50 [\d.]+ ms", out), out
