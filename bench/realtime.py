@@ -68,32 +68,52 @@ class World:
 async def seed(dsn: dict, subscribers: int, branches: int, conversations_per_branch: int = 5) -> World:
     conn = await asyncpg.connect(**dsn)
     try:
-        branch_ids = [await conn.fetchval("INSERT INTO branches (name) VALUES ($1) RETURNING id", f"Branch {b}")
-                      for b in range(branches)]
+        branch_ids = [
+            await conn.fetchval("INSERT INTO branches (name) VALUES ($1) RETURNING id", f"Branch {b}")
+            for b in range(branches)
+        ]
         emails = [f"op{i}@bench" for i in range(subscribers)]
         homes = [i % branches for i in range(subscribers)]
-        operator_ids = [r[0] for r in await conn.fetch(
-            "INSERT INTO operators (email, display_name, password_hash, role, branch_id) "
-            "SELECT e, e, 'x', 'operator', b FROM unnest($1::text[], $2::bigint[]) AS t(e, b) RETURNING id",
-            emails, [branch_ids[h] for h in homes])]
+        operator_ids = [
+            r[0]
+            for r in await conn.fetch(
+                "INSERT INTO operators (email, display_name, password_hash, role, branch_id) "
+                "SELECT e, e, 'x', 'operator', b FROM unnest($1::text[], $2::bigint[]) AS t(e, b) RETURNING id",
+                emails,
+                [branch_ids[h] for h in homes],
+            )
+        ]
         tokens = [new_token() for _ in operator_ids]
         await conn.execute(
             "INSERT INTO web_sessions (token_hash, operator_id, csrf_token, expires_at) "
             "SELECT h, o, 'c', $3 FROM unnest($1::bytea[], $2::bigint[]) AS t(h, o)",
-            [token_digest(t) for t in tokens], operator_ids, datetime.now(UTC) + timedelta(days=1))
+            [token_digest(t) for t in tokens],
+            operator_ids,
+            datetime.now(UTC) + timedelta(days=1),
+        )
         inbox_id = await conn.fetchval(
-            "INSERT INTO inboxes (name, channel) VALUES ('Bench bot', 'telegram') RETURNING id")
+            "INSERT INTO inboxes (name, channel) VALUES ('Bench bot', 'telegram') RETURNING id"
+        )
         conversations = []
         for b, branch_id in enumerate(branch_ids):
             for c in range(conversations_per_branch):
-                contact = await conn.fetchval("INSERT INTO contacts (display_name) VALUES ($1) RETURNING id",
-                                              f"Customer {b}-{c}")
+                contact = await conn.fetchval(
+                    "INSERT INTO contacts (display_name) VALUES ($1) RETURNING id", f"Customer {b}-{c}"
+                )
                 identity = await conn.fetchval(
                     "INSERT INTO contact_identities (contact_id, channel, provider_user_id, provider_chat_id) "
-                    "VALUES ($1, 'telegram', $2, $2) RETURNING id", contact, f"{b}-{c}")
+                    "VALUES ($1, 'telegram', $2, $2) RETURNING id",
+                    contact,
+                    f"{b}-{c}",
+                )
                 conversation = await conn.fetchval(
                     "INSERT INTO conversations (inbox_id, contact_id, identity_id, branch_id, status) "
-                    "VALUES ($1, $2, $3, $4, 'open') RETURNING id", inbox_id, contact, identity, branch_id)
+                    "VALUES ($1, $2, $3, $4, 'open') RETURNING id",
+                    inbox_id,
+                    contact,
+                    identity,
+                    branch_id,
+                )
                 conversations.append((conversation, branch_id, b))
         return World(inbox_id, conversations, list(zip(tokens, homes, strict=True)))
     finally:
@@ -119,14 +139,24 @@ async def publish_messages(database_url: str, world: World, rate: float, seconds
         conversation_id, branch_id, b = world.conversations[i % len(world.conversations)]
         began = time.monotonic()
         async with factory() as db, db.begin():
-            message = Message(conversation_id=conversation_id, inbox_id=world.inbox_id, direction="in",
-                              sender_kind="contact", text=f"message {i}", provider_message_id=f"bench-{i}",
-                              delivery_status="received")
+            message = Message(
+                conversation_id=conversation_id,
+                inbox_id=world.inbox_id,
+                direction="in",
+                sender_kind="contact",
+                text=f"message {i}",
+                provider_message_id=f"bench-{i}",
+                delivery_status="received",
+            )
             db.add(message)
             await db.flush()
             ref = ConversationRef(conversation_id=conversation_id, inbox_id=world.inbox_id, branch_id=branch_id)
-            await publish(db, MessageCreated.of(ref, message_id=message.id, direction=MessageDirection.IN,
-                                                sender_kind=SenderKind.CONTACT))
+            await publish(
+                db,
+                MessageCreated.of(
+                    ref, message_id=message.id, direction=MessageDirection.IN, sender_kind=SenderKind.CONTACT
+                ),
+            )
         published.append([message.id, b, began, time.monotonic() - began])
 
     tasks = []
@@ -190,9 +220,22 @@ class Generator:
 
     def __init__(self, sessions_file: Path, port: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.realtime", "--role", "subscribers", "--port", str(port),
-             "--sessions", str(sessions_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=raise_open_files)
+            [
+                sys.executable,
+                "-m",
+                "bench.realtime",
+                "--role",
+                "subscribers",
+                "--port",
+                str(port),
+                "--sessions",
+                str(sessions_file),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=raise_open_files,
+        )
 
     async def ask(self, command: dict, timeout: float = 300) -> dict:
         self.proc.stdin.write(json.dumps(command) + "\n")
@@ -238,29 +281,45 @@ async def run(args: argparse.Namespace) -> None:
         rss_after = rss_kb(api.pid)
 
         n = args.subscribers
-        print(f"\nrealtime benchmark: {n} SSE subscribers on one api process, {args.rate:g} events/s for "
-              f"{args.seconds:g} s, each event visible to the operators of 1 of {args.branches} branches "
-              f"(~{n // args.branches} subscribers); cores {os.cpu_count()}")
-        print(f"  connected                {connected['connected']}/{n} in {connected['seconds']:.1f} s; "
-              f"streams closed during the run {report['closed']}")
-        print(f"  api RSS                  {rss_before / 1024:.0f} MB -> {rss_idle / 1024:.0f} MB with every stream "
-              f"idle: {(rss_idle - rss_before) / n:.1f} KB per idle connection   (target <= 25 KB); "
-              f"{rss_after / 1024:.0f} MB after the load")
+        print(
+            f"\nrealtime benchmark: {n} SSE subscribers on one api process, {args.rate:g} events/s for "
+            f"{args.seconds:g} s, each event visible to the operators of 1 of {args.branches} branches "
+            f"(~{n // args.branches} subscribers); cores {os.cpu_count()}"
+        )
+        print(
+            f"  connected                {connected['connected']}/{n} in {connected['seconds']:.1f} s; "
+            f"streams closed during the run {report['closed']}"
+        )
+        print(
+            f"  api RSS                  {rss_before / 1024:.0f} MB -> {rss_idle / 1024:.0f} MB with every stream "
+            f"idle: {(rss_idle - rss_before) / n:.1f} KB per idle connection   (target <= 25 KB); "
+            f"{rss_after / 1024:.0f} MB after the load"
+        )
         print(f"  published                {len(published)} events in {took:.1f} s ({len(published) / took:.0f}/s)")
-        print(f"  publish -> receive       p50 {report['p50']:7.1f} ms  p99 {report['p99']:7.1f} ms  max "
-              f"{report['max']:7.1f} ms   (target p99 <= 250 ms)")
+        print(
+            f"  publish -> receive       p50 {report['p50']:7.1f} ms  p99 {report['p99']:7.1f} ms  max "
+            f"{report['max']:7.1f} ms   (target p99 <= 250 ms)"
+        )
         print("    p99 per second of the run: " + " ".join(map(str, report["per_second"])))
         commits = [c * 1000 for *_rest, c in published]
-        print(f"    of which the publishing transaction: p50 {percentile(commits, 50):.1f} ms  "
-              f"p99 {percentile(commits, 99):.1f} ms")
-        print(f"  deliveries               expected {report['expected']}, received {report['received']}, "
-              f"lost {report['lost']}, duplicated {report['duplicated']}, out of order {report['out_of_order']}")
-        print(f"  api CPU during the load  {(cpu1 - cpu0) / took:.2f} cores; machine busy "
-              f"{100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]):.0f}% of {os.cpu_count()} cores")
+        print(
+            f"    of which the publishing transaction: p50 {percentile(commits, 50):.1f} ms  "
+            f"p99 {percentile(commits, 99):.1f} ms"
+        )
+        print(
+            f"  deliveries               expected {report['expected']}, received {report['received']}, "
+            f"lost {report['lost']}, duplicated {report['duplicated']}, out of order {report['out_of_order']}"
+        )
+        print(
+            f"  api CPU during the load  {(cpu1 - cpu0) / took:.2f} cores; machine busy "
+            f"{100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]):.0f}% of {os.cpu_count()} cores"
+        )
         print(f"  generator's loop lag     p99 {report['lag_p99']:.1f} ms (late reading is counted as latency above)")
         print("  raw limit, same run:")
-        print(f"    NOTIFY -> one asyncio listener at {args.rate:g}/s   p50 {raw_p50:.2f} ms  p99 {raw_p99:.2f} ms  "
-              f"({raw_heard}/{raw_sent} heard)")
+        print(
+            f"    NOTIFY -> one asyncio listener at {args.rate:g}/s   p50 {raw_p50:.2f} ms  p99 {raw_p99:.2f} ms  "
+            f"({raw_heard}/{raw_sent} heard)"
+        )
     except BaseException:
         stack.stop(show_log=True)
         raise
@@ -307,7 +366,7 @@ class Stream(asyncio.Protocol):
         if cut < 0:
             self.tail = buffer
             return
-        self.tail = buffer[cut + 2:]
+        self.tail = buffer[cut + 2 :]
         for event_id, message_id in FRAME.findall(buffer, 0, cut + 2):
             self.ids.append(int(event_id))
             self.messages.append(int(message_id))
@@ -327,11 +386,18 @@ async def subscribers(port: int, sessions_file: Path) -> None:
     lags: list[float] = []
 
     async def open_stream(cookie: str) -> bool:
-        request = (f"GET /events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n"
-                   f"Cookie: sb_session={cookie}\r\n\r\n").encode()
+        request = (
+            f"GET /events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nCookie: sb_session={cookie}\r\n\r\n"
+        ).encode()
         opened = loop.create_future()
         await loop.create_connection(lambda: Stream(request, opened, streams), "127.0.0.1", port)
         return await asyncio.wait_for(opened, 60)
+
+    gate = asyncio.Semaphore(200)  # connections being opened at once
+
+    async def open_gated(cookie: str) -> bool:
+        async with gate:
+            return await open_stream(cookie)
 
     async def watch_lag() -> None:
         while True:
@@ -356,13 +422,7 @@ async def subscribers(port: int, sessions_file: Path) -> None:
             answer({"ok": True})
         elif command["cmd"] == "connect":
             began = time.monotonic()
-            gate = asyncio.Semaphore(200)
-
-            async def one(cookie: str) -> bool:
-                async with gate:
-                    return await open_stream(cookie)
-
-            opened = await asyncio.gather(*(one(cookie) for cookie, _home in sessions))
+            opened = await asyncio.gather(*(open_gated(cookie) for cookie, _home in sessions))
             homes = [home for _cookie, home in sessions]
             answer({"connected": sum(opened), "seconds": time.monotonic() - began})
         elif command["cmd"] == "record":
@@ -372,7 +432,7 @@ async def subscribers(port: int, sessions_file: Path) -> None:
             answer({"ok": True})
         elif command["cmd"] == "report":
             lag_task.cancel()
-            answer(summarise(streams[len(warm):], homes, command["published"], lags))
+            answer(summarise(streams[len(warm) :], homes, command["published"], lags))
 
 
 def summarise(streams: list[Stream], homes: list[int], published: list[list], lags: list[float]) -> dict:
@@ -401,11 +461,19 @@ def summarise(streams: list[Stream], homes: list[int], published: list[list], la
                 lost -= 1
                 latencies.append((at - origin[1]) * 1000)
                 per_second.setdefault(int(origin[1] - first), []).append(latencies[-1])
-    return {"expected": expected, "received": received, "lost": lost, "duplicated": duplicated,
-            "out_of_order": out_of_order, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
-            "max": max(latencies, default=float("nan")), "lag_p99": percentile(lags, 99),
-            "closed": sum(stream.closed for stream in streams),
-            "per_second": [round(percentile(v, 99)) for _, v in sorted(per_second.items())]}
+    return {
+        "expected": expected,
+        "received": received,
+        "lost": lost,
+        "duplicated": duplicated,
+        "out_of_order": out_of_order,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies, default=float("nan")),
+        "lag_p99": percentile(lags, 99),
+        "closed": sum(stream.closed for stream in streams),
+        "per_second": [round(percentile(v, 99)) for _, v in sorted(per_second.items())],
+    }
 
 
 def main() -> None:

@@ -138,6 +138,5 @@ def event_keys(scope: EventScope) -> frozenset[Key]:
     return frozenset(keys)
 
 
-
 def may_receive(viewer: Viewer, scope: EventScope) -> bool:
     return not viewer_keys(viewer).isdisjoint(event_keys(scope))

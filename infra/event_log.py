@@ -81,8 +81,10 @@ def parse_notification(text: str) -> LoggedEvent:
 
 _SINCE = "SELECT id, type, payload::text FROM realtime_events WHERE id > $1 ORDER BY id LIMIT $2"
 _NEWEST = "SELECT id, type, payload::text FROM realtime_events ORDER BY id DESC LIMIT $1"
-_BOUNDS = "SELECT min(id), max(id), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realtime_events_id) " \
-          "FROM realtime_events"
+_BOUNDS = (
+    "SELECT min(id), max(id), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realtime_events_id) "
+    "FROM realtime_events"
+)
 
 
 async def read_since(conn: Any, after_id: int, limit: int) -> list[LoggedEvent]:

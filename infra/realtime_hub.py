@@ -76,8 +76,19 @@ def resync_frame(position: int, reason: ResyncReason) -> bytes:
 class Subscriber:
     """One SSE stream. `offer` is called by the hub; the stream's task awaits `frames()`."""
 
-    __slots__ = ("_frames", "_held", "_limit", "_on_overflow", "_waiter", "closed", "keys", "last_id", "sending",
-                 "task", "viewer")
+    __slots__ = (
+        "_frames",
+        "_held",
+        "_limit",
+        "_on_overflow",
+        "_waiter",
+        "closed",
+        "keys",
+        "last_id",
+        "sending",
+        "task",
+        "viewer",
+    )
 
     def __init__(self, viewer: Viewer, last_id: int, limit: int, on_overflow: Callable[[Subscriber], None]) -> None:
         self.viewer = viewer
@@ -186,8 +197,10 @@ class Hub:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._listen_forever(), name="realtime-listen"),
-                       asyncio.create_task(self._heartbeats(), name="realtime-heartbeats")]
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="realtime-listen"),
+            asyncio.create_task(self._heartbeats(), name="realtime-heartbeats"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -332,8 +345,10 @@ class Hub:
             rows = [] if after > bounds.issued else await event_log.read_since(raw, after, REPLAY_LIMIT + 1)
         if after > bounds.issued:
             sub.resync(self.last_id or 0, ResyncReason.UNKNOWN_ID)
-        elif (bounds.oldest is not None and after < bounds.oldest - 1) or len(rows) > REPLAY_LIMIT or (
-            bounds.oldest is None and after < bounds.issued
+        elif (
+            (bounds.oldest is not None and after < bounds.oldest - 1)
+            or len(rows) > REPLAY_LIMIT
+            or (bounds.oldest is None and after < bounds.issued)
         ):
             sub.resync(max(self.last_id or 0, rows[-1].id if rows else 0), ResyncReason.GAP_TOO_OLD)
         else:

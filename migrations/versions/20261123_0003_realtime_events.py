@@ -46,8 +46,12 @@ def upgrade() -> None:
     op.execute("CREATE SEQUENCE realtime_events_id")
     op.create_table(
         "realtime_events",
-        sa.Column("id", sa.BigInteger(),
-                  server_default=sa.text("(- nextval('realtime_events_pending_id'::regclass))"), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger(),
+            server_default=sa.text("(- nextval('realtime_events_pending_id'::regclass))"),
+            nullable=False,
+        ),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),

@@ -64,8 +64,11 @@ def parse_frames(buffer: str) -> tuple[list[Frame], str]:
             name, value = line.split(": ", 1)
             fields[name] = value
         if "event" in fields:
-            frames.append(Frame(int(fields["id"]) if "id" in fields else None, fields["event"],
-                                json.loads(fields.get("data", "{}"))))
+            frames.append(
+                Frame(
+                    int(fields["id"]) if "id" in fields else None, fields["event"], json.loads(fields.get("data", "{}"))
+                )
+            )
     return frames, buffer
 
 
@@ -78,16 +81,18 @@ async def open_stream(base_url: str, cookie: str, *, last_event_id: int | None =
     opened = asyncio.get_running_loop().create_future()
 
     async def read() -> None:
-        async with httpx.AsyncClient(base_url=base_url, cookies={"sb_session": cookie}, timeout=None) as http:
-            async with http.stream("GET", "/events", headers=headers) as response:
-                opened.set_result(response.status_code)
-                buffer = ""
-                async for chunk in response.aiter_text():
-                    frames, buffer = parse_frames(buffer + chunk)
-                    for frame in frames:
-                        if frame.id is not None:
-                            stream.last_id = frame.id
-                        stream.frames.put_nowait(frame)
+        async with (
+            httpx.AsyncClient(base_url=base_url, cookies={"sb_session": cookie}, timeout=None) as http,
+            http.stream("GET", "/events", headers=headers) as response,
+        ):
+            opened.set_result(response.status_code)
+            buffer = ""
+            async for chunk in response.aiter_text():
+                frames, buffer = parse_frames(buffer + chunk)
+                for frame in frames:
+                    if frame.id is not None:
+                        stream.last_id = frame.id
+                    stream.frames.put_nowait(frame)
 
     stream.task = asyncio.create_task(read())
     status = await asyncio.wait_for(asyncio.shield(opened), 10)
@@ -105,12 +110,19 @@ async def staff(factory, role: OperatorRole = OperatorRole.OPERATOR, branch_id: 
     n = next(_ids)
     token = new_token()
     async with factory() as db, db.begin():
-        operator = Operator(email=f"rt{n}@example.com", display_name=f"RT {n}", password_hash="x", role=role,
-                            branch_id=branch_id)
+        operator = Operator(
+            email=f"rt{n}@example.com", display_name=f"RT {n}", password_hash="x", role=role, branch_id=branch_id
+        )
         db.add(operator)
         await db.flush()
-        db.add(WebSession(token_hash=token_digest(token), operator_id=operator.id, csrf_token="c",
-                          expires_at=datetime.now(UTC) + timedelta(hours=1)))
+        db.add(
+            WebSession(
+                token_hash=token_digest(token),
+                operator_id=operator.id,
+                csrf_token="c",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
         return operator.id, token
 
 
@@ -122,8 +134,9 @@ async def branch(factory) -> int:
         return row.id
 
 
-def status_event(conversation_id: int, branch_id: int | None, assignee_id: int | None,
-                 message_id: int = 1) -> MessageStatusChanged:
+def status_event(
+    conversation_id: int, branch_id: int | None, assignee_id: int | None, message_id: int = 1
+) -> MessageStatusChanged:
     """A small event about any conversation: the hub only reads its scope."""
     ref = ConversationRef(conversation_id=conversation_id, inbox_id=1, branch_id=branch_id, assignee_id=assignee_id)
     return MessageStatusChanged.of(ref, message_id=message_id, status=DeliveryStatus.SENT)

@@ -47,8 +47,9 @@ async def test_after_the_listen_connection_drops_nothing_is_lost_or_repeated(hub
     assert [f.data["message_id"] for f in await _frames(sub, 1)] == [1]
 
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
-                           {"n": NAME})
+        await conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"), {"n": NAME}
+        )
     deadline = asyncio.get_running_loop().time() + 15
     while hub.connected.is_set():
         assert asyncio.get_running_loop().time() < deadline, "the hub did not notice"
@@ -103,9 +104,15 @@ async def test_a_reconnect_older_than_the_log_or_from_nowhere_is_told_to_resync(
 async def test_sql_written_rows_carry_the_same_json_as_publish(clean_db, engine):
     event = status_event(7, 3, None, message_id=9)
     sql = event_log.event_rows_sql(
-        type(event), "FROM (SELECT 7 AS c, 3 AS b) AS src",
-        columns={"conversation_id": "src.c", "branch_id": "src.b", "assignee_id": "NULL::bigint",
-                 "inbox_id": "1", "message_id": "9"},
+        type(event),
+        "FROM (SELECT 7 AS c, 3 AS b) AS src",
+        columns={
+            "conversation_id": "src.c",
+            "branch_id": "src.b",
+            "assignee_id": "NULL::bigint",
+            "inbox_id": "1",
+            "message_id": "9",
+        },
         constants={"status": event.status},
     )
     async with engine.begin() as conn:

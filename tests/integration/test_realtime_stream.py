@@ -11,6 +11,7 @@ import pytest
 
 from domain.enums import OperatorRole
 from infra.event_log import publish
+from tests.integration.conftest import wait_until
 from tests.integration.realtime_support import branch, commit, open_stream, staff, status_event
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -84,10 +85,13 @@ async def test_a_conversation_taken_away_still_reaches_who_had_it(live_api, clea
     mine, other = await branch(clean_db), await branch(clean_db)
     me, cookie = await staff(clean_db, branch_id=mine)
     stranger, _ = await staff(clean_db, branch_id=other)
-    moved = ConversationAssigned.of(ConversationRef(conversation_id=1, inbox_id=1, branch_id=other,
-                                                    assignee_id=stranger),
-                                    previous_branch_id=mine, previous_assignee_id=me,
-                                    reason=AssignmentReason.TRANSFERRED, actor_operator_id=me)
+    moved = ConversationAssigned.of(
+        ConversationRef(conversation_id=1, inbox_id=1, branch_id=other, assignee_id=stranger),
+        previous_branch_id=mine,
+        previous_assignee_id=me,
+        reason=AssignmentReason.TRANSFERRED,
+        actor_operator_id=me,
+    )
     async with open_stream(live_api.url, cookie) as stream:
         await commit(clean_db, moved)
         frame = await stream.next()
@@ -115,18 +119,15 @@ async def test_reconnecting_with_last_event_id_gets_each_missed_event_once_in_or
 async def test_a_rolled_back_transaction_announces_nothing(live_api, clean_db):
     me, cookie = await staff(clean_db)
     async with open_stream(live_api.url, cookie) as stream:
-        async with clean_db() as db:
-            async with db.begin() as tx:
-                await publish(db, status_event(1, None, me, message_id=13))
-                await tx.rollback()
+        async with clean_db() as db, db.begin() as tx:
+            await publish(db, status_event(1, None, me, message_id=13))
+            await tx.rollback()
         marker = await _marker(clean_db, me)
         got = await stream.until(lambda f: f.data == marker.payload())
     assert [f.data for f in got] == [marker.payload()]
 
 
-async def test_two_writers_committing_out_of_id_order_still_give_a_gapless_commit_ordered_stream(
-    live_api, clean_db
-):
+async def test_two_writers_committing_out_of_id_order_still_give_a_gapless_commit_ordered_stream(live_api, clean_db):
     me, cookie = await staff(clean_db)
     early, late = status_event(1, None, me, message_id=1), status_event(1, None, me, message_id=2)
     async with open_stream(live_api.url, cookie) as stream:
@@ -160,20 +161,18 @@ async def test_a_stalled_subscriber_does_not_delay_the_others_and_is_cut_off(liv
             await asyncio.sleep(0)
             # more than the kernel's socket buffers (up to 4 MB here) and the stream's queue
             total, padding = 12_000, "x" * 450
-            events = [status_event(1, None, me, message_id=n).model_copy(update={"error": padding})
-                      for n in range(total)]
+            events = [
+                status_event(1, None, me, message_id=n).model_copy(update={"error": padding}) for n in range(total)
+            ]
             loop = asyncio.get_running_loop()
             began = loop.time()
             for chunk in range(0, total, 1000):
-                await commit(clean_db, *events[chunk:chunk + 1000])
+                await commit(clean_db, *events[chunk : chunk + 1000])
             got = await healthy.until(lambda f: f.data.get("message_id") == total - 1, timeout=20)
             took = loop.time() - began
             assert [f.data["message_id"] for f in got] == list(range(total))
             assert took < 10, f"the healthy stream took {took:.1f} s"
             # the stalled one was dropped from the hub (and its stream task ended, closing the socket)
-            deadline = loop.time() + 10
-            while len(hub.subscribers()) > before + 1 and loop.time() < deadline:
-                await asyncio.sleep(0.05)
-            assert len(hub.subscribers()) == before + 1
+            await wait_until(lambda: len(hub.subscribers()) == before + 1, timeout=10)
     finally:
         stalled.close()

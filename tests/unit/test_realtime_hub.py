@@ -12,8 +12,7 @@ def _viewer(rng: random.Random):
     kind = rng.choice(["operator", "operator", "supervisor", "admin", "visitor"])
     if kind == "visitor":
         return Visitor(rng.randint(1, 6))
-    role = {"operator": OperatorRole.OPERATOR, "supervisor": OperatorRole.SUPERVISOR,
-            "admin": OperatorRole.ADMIN}[kind]
+    role = {"operator": OperatorRole.OPERATOR, "supervisor": OperatorRole.SUPERVISOR, "admin": OperatorRole.ADMIN}[kind]
     return Staff(rng.randint(1, 8), role, rng.choice([None, 1, 2, 3]))
 
 
@@ -23,8 +22,13 @@ def _place(rng: random.Random):
 
 def _scope(rng: random.Random) -> EventScope:
     audience = rng.choice(list(Audience))
-    return EventScope(audience, place=_place(rng), previous=_place(rng) if rng.random() < 0.3 else None,
-                      operator_id=rng.randint(1, 8), branch_id=rng.choice([None, 1, 2, 3]))
+    return EventScope(
+        audience,
+        place=_place(rng),
+        previous=_place(rng) if rng.random() < 0.3 else None,
+        operator_id=rng.randint(1, 8),
+        branch_id=rng.choice([None, 1, 2, 3]),
+    )
 
 
 def test_recipients_by_index_are_exactly_who_the_rule_allows():

@@ -18,24 +18,36 @@ def test_every_event_has_one_unique_dotted_name():
     names = [event.NAME for event in EVENTS]
     assert len(names) == len(set(names))
     assert all(re.fullmatch(r"[a-z]+\.[a-z_]+", name) for name in names), names
-    declared = {obj for obj in vars(events).values()
-                if isinstance(obj, type) and issubclass(obj, events.Event) and "NAME" in vars(obj)}
+    declared = {
+        obj
+        for obj in vars(events).values()
+        if isinstance(obj, type) and issubclass(obj, events.Event) and "NAME" in vars(obj)
+    }
     assert declared == set(EVENTS), "an event class is missing from EVENTS"
     assert BY_NAME["message.created"] is MessageCreated
 
 
 def test_builder_carries_the_conversation_scope():
     event = MessageCreated.of(REF, message_id=9, direction=MessageDirection.IN, sender_kind=SenderKind.CONTACT)
-    assert event.payload() == {"conversation_id": 5, "inbox_id": 2, "branch_id": 3, "assignee_id": None,
-                               "message_id": 9, "direction": "in", "sender_kind": "contact", "purpose": None}
+    assert event.payload() == {
+        "conversation_id": 5,
+        "inbox_id": 2,
+        "branch_id": 3,
+        "assignee_id": None,
+        "message_id": 9,
+        "direction": "in",
+        "sender_kind": "contact",
+        "purpose": None,
+    }
     assert event.scope().place == Placement(5, 3, None)
     assert MessageCreated.model_validate(event.payload()) == event
 
 
 def test_payloads_round_trip_and_reject_unknown_fields():
     with pytest.raises(ValueError):
-        MessageCreated.model_validate({**REF.model_dump(), "message_id": 1, "direction": "in",
-                                       "sender_kind": "contact", "token": "secret"})
+        MessageCreated.model_validate(
+            {**REF.model_dump(), "message_id": 1, "direction": "in", "sender_kind": "contact", "token": "secret"}
+        )
 
 
 def test_a_long_error_is_cut_so_the_notification_always_fits():
@@ -45,7 +57,10 @@ def test_a_long_error_is_cut_so_the_notification_always_fits():
 
 def test_reassignment_scope_names_the_previous_placement():
     event = events.ConversationAssigned.of(
-        REF.model_copy(update={"assignee_id": 8}), previous_branch_id=3, previous_assignee_id=None,
-        reason=events.AssignmentReason.FROM_POOL)
+        REF.model_copy(update={"assignee_id": 8}),
+        previous_branch_id=3,
+        previous_assignee_id=None,
+        reason=events.AssignmentReason.FROM_POOL,
+    )
     assert event.scope().previous == Placement(5, 3, None)
     assert event.scope().place == Placement(5, 3, 8)

@@ -77,21 +77,28 @@ def test_an_operator_without_a_branch_does_not_see_unrouted_conversations_as_a_p
 
 def test_guessed_ids_see_nothing():
     for viewer in (operator, operator_without_branch, visitor):
-        for conversation, branch, assignee in itertools.product((CONVERSATION + 999, 0, -1), (OTHER_BRANCH, None),
-                                                                 (STRANGER, None)):
+        for conversation, branch, assignee in itertools.product(
+            (CONVERSATION + 999, 0, -1), (OTHER_BRANCH, None), (STRANGER, None)
+        ):
             assert access(viewer, Placement(conversation, branch, assignee)) == Access.NONE, (viewer, branch, assignee)
     # a visitor id is a conversation id: another conversation's id sees nothing
     assert access(Visitor(OTHER_CONVERSATION), Placement(CONVERSATION, MY_BRANCH, None)) == Access.NONE
 
 
 def test_a_reassignment_reaches_who_saw_it_before_and_who_sees_it_now():
-    scope = EventScope(Audience.STAFF, place=Placement(CONVERSATION, OTHER_BRANCH, STRANGER),
-                       previous=Placement(CONVERSATION, MY_BRANCH, ME))
+    scope = EventScope(
+        Audience.STAFF,
+        place=Placement(CONVERSATION, OTHER_BRANCH, STRANGER),
+        previous=Placement(CONVERSATION, MY_BRANCH, ME),
+    )
     assert may_receive(operator, scope)  # it left me: my list must drop it
     assert may_receive(Staff(STRANGER, OperatorRole.OPERATOR, OTHER_BRANCH), scope)
     assert not may_receive(Staff(COLLEAGUE, OperatorRole.OPERATOR, MY_BRANCH), scope)
-    taken_from_pool = EventScope(Audience.STAFF, place=Placement(CONVERSATION, MY_BRANCH, COLLEAGUE),
-                                 previous=Placement(CONVERSATION, MY_BRANCH, None))
+    taken_from_pool = EventScope(
+        Audience.STAFF,
+        place=Placement(CONVERSATION, MY_BRANCH, COLLEAGUE),
+        previous=Placement(CONVERSATION, MY_BRANCH, None),
+    )
     assert may_receive(operator, taken_from_pool)  # it left my pool
     assert not may_receive(Staff(STRANGER, OperatorRole.OPERATOR, OTHER_BRANCH), taken_from_pool)
 
@@ -120,4 +127,7 @@ def test_viewer_and_event_keys_are_what_subscribers_are_indexed_by():
     assert viewer_keys(supervisor) == {("operator", ME), ("all",)}  # no pool: a supervisor's is every branch
     assert viewer_keys(visitor) == {("visitor", CONVERSATION)}
     assert event_keys(EventScope(Audience.CONVERSATION, place=Placement(CONVERSATION, MY_BRANCH, None))) == {
-        ("all",), ("branch", MY_BRANCH), ("visitor", CONVERSATION)}
+        ("all",),
+        ("branch", MY_BRANCH),
+        ("visitor", CONVERSATION),
+    }
