@@ -20,9 +20,8 @@ from sqlalchemy import text
 from starlette.routing import Route
 
 from channels.registry import build_adapters
-from infra.db import make_engine, make_sessionmaker, warm_pool
-from infra.realtime import asyncpg_dsn
-from infra.realtime_hub import Hub
+from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway

@@ -22,12 +22,13 @@ from temporalio.exceptions import ApplicationError
 
 from channels.base import ChannelAdapter, Files, MalformedUpdate, Polling, Webhook
 from domain.contracts import DeliveryError, InboundEvent, PermanentError, ProviderFileRef, RateLimitedError
+from domain.events import MessageChange, MessageUpdated
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.polling import POLL_INBOX, PollOutcome, PollRequest
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckReport
+from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
 from infra.models import Attachment, Inbox, Message
-from infra.realtime import publish
 from infra.security import CredentialBox
 from infra.settings import Settings
 from services.ingest import ingest, refused_for_its_data
@@ -276,8 +277,9 @@ class ChannelActivities:
             report.stored += 1
         if report.stored or report.failed:
             async with self._factory() as db, db.begin():
+                ref = await load_conversation_ids(db, row.conversation_id)
                 await publish(
-                    db, "message.attachments", conversation_id=row.conversation_id, message_id=params.message_id
+                    db, MessageUpdated.of(ref, message_id=params.message_id, change=MessageChange.ATTACHMENTS)
                 )
         if retry is not None:
             raise _retry_later(retry)

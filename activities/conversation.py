@@ -43,9 +43,10 @@ from domain.conversation import (
     TransferRequest,
 )
 from domain.enums import ConversationStatus, MessageFormat, SenderKind
+from domain.events import ConversationRouted, ConversationStatusChanged, EscalationExhausted
 from domain.routing import RegionRule as RegionRuleSpec, branch_for_region
+from infra.event_log import conversation_ids, load_conversation_ids, publish
 from infra.models import Branch, Contact, Conversation, Inbox, Operator, RegionRule
-from infra.realtime import publish
 from infra.settings import Settings
 from services import audit
 from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
@@ -81,9 +82,7 @@ class ConversationActivities:
             assert inbox is not None and contact is not None
             if conversation.branch_id is None:
                 conversation.branch_id = await self._route(db, contact.region)
-                await publish(
-                    db, "conversation.routed", conversation_id=conversation.id, branch_id=conversation.branch_id
-                )
+                await publish(db, ConversationRouted.of(conversation_ids(conversation)))
             schedule = await db.scalar(select(Branch.working_hours).where(Branch.id == conversation.branch_id))
             return ConversationState(
                 conversation_id=conversation.id,
@@ -154,20 +153,14 @@ class ConversationActivities:
     async def alert_supervisors(self, request: AlertRequest) -> None:
         conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
-            branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
+            ref = await load_conversation_ids(db, conversation_id)
             audit.record(
                 db,
                 "conversation.escalation_exhausted",
                 conversation_id=conversation_id,
                 details={"timed_out": request.timed_out},
             )
-            await publish(
-                db,
-                "supervisor.alert",
-                conversation_id=conversation_id,
-                branch_id=branch_id,
-                reason="escalation_exhausted",
-            )
+            await publish(db, EscalationExhausted.of(ref, timed_out=request.timed_out))
 
     @activity.defn(name=TRANSFER_CONVERSATION)
     async def transfer_conversation(self, request: TransferRequest) -> Assignment:
@@ -247,7 +240,7 @@ class ConversationActivities:
         self, db: AsyncSession, conversation: Conversation, status: ConversationStatus, by: int | None, action: str
     ) -> None:
         now = datetime.now(UTC)
-        conversation.status = status
+        previous, conversation.status = conversation.status, status
         if status == ConversationStatus.RESOLVED:
             conversation.resolved_at = now
         elif status == ConversationStatus.CLOSED:
@@ -255,12 +248,7 @@ class ConversationActivities:
         conversation.last_activity_at = now
         audit.record(db, action, operator_id=by, conversation_id=conversation.id)
         await publish(
-            db,
-            "conversation.status",
-            conversation_id=conversation.id,
-            status=status.value,
-            branch_id=conversation.branch_id,
-            assignee_id=conversation.assignee_id,
+            db, ConversationStatusChanged.of(conversation_ids(conversation), status=status, previous_status=previous)
         )
 
     @activity.defn(name=SEND_SYSTEM_MESSAGE)

@@ -43,15 +43,22 @@ from domain.delivery import (
     SendRequest,
 )
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
+from domain.events import ContactReachabilityChanged, MessageStatusChanged
+from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
 from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
 from infra.ratelimit import reserve
-from infra.realtime import publish
 from infra.security import CredentialBox
 from infra.settings import Settings
 from services import audit
 
 log = logging.getLogger(__name__)
+
+
+async def _status_changed(db: AsyncSession, message: Message, status: DeliveryStatus, *, error: str | None = None):
+    ref = await load_conversation_ids(db, message.conversation_id)
+    await publish(db, MessageStatusChanged.of(ref, message_id=message.id, status=status, error=error))
+
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
@@ -242,13 +249,7 @@ class DeliveryActivities:
                 .values(delivery_status=DeliveryStatus.SENDING)
             )
             if changed.rowcount:
-                await publish(
-                    db,
-                    "message.status",
-                    conversation_id=message.conversation_id,
-                    message_id=message.id,
-                    status=DeliveryStatus.SENDING.value,
-                )
+                await _status_changed(db, message, DeliveryStatus.SENDING)
 
     async def _mark_sent(self, message: Message, sent: list[str], attempt: int, latency: int, correlation: str) -> None:
         """The attempt's journal row and the message's new status, in one transaction."""
@@ -279,13 +280,7 @@ class DeliveryActivities:
                 await db.execute(
                     update(Conversation).where(Conversation.id == message.conversation_id).values(last_out_at=now)
                 )
-            await publish(
-                db,
-                "message.status",
-                conversation_id=message.conversation_id,
-                message_id=message.id,
-                status=DeliveryStatus.SENT.value,
-            )
+            await _status_changed(db, message, DeliveryStatus.SENT)
 
     async def _failed_attempt(
         self,
@@ -330,9 +325,8 @@ class DeliveryActivities:
                 conversation_id=conversation_id,
                 details={"identity_id": identity.id, "reason": reason},
             )
-            await publish(
-                db, "contact.reachability", identity_id=identity.id, reachable=False, conversation_id=conversation_id
-            )
+            ref = await load_conversation_ids(db, conversation_id)
+            await publish(db, ContactReachabilityChanged.of(ref, identity_id=identity.id, reachable=False))
 
     async def _fail(self, message: Message, error_class: ErrorClass, reason: str, code: str | None) -> SendOutcome:
         async with self._factory() as db, db.begin():
@@ -341,14 +335,7 @@ class DeliveryActivities:
                 .where(Message.id == message.id)
                 .values(delivery_status=DeliveryStatus.FAILED, error_class=error_class, error=reason)
             )
-            await publish(
-                db,
-                "message.status",
-                conversation_id=message.conversation_id,
-                message_id=message.id,
-                status=DeliveryStatus.FAILED.value,
-                error=reason,
-            )
+            await _status_changed(db, message, DeliveryStatus.FAILED, error=reason)
         return SendOutcome(outcome=Outcome.FAILED, reason=reason, successor_id=await self._successor(message))
 
     async def _record(

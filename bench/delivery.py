@@ -6,7 +6,8 @@ faults and once with a share of retryable provider faults.
     .venv/bin/python -m bench.delivery --bot-rate 200   # what the pipeline does past Telegram's limit
 
 The path: a customer writes in (services.ingest, which opens the conversation), a supervisor
-answers (services.conversations.send_reply, one Idempotency-Key per reply, one transaction each), the
+takes it over (services.conversations.take) and answers (services.conversations.send_reply, one
+Idempotency-Key per reply, one transaction each), the
 outbox relay in `worker.py` starts delivery-{message_id}, DeliveryWorkflow waits for the chat's
 previous reply, takes a rate slot (per bot and per chat, in PostgreSQL) and sends through the
 Telegram adapter to the fake (tests/fakes/telegram.py, served in this process on loopback).
@@ -58,7 +59,7 @@ from infra.db import make_sessionmaker
 from infra.models import Branch, DeliveryAttempt, Inbox, Message, Operator, OutboxEvent
 from infra.security import CredentialBox, hash_password
 from infra.settings import ROOT
-from services.conversations import send_reply
+from services.conversations import send_reply, take
 from services.ingest import ingest
 from tests.fakes.faults import Fault
 from tests.fakes.telegram import TOKEN, FakeTelegram
@@ -68,7 +69,7 @@ CONCURRENCY = 16  # ingest / send_reply calls in flight, like a busy cabinet
 
 
 async def seed(factory: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
-    """A branch and an offline supervisor (answers anywhere, is never assigned)."""
+    """A branch and an offline supervisor (takes every conversation; the workflow never assigns one)."""
     async with factory() as db, db.begin():
         branch = Branch(name="Bench", is_default=True)
         db.add(branch)
@@ -148,6 +149,11 @@ async def queue_replies(
             await send_reply(db, operator, conversations[chat_id], body, idempotency_key=f"{tag}-{chat_id}-{k}")
         written[chat_id].append(body)
 
+    async def take_over(chat_id: str) -> None:  # a supervisor only watches until they take it
+        async with factory() as db, db.begin():
+            await take(db, await db.get(Operator, operator_id), conversations[chat_id])
+
+    await bounded(CONCURRENCY, [take_over(c) for c in chats])
     rounds: dict[int, list[tuple[int, str]]] = {}
     for index in range(messages):
         rounds.setdefault(index // len(chats), []).append((index, chats[index % len(chats)]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import time
@@ -41,9 +42,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.stack import BenchStack, bounded, open_loop, percentile
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
-from infra.db import make_sessionmaker
+from infra.db import asyncpg_dsn, make_sessionmaker
+from infra.event_log import CHANNEL as REALTIME_CHANNEL, parse_notification
 from infra.models import Branch, Conversation, Inbox, Operator, OutboxEvent
-from infra.realtime import RealtimeListener, asyncpg_dsn
 from infra.security import CredentialBox, hash_password
 
 SECRET = "bench-webhook-secret"
@@ -176,9 +177,17 @@ async def run(args: argparse.Namespace) -> None:
         sws_rate = await raw_signal_with_start_rate(client, min(args.events, 1000), args.concurrency)
 
         stack.start_app()
-        listener = RealtimeListener(stack.env["DATABASE_URL"])
-        await listener.start()
         announced: dict[int, float] = {}  # message_id -> time the NOTIFY arrived
+
+        def heard(_conn: object, _pid: int, _channel: str, text: str) -> None:
+            event = parse_notification(text)
+            if event.name == "message.created":
+                payload = json.loads(event.payload)
+                if payload["direction"] == "in":
+                    announced[payload["message_id"]] = time.perf_counter()
+
+        listener = await asyncpg.connect(**dsn)
+        await listener.add_listener(REALTIME_CHANNEL, heard)
         sent_at: dict[int, float] = {}
         request_ms: list[float] = []
         client_lag: dict[int, float] = {}
@@ -186,19 +195,7 @@ async def run(args: argparse.Namespace) -> None:
         users = contact_sequence(args.events, args.contacts)
 
         connector = aiohttp.TCPConnector(limit=args.concurrency)
-        async with (
-            listener.subscribe() as events,
-            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http,
-        ):
-
-            async def collect() -> None:
-                while True:
-                    event = await events.get()
-                    if event["type"] == "message.created" and event.get("direction") == "in":
-                        announced[event["message_id"]] = time.perf_counter()
-
-            collector = asyncio.create_task(collect())
-
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
             transport_retries = 0
 
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -248,8 +245,7 @@ async def run(args: argparse.Namespace) -> None:
                 await bounded(args.concurrency, [send(i) for i in range(args.events)])
             elapsed = time.perf_counter() - began
             await asyncio.sleep(0.5)
-            collector.cancel()
-        await listener.stop()
+        await listener.close()
 
         # message ids map to update ids through provider_message_id ("chat:message")
         engine = create_async_engine(stack.env["DATABASE_URL"])

@@ -43,7 +43,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.stack import BenchStack, percentile
-from infra.realtime import asyncpg_dsn
+from infra.db import asyncpg_dsn
 from infra.security import new_token, token_digest
 
 FRAME = re.compile(rb'id: (\d+)\nevent: message\.created\ndata: [^\n]*?"message_id": (\d+)')
@@ -126,7 +126,7 @@ async def publish_messages(database_url: str, world: World, rate: float, seconds
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from domain.enums import MessageDirection, SenderKind
-    from domain.events import ConversationRef, MessageCreated
+    from domain.events import ConversationIds, MessageCreated
     from infra.db import make_sessionmaker
     from infra.event_log import publish
     from infra.models import Message
@@ -150,7 +150,7 @@ async def publish_messages(database_url: str, world: World, rate: float, seconds
             )
             db.add(message)
             await db.flush()
-            ref = ConversationRef(conversation_id=conversation_id, inbox_id=world.inbox_id, branch_id=branch_id)
+            ref = ConversationIds(conversation_id=conversation_id, inbox_id=world.inbox_id, branch_id=branch_id)
             await publish(
                 db,
                 MessageCreated.of(

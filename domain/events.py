@@ -5,8 +5,8 @@ Each event is a typed model with one name (`NAME`) and one builder (`of(...)` fo
 a conversation, the constructor otherwise). Its payload carries ids and the scope the
 visibility rule needs (conversation, inbox, branch, assignee, the previous placement after a
 reassignment) and nothing secret: the cabinet loads what it shows through its own, checked
-queries. Hand-written SQL produces the same JSON through `infra.realtime.event_sql`, which
-reads the field names from these models.
+queries. Hand-written SQL produces the same JSON through `infra.event_log.event_rows_sql`,
+which reads the field names from these models.
 
 Durable events get an ordered id and are replayed to a client that reconnects; the few that
 are only worth seeing live (typing, presence) are `DURABLE = False`.
@@ -40,7 +40,7 @@ class Event(BaseModel):
         return self.model_dump(mode="json")
 
 
-class ConversationRef(BaseModel):
+class ConversationIds(BaseModel):
     """A conversation as events name it: the ids every conversation event carries."""
 
     model_config = ConfigDict(frozen=True)
@@ -60,7 +60,7 @@ class ConversationEvent(Event):
     assignee_id: int | None
 
     @classmethod
-    def of(cls, conversation: ConversationRef, **fields: Any) -> Self:
+    def of(cls, conversation: ConversationIds, **fields: Any) -> Self:
         return cls(**conversation.model_dump(), **fields)
 
     def scope(self) -> EventScope:
@@ -98,7 +98,7 @@ class MessageStatusChanged(ConversationEvent):
     error: str | None = Field(default=None, max_length=TEXT_LIMIT)
 
     @classmethod
-    def of(cls, conversation: ConversationRef, **fields: Any) -> Self:
+    def of(cls, conversation: ConversationIds, **fields: Any) -> Self:
         if fields.get("error"):
             fields["error"] = fields["error"][:TEXT_LIMIT]
         return super().of(conversation, **fields)
@@ -133,6 +133,7 @@ class AssignmentReason(StrEnum):
     ASSIGNED = "assigned"  # chosen when the conversation arrived
     FROM_POOL = "from_pool"  # an operator came online and took it from the branch's pool
     TRANSFERRED = "transferred"
+    TAKEN = "taken"  # the assignee took it: "assign to me" from the pool, or a supervisor's take-over
 
 
 class ConversationAssigned(Reassignment):

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Enum, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from infra.models import Base
@@ -22,6 +23,17 @@ def asyncpg_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> dict[str, Any]:
+    """Connection arguments for a raw asyncpg connection (LISTEN needs one of its own)."""
+    url = make_url(sqlalchemy_url)
+    args: dict[str, Any] = {"user": url.username, "password": url.password, "database": url.database}
+    if host := url.query.get("host"):
+        args["host"] = host
+    else:
+        args["host"], args["port"] = url.host, url.port
+    return args
 
 
 def make_engine(settings: Settings) -> AsyncEngine:

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from domain.events import Event
-from infra.models import RealtimeEvent
+from domain.events import ConversationIds, Event
+from infra.models import Conversation, RealtimeEvent
 
 CHANNEL = "switchboard_events"
 # The transaction-scoped lock the commit trigger takes (pg_advisory_xact_lock key).
@@ -36,13 +36,34 @@ async def publish(db: AsyncSession | AsyncConnection, event: Event) -> None:
         await db.execute(select(func.pg_notify(CHANNEL, f"0 {event.NAME} {payload}")))
 
 
-def event_rows_sql(
+def conversation_ids(conversation: Conversation) -> ConversationIds:
+    return ConversationIds(
+        conversation_id=conversation.id,
+        inbox_id=conversation.inbox_id,
+        branch_id=conversation.branch_id,
+        assignee_id=conversation.assignee_id,
+    )
+
+
+async def load_conversation_ids(db: AsyncSession, conversation_id: int) -> ConversationIds:
+    """The conversation as events name it, read in the caller's transaction."""
+    row = (
+        await db.execute(
+            select(Conversation.inbox_id, Conversation.branch_id, Conversation.assignee_id).where(
+                Conversation.id == conversation_id
+            )
+        )
+    ).one()
+    return ConversationIds(conversation_id=conversation_id, inbox_id=row[0], branch_id=row[1], assignee_id=row[2])
+
+
+def event_select(
     event: type[Event], source: str, *, columns: Mapping[str, str], constants: Mapping[str, Any] | None = None
 ) -> str:
-    """`INSERT INTO realtime_events ... SELECT ... <source>`: one event row per row of `source`
-    (a FROM clause, with WHERE if need be), for statements written by hand. `columns` maps
-    payload fields to SQL expressions over `source`, `constants` fields to fixed values; the
-    fields and defaults come from the event's model, so the JSON matches `publish`'s."""
+    """`SELECT '<name>', <payload> <source>` for `events_insert_sql`: one event per row of
+    `source` (a FROM clause, with WHERE if need be), for statements written by hand. `columns`
+    maps payload fields to SQL expressions over `source`, `constants` fields to fixed values; the
+    fields and defaults come from the event's model, so the JSON is the one `publish` writes."""
     constants = dict(constants or {})
     fields = event.model_fields
     unknown = (set(columns) | set(constants)) - set(fields)
@@ -61,10 +82,12 @@ def event_rows_sql(
             raise ValueError(f"{event.NAME}: no value for {name}")
         literal = json.dumps(getattr(value, "value", value)).replace("'", "''")
         parts.append(f"'{name}', '{literal}'::jsonb")
-    return (
-        f"INSERT INTO realtime_events (type, payload) SELECT '{event.NAME}', jsonb_build_object({', '.join(parts)}) "
-        f"{source}"
-    )
+    return f"SELECT '{event.NAME}', jsonb_build_object({', '.join(parts)}) {source}"
+
+
+def events_insert_sql(*selects: str) -> str:
+    """One INSERT for the events of `selects`, numbered in the order given."""
+    return "INSERT INTO realtime_events (type, payload) " + " UNION ALL ".join(selects)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.assignment import OperatorCandidate, choose_operator
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, OperatorStatus
+from domain.events import AssignmentReason, ConversationAssigned, ConversationEscalated
 from domain.schedule import WorkingHours
+from infra.event_log import conversation_ids, publish
 from infra.models import Branch, Conversation, Operator
-from infra.realtime import publish
 from services import audit
 from services.outbox import add_notice
 
 LIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+ESCALATED = "conversation.escalated"
+# audit action -> why the realtime event says it was assigned
+_REASONS = {
+    "conversation.assigned": AssignmentReason.ASSIGNED,
+    "conversation.assigned_from_pool": AssignmentReason.FROM_POOL,
+    "conversation.transferred": AssignmentReason.TRANSFERRED,
+    "conversation.taken": AssignmentReason.TAKEN,
+}
 _BRANCH_LOCK_SPACE = 0x0B4A
 
 
@@ -54,7 +63,7 @@ async def set_assignee(
 ) -> None:
     """Write the assignment, the round-robin stamp, the audit entry and the realtime event."""
     now = datetime.now(UTC)
-    previous = conversation.assignee_id
+    previous, previous_branch = conversation.assignee_id, conversation.branch_id
     conversation.assignee_id = operator_id
     if branch_id is not None:
         conversation.branch_id = branch_id
@@ -69,14 +78,15 @@ async def set_assignee(
         conversation_id=conversation.id,
         details={"from": previous, "to": operator_id, "branch_id": conversation.branch_id},
     )
-    await publish(
-        db,
-        "conversation.assigned",
-        conversation_id=conversation.id,
-        branch_id=conversation.branch_id,
-        assignee_id=operator_id,
-        previous_assignee_id=previous,
-    )
+    moved = {"previous_branch_id": previous_branch, "previous_assignee_id": previous}
+    if action == ESCALATED:
+        event = ConversationEscalated.of(conversation_ids(conversation), **moved)
+    else:
+        reason = _REASONS[action]
+        event = ConversationAssigned.of(
+            conversation_ids(conversation), **moved, reason=reason, actor_operator_id=actor_operator_id
+        )
+    await publish(db, event)
 
 
 # Branch schedules are read on every inbound message; they change rarely, so a process keeps

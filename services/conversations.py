@@ -1,5 +1,5 @@
-"""What an operator does to conversations (open, reply, transfer, resolve), as services the
-cabinet and the API call.
+"""What an operator does to conversations (open, take, reply, transfer, resolve), as services
+the cabinet and the API call.
 
 Each checks the caller's rights on the ids it is given (no IDOR), writes PostgreSQL, and
 tells the conversation's workflow through the outbox when the workflow must react.
@@ -9,38 +9,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import ConversationStatus, MessageFormat, OperatorRole, SenderKind
+from domain.enums import ConversationStatus, MessageFormat, SenderKind
 from infra.models import Branch, Contact, Conversation, Inbox, Operator
 from services import audit
-from services.assignment import LIVE
-from services.errors import Forbidden, Invalid
-from services.operators import is_supervisor
+from services.assignment import LIVE, lock_branch, set_assignee
+from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
-
-
-async def conversation_for(
-    db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False
-) -> Conversation:
-    """Load a conversation the operator may see: supervisors all; operators their own and their branch's pool."""
-    query = select(Conversation).where(Conversation.id == conversation_id)
-    if lock:
-        query = query.with_for_update()
-    conversation = await db.scalar(query)
-    if conversation is None:
-        raise Forbidden()
-    if is_supervisor(operator):
-        return conversation
-    own = conversation.assignee_id == operator.id
-    pool = conversation.assignee_id is None and conversation.branch_id == operator.branch_id
-    if not (own or pool):
-        raise Forbidden()
-    return conversation
+from services.visibility import load_conversation, require_write, staff, visible_to
 
 
 async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
@@ -59,21 +40,16 @@ async def recent_conversations(db: AsyncSession, operator: Operator, limit: int 
         .join(Contact, Contact.id == Conversation.contact_id)
         .join(Inbox, Inbox.id == Conversation.inbox_id)
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .where(visible_to(staff(operator)))
         .order_by(Conversation.last_activity_at.desc())
         .limit(limit)
     )
-    if not is_supervisor(operator):
-        # operators see their branch's pool and what is assigned to them
-        query = query.where(
-            (Conversation.assignee_id == operator.id)
-            | ((Conversation.branch_id == operator.branch_id) & Conversation.assignee_id.is_(None))
-        )
     return list((await db.execute(query)).all())
 
 
 async def open_conversation(db: AsyncSession, operator: Operator, conversation_id: int) -> Conversation:
     """The assignee looked at it: stops the escalation timer for good. Supervisors stay invisible."""
-    conversation = await conversation_for(db, operator, conversation_id)
+    conversation = await load_conversation(db, staff(operator), conversation_id)
     if conversation.assignee_id == operator.id and conversation.opened_at is None:
         opened = await db.scalar(
             update(Conversation)
@@ -91,6 +67,26 @@ async def open_conversation(db: AsyncSession, operator: Operator, conversation_i
     return conversation
 
 
+async def take(db: AsyncSession, operator: Operator, conversation_id: int) -> Conversation:
+    """ "Assign to me" (an operator, from their branch's pool) or "take over" (a supervisor or an
+    admin, from anyone): at once, the caller is the assignee and has it open, so they may answer
+    and no escalation takes it away. The workflow hears both through the outbox."""
+    viewer = staff(operator)
+    branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
+    if branch_id is not None:
+        await lock_branch(db, branch_id)  # branch first, then the row: as every assignment does
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
+    if conversation.status not in LIVE:
+        raise Invalid("Only open conversations can be taken.")
+    if conversation.assignee_id == operator.id and conversation.opened_at is not None:
+        return conversation
+    await set_assignee(db, conversation, operator.id, action="conversation.taken", actor_operator_id=operator.id)
+    conversation.opened_at = datetime.now(UTC)
+    await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.ASSIGNED, operator_id=operator.id))
+    await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.OPENED, operator_id=operator.id))
+    return conversation
+
+
 async def request_transfer(
     db: AsyncSession,
     operator: Operator,
@@ -99,9 +95,11 @@ async def request_transfer(
     to_operator_id: int | None = None,
     to_branch_id: int | None = None,
 ) -> None:
+    """Ask the workflow to move the conversation. Supervisors and admins may move what they only
+    watch: a transfer to themselves is how they take a conversation over."""
     if (to_operator_id is None) == (to_branch_id is None):
         raise Invalid("Choose either an operator or a branch to transfer to.")
-    conversation = await conversation_for(db, operator, conversation_id)
+    conversation = await load_conversation(db, staff(operator), conversation_id)
     if conversation.status not in LIVE:
         raise Invalid("Only open conversations can be transferred.")
     if to_operator_id is not None:
@@ -123,7 +121,9 @@ async def request_transfer(
 
 
 async def request_resolve(db: AsyncSession, operator: Operator, conversation_id: int) -> None:
-    conversation = await conversation_for(db, operator, conversation_id)
+    viewer = staff(operator)
+    conversation = await load_conversation(db, viewer, conversation_id)
+    require_write(viewer, conversation)
     if conversation.status not in LIVE:
         raise Invalid("This conversation is not open.")
     await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=operator.id))
@@ -145,11 +145,11 @@ async def send_reply(
     text = text.strip()
     if not text:
         raise Invalid("The message is empty.")
-    conversation = await conversation_for(db, operator, conversation_id, lock=True)
+    viewer = staff(operator)
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
     if conversation.status == ConversationStatus.CLOSED:
         raise Invalid("This conversation is closed.")
-    if operator.role == OperatorRole.ADMIN and conversation.assignee_id != operator.id:
-        raise Invalid("Read-only view: take the conversation before answering.")
+    require_write(viewer, conversation)
     message_id, created = await queue_message(
         db,
         conversation,

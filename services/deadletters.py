@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection
+from domain.events import MessageStatusChanged
+from infra.event_log import load_conversation_ids, publish
 from infra.models import Message, Operator
-from infra.realtime import publish
 from services import audit
 from services.errors import Forbidden, Invalid
 from services.operators import is_supervisor
@@ -63,13 +64,8 @@ async def retry_dead_letter(db: AsyncSession, operator: Operator, message_id: in
         details={"message_id": message.id, "previous_error": previous_error},
     )
     await add_delivery(db, message.conversation_id, message.id, retry=True)
-    await publish(
-        db,
-        "message.status",
-        conversation_id=message.conversation_id,
-        message_id=message.id,
-        status=DeliveryStatus.QUEUED.value,
-    )
+    ref = await load_conversation_ids(db, message.conversation_id)
+    await publish(db, MessageStatusChanged.of(ref, message_id=message.id, status=DeliveryStatus.QUEUED))
 
 
 async def discard_dead_letter(db: AsyncSession, operator: Operator, message_id: int) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from sqlalchemy import Text, cast, exists, func, select, text, update
+from sqlalchemy import Select, exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,9 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from domain.contracts import InboundEvent, InboundKind
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.events import (
+    ContactReachabilityChanged,
+    ContactRead,
+    ContactTyping,
+    ConversationCreated,
+    ConversationRated,
+    ConversationStatusChanged,
+    MessageChange,
+    MessageCreated,
+    MessageUpdated,
+)
 from domain.rating import parse_rating
+from infra.event_log import conversation_ids, event_select, events_insert_sql, load_conversation_ids, publish
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
-from infra.realtime import CHANNEL as REALTIME_CHANNEL, publish
 from services.assignment import branch_is_open, branch_schedules, is_open
 from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
 
@@ -88,7 +99,10 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
     if event.kind == InboundKind.EDIT:
         return await _edit(db, event)
     if event.kind in (InboundKind.TYPING, InboundKind.READ):
-        await publish(db, f"contact.{event.kind.value}", inbox_id=event.inbox_id, identity_id=identity.id)
+        conversation = await db.scalar(_live_of(event, identity))
+        if conversation is not None:  # otherwise nobody has a place to show it
+            seen = ContactTyping if event.kind == InboundKind.TYPING else ContactRead
+            await publish(db, seen.of(conversation_ids(conversation)))
         return IngestResult(None, None)
     return await _message(db, event, identity)
 
@@ -100,10 +114,24 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
 # duplicate inserts and announces nothing. The statement is told which branches are closed now,
 # from the process's schedule cache, and writes the off-hours notice for those itself; it stores
 # nothing for a branch the cache does not know yet ($8 lists the known ones).
-_FAST_MESSAGE = """
+_FAST_ANNOUNCED = events_insert_sql(
+    event_select(
+        MessageCreated,
+        "FROM stored JOIN conv ON conv.id = stored.conversation_id",
+        columns={
+            "conversation_id": "conv.id",
+            "inbox_id": "$1",
+            "branch_id": "conv.branch_id",
+            "assignee_id": "conv.assignee_id",
+            "message_id": "stored.id",
+        },
+        constants={"direction": MessageDirection.IN, "sender_kind": SenderKind.CONTACT},
+    )
+)
+_FAST_MESSAGE = f"""
     WITH conv AS (
         SELECT c.id, c.branch_id, c.assignee_id,
-               c.branch_id IS NULL OR c.branch_id = ANY($8::bigint[]) AS branch_known
+               c.branch_id IS NULL OR c.branch_id = ANY($7::bigint[]) AS branch_known
         FROM contact_identities i
         JOIN conversations c ON c.identity_id = i.id AND c.inbox_id = $1
         WHERE i.channel = CAST($2 AS channel_kind) AND i.provider_user_id = $3
@@ -121,17 +149,15 @@ _FAST_MESSAGE = """
         FROM stored WHERE conversations.id = stored.conversation_id
     ), noticed AS (
         INSERT INTO outbox_events (conversation_id, kind, payload)
-        SELECT stored.conversation_id, $10, $11::jsonb
+        SELECT stored.conversation_id, $9, $10::jsonb
         FROM stored JOIN conv ON conv.id = stored.conversation_id
-        WHERE conv.branch_id = ANY($9::bigint[])
+        WHERE conv.branch_id = ANY($8::bigint[])
         RETURNING id
+    ), announced AS (
+        {_FAST_ANNOUNCED}
     )
     SELECT conv.id AS conversation_id, conv.branch_known, stored.id AS message_id,
-           CASE WHEN stored.id IS NOT NULL THEN pg_notify($7, json_build_object(
-               'type', 'message.created', 'conversation_id', conv.id, 'message_id', stored.id,
-               'branch_id', conv.branch_id, 'assignee_id', conv.assignee_id, 'direction', 'in')::text)
-           END,
-           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($12, '') END
+           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($11, '') END
     FROM conv LEFT JOIN stored ON true
 """
 _STORED_MESSAGE_ID = "SELECT id FROM messages WHERE inbox_id = $1 AND provider_message_id = $2"
@@ -165,7 +191,6 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
             event.text or event.callback_data or "",
             event.provider_message_id,
             event.provider_time,
-            REALTIME_CHANNEL,
             list(schedules),
             [branch for branch, schedule in schedules.items() if not is_open(schedule, now)],
             NOTICE,
@@ -187,26 +212,40 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
 # statement. Whatever it cannot settle on its own (a concurrent first message won the identity
 # or the conversation, a duplicate, a resolved conversation) it leaves to the general path,
 # rolling back what it wrote.
-_FIRST_MESSAGE = """
+_NEW_CONVERSATION = {"conversation_id": "conv.id", "inbox_id": "$1", "branch_id": "NULL", "assignee_id": "NULL"}
+_FIRST_ANNOUNCED = events_insert_sql(
+    event_select(
+        ConversationCreated,
+        "FROM stored JOIN conv ON conv.id = stored.conversation_id",
+        columns=_NEW_CONVERSATION | {"contact_id": "conv.contact_id"},
+    ),
+    event_select(
+        MessageCreated,
+        "FROM stored JOIN conv ON conv.id = stored.conversation_id",
+        columns=_NEW_CONVERSATION | {"message_id": "stored.id"},
+        constants={"direction": MessageDirection.IN, "sender_kind": SenderKind.CONTACT},
+    ),
+)
+_FIRST_MESSAGE = f"""
     WITH existing AS (
         SELECT id, contact_id FROM contact_identities
         WHERE channel = CAST($2 AS channel_kind) AND provider_user_id = $3
     ), new_contact AS (
         INSERT INTO contacts (display_name, region)
-        SELECT $8, $9 WHERE NOT EXISTS (SELECT 1 FROM existing)
+        SELECT $7, $8 WHERE NOT EXISTS (SELECT 1 FROM existing)
         RETURNING id
     ), new_identity AS (
         INSERT INTO contact_identities (contact_id, channel, provider_user_id, provider_chat_id, username)
-        SELECT id, CAST($2 AS channel_kind), $3, $10, $11 FROM new_contact
+        SELECT id, CAST($2 AS channel_kind), $3, $9, $10 FROM new_contact
         ON CONFLICT (channel, provider_user_id) DO NOTHING
         RETURNING id, contact_id
     ), identity AS (
         SELECT id, contact_id FROM existing UNION ALL SELECT id, contact_id FROM new_identity
     ), conv AS (
         INSERT INTO conversations (inbox_id, contact_id, identity_id, interface, status, last_in_at)
-        SELECT $1, contact_id, id, CAST($12 AS interface), 'open', now() FROM identity
+        SELECT $1, contact_id, id, CAST($11 AS interface), 'open', now() FROM identity
         ON CONFLICT (inbox_id, identity_id) WHERE status <> 'closed' DO NOTHING
-        RETURNING id
+        RETURNING id, contact_id
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
                               provider_message_id, delivery_status, provider_time)
@@ -216,15 +255,13 @@ _FIRST_MESSAGE = """
         RETURNING id, conversation_id
     ), noticed AS (
         INSERT INTO outbox_events (conversation_id, kind, payload)
-        SELECT conversation_id, $13, $14::jsonb FROM stored
+        SELECT conversation_id, $12, $13::jsonb FROM stored
         RETURNING id
+    ), announced AS (
+        {_FIRST_ANNOUNCED}
     )
     SELECT conv.id AS conversation_id, stored.id AS message_id,
-           CASE WHEN stored.id IS NOT NULL THEN pg_notify($7, json_build_object(
-               'type', 'message.created', 'conversation_id', conv.id, 'message_id', stored.id,
-               'branch_id', NULL, 'assignee_id', NULL, 'direction', 'in')::text)
-           END,
-           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($15, '') END
+           CASE WHEN EXISTS (SELECT 1 FROM noticed) THEN pg_notify($14, '') END
     FROM conv LEFT JOIN stored ON true
 """
 _STARTED = json.dumps(notice_payload(ConversationNotice(kind=NoticeKind.STARTED)))
@@ -246,7 +283,6 @@ async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> Ingest
                 event.text or event.callback_data or "",
                 event.provider_message_id,
                 event.provider_time,
-                REALTIME_CHANNEL,
                 profile.display_name or profile.username or "",
                 profile.region,
                 event.provider_chat_id,
@@ -299,20 +335,29 @@ async def _reachability(db: AsyncSession, event: InboundEvent, identity: Contact
         return IngestResult(None, None, duplicate=True)
     identity.reachable = reachable
     identity.unreachable_reason = None if reachable else "the contact blocked or stopped the bot"
-    conversation_id = await db.scalar(
-        select(Conversation.id).where(
-            Conversation.identity_id == identity.id,
-            Conversation.inbox_id == event.inbox_id,
-            Conversation.status != ConversationStatus.CLOSED,
+    conversation = await db.scalar(_live_of(event, identity))
+    changed = {"identity_id": identity.id, "reachable": reachable}
+    if conversation is None:
+        await publish(
+            db,
+            ContactReachabilityChanged(
+                conversation_id=None, inbox_id=event.inbox_id, branch_id=None, assignee_id=None, **changed
+            ),
         )
+        return IngestResult(None, None)
+    kind = NoticeKind.UNBLOCKED if reachable else NoticeKind.BLOCKED
+    await add_notice(db, conversation.id, ConversationNotice(kind=kind))
+    await publish(db, ContactReachabilityChanged.of(conversation_ids(conversation), **changed))
+    return IngestResult(conversation.id, None)
+
+
+def _live_of(event: InboundEvent, identity: ContactIdentity) -> Select[tuple[Conversation]]:
+    """The identity's not-closed conversation in the event's inbox (there is at most one)."""
+    return select(Conversation).where(
+        Conversation.identity_id == identity.id,
+        Conversation.inbox_id == event.inbox_id,
+        Conversation.status != ConversationStatus.CLOSED,
     )
-    if conversation_id is not None:
-        kind = NoticeKind.UNBLOCKED if reachable else NoticeKind.BLOCKED
-        await add_notice(db, conversation_id, ConversationNotice(kind=kind))
-    await publish(
-        db, "contact.reachability", identity_id=identity.id, reachable=reachable, conversation_id=conversation_id
-    )
-    return IngestResult(conversation_id, None)
 
 
 async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
@@ -326,7 +371,8 @@ async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
         return IngestResult(None, None)
     message.text = event.text
     message.edited_at = event.provider_time
-    await publish(db, "message.edited", conversation_id=message.conversation_id, message_id=message.id)
+    ref = await load_conversation_ids(db, message.conversation_id)
+    await publish(db, MessageUpdated.of(ref, message_id=message.id, change=MessageChange.EDITED))
     return IngestResult(message.conversation_id, message.id)
 
 
@@ -339,11 +385,17 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         rating = await _rating_answer(db, event, conversation)
         if rating is not None:
             conversation.rating, conversation.rated_at = rating, now
-            await publish(db, "conversation.rated", conversation_id=conversation.id, rating=rating)
+            await publish(db, ConversationRated.of(conversation_ids(conversation), rating=rating))
         else:
             conversation.status = ConversationStatus.OPEN
             conversation.resolved_at = None
             notice = NoticeKind.REOPENED
+            reopened = ConversationStatusChanged.of(
+                conversation_ids(conversation),
+                status=ConversationStatus.OPEN,
+                previous_status=ConversationStatus.RESOLVED,
+            )
+            await publish(db, reopened)
 
     if (
         notice is None
@@ -352,7 +404,7 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
     ):
         notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
 
-    # One round trip for the hot path: store the message, touch the conversation, announce.
+    # Store the message and touch the conversation in one round trip.
     stored = (
         insert(Message)
         .values(
@@ -376,25 +428,20 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         .values(last_in_at=now, last_activity_at=now)
         .cte("touched")
     )
-    announcement = func.json_build_object(
-        "type",
-        "message.created",
-        "conversation_id",
-        conversation.id,
-        "message_id",
-        stored.c.id,
-        "branch_id",
-        conversation.branch_id,
-        "assignee_id",
-        conversation.assignee_id,
-        "direction",
-        "in",
-    )
-    message_id = await db.scalar(
-        select(stored.c.id, func.pg_notify(REALTIME_CHANNEL, cast(announcement, Text))).add_cte(touched)
-    )
+    message_id = await db.scalar(select(stored.c.id).add_cte(touched))
     if message_id is None:
         raise _DuplicateMessage()
+    if created:
+        await publish(db, ConversationCreated.of(conversation_ids(conversation), contact_id=conversation.contact_id))
+    await publish(
+        db,
+        MessageCreated.of(
+            conversation_ids(conversation),
+            message_id=message_id,
+            direction=MessageDirection.IN,
+            sender_kind=SenderKind.CONTACT,
+        ),
+    )
 
     for ref in event.attachments:
         db.add(
@@ -422,16 +469,7 @@ async def _live_conversation(
     The partial unique index (inbox_id, identity_id) WHERE status <> 'closed' makes two
     concurrent first messages agree on one conversation.
     """
-    query = (
-        select(Conversation)
-        .where(
-            Conversation.inbox_id == event.inbox_id,
-            Conversation.identity_id == identity.id,
-            Conversation.status != ConversationStatus.CLOSED,
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = _live_of(event, identity).with_for_update().execution_options(populate_existing=True)
     conversation = await db.scalar(query)
     if conversation is not None:
         return conversation, False

@@ -8,8 +8,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import Locale, OperatorRole, OperatorStatus, Theme
+from domain.events import OperatorStatusChanged
+from infra.event_log import publish
 from infra.models import Operator
-from infra.realtime import publish
 from services import audit
 from services.assignment import dispatch_backlog
 from services.errors import Invalid
@@ -27,7 +28,12 @@ async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatu
     )
     operator.status = status
     audit.record(db, "operator.status", operator_id=operator.id, details={"from": previous.value, "to": status.value})
-    await publish(db, "operator.status", operator_id=operator.id, branch_id=operator.branch_id, status=status.value)
+    await publish(
+        db,
+        OperatorStatusChanged(
+            operator_id=operator.id, branch_id=operator.branch_id, status=status, previous_status=previous
+        ),
+    )
     if status == OperatorStatus.ONLINE and operator.branch_id is not None:
         return await dispatch_backlog(db, operator.branch_id)
     return []

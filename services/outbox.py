@@ -184,7 +184,7 @@ async def listen_for_wakeups(database_url: str, relay: OutboxRelay, stop: asynci
     """LISTEN on the outbox channel so new rows are relayed within milliseconds."""
     import asyncpg
 
-    from infra.realtime import asyncpg_dsn
+    from infra.db import asyncpg_dsn
 
     while not stop.is_set():
         try:

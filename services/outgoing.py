@@ -9,8 +9,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.events import MessageCreated
+from infra.event_log import conversation_ids, publish
 from infra.models import Conversation, Message
-from infra.realtime import publish
 from services.outbox import add_delivery
 
 
@@ -48,12 +49,12 @@ async def queue_message(
     await add_delivery(db, conversation.id, message_id)
     await publish(
         db,
-        "message.created",
-        conversation_id=conversation.id,
-        message_id=message_id,
-        branch_id=conversation.branch_id,
-        assignee_id=conversation.assignee_id,
-        direction="out",
-        **({"purpose": purpose} if purpose is not None else {}),
+        MessageCreated.of(
+            conversation_ids(conversation),
+            message_id=message_id,
+            direction=MessageDirection.OUT,
+            sender_kind=sender_kind,
+            purpose=purpose,
+        ),
     )
     return message_id, True

@@ -1,7 +1,8 @@
-"""Request dependencies: the DB session, the signed-in operator, CSRF, the page context.
+"""Request dependencies: the DB session, the signed-in operator, CSRF, the page context, a
+conversation the operator may see.
 
-Routes take `CurrentOperator` (or `PageDep`, which includes it) and never read the cookie
-themselves, so none can forget it.
+Routes take `CurrentOperator` (or `PageDep`, which includes it) and `ConversationDep` and never
+read the cookie or load a conversation by id themselves, so none can forget the checks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from fastapi import Depends, Form, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infra.models import Branch, Operator, WebSession
+from infra.models import Branch, Conversation, Operator, WebSession
 from infra.security import token_digest
+from services.errors import Forbidden
+from services.visibility import load_conversation, staff
 from web.i18n import DEFAULT_LOCALE, UTC_ZONE, Formats, parse_locale, zone
 from web.templating import NavCounts, PageContext, parse_theme
 from web.toasts import read_flash
@@ -108,3 +111,14 @@ async def page_context(request: Request, db: SessionDep, operator: CurrentOperat
 
 
 PageDep = Annotated[PageContext, Depends(page_context)]
+
+
+async def conversation_in_path(conversation_id: int, db: SessionDep, operator: CurrentOperator) -> Conversation:
+    """The `{conversation_id}` of the path, loaded only if the operator may see it: a 404 for
+    "not yours" as for "no such conversation" (services.errors.Forbidden, web/problems.py)."""
+    if not 0 < conversation_id < 2**63:
+        raise Forbidden()  # not an id the database could hold: answered like any other guess
+    return await load_conversation(db, staff(operator), conversation_id)
+
+
+ConversationDep = Annotated[Conversation, Depends(conversation_in_path)]

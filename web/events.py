@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from domain.visibility import Staff
-from infra.realtime_hub import Hub, Subscriber
+from infra.realtime import Hub, Subscriber
 from web.deps import load_session
 from web.problems import problem
 

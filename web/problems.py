@@ -2,6 +2,7 @@
 
 A cabinet page that fails gets a translated error page in the base layout; an HTMX request gets
 the same words as a toast (and no swap), so a failed action never leaves a broken fragment.
+Every refusal a route or a service raises is answered here, one way per kind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.errors import Forbidden, Invalid
 from web.deps import FormExpired, LoginRequired
 from web.i18n import N_
 from web.templating import public_page, render
@@ -78,6 +80,19 @@ def install(app: FastAPI) -> None:
         if _wants_html(request):
             return error_page(request, exc.status_code, EXPIRED if isinstance(exc, FormExpired) else None)
         return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        # the same answer as for an id that does not exist, so ids cannot be probed
+        if _wants_html(request):
+            return error_page(request, 404)
+        return problem(404, "Not Found", "No such object, or not yours.")
+
+    @app.exception_handler(Invalid)
+    async def _not_possible(request: Request, exc: Invalid) -> Response:
+        if _wants_html(request):
+            return error_page(request, 422, (ERRORS[422][0], str(exc)))
+        return problem(422, "Unprocessable Content", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

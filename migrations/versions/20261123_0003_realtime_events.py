@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 # Holding a transaction-scoped lock from here until the commit is done means the next writer
 # takes its id only after this commit is visible. PostgreSQL already serialises the commits of
 # notifying transactions (to keep NOTIFY in commit order), so the lock adds little.
-# The channel and the lock key are infra/realtime.py's CHANNEL and COMMIT_LOCK.
+# The channel and the lock key are infra/event_log.py's CHANNEL and COMMIT_LOCK.
 COMMIT_FUNCTION = """
 CREATE FUNCTION realtime_event_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

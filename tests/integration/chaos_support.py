@@ -68,8 +68,8 @@ async def open_chats(world, count: int, first_chat_id: int) -> list[Chat]:
 
 
 async def replier(world) -> int:
-    """A supervisor answers: may reply in any conversation at once, without waiting for the
-    conversation workflow to route and assign it (offline, so it is never assigned)."""
+    """A supervisor answers: takes each conversation over (at once, without waiting for the
+    conversation workflow to route and assign it; offline, so the workflow assigns it nobody)."""
     return await world.operator(role=OperatorRole.SUPERVISOR, status=OperatorStatus.OFFLINE)
 
 
@@ -85,6 +85,9 @@ async def queue_replies(
 ) -> list[float]:
     """Round robin over the chats, one transaction and Idempotency-Key per reply, as the
     cabinet does. Returns how long each send_reply took (it must never wait for Temporal)."""
+    for chat in chats:  # a supervisor only watches a conversation until they take it
+        async with factory() as db, db.begin():
+            await conversations.take(db, await db.get(Operator, operator_id), chat.conversation_id)
     took = []
     for k in range(first, first + per_chat):
         for chat in chats:

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+import asyncpg
 import httpx
 
 from domain.enums import DeliveryStatus, OperatorRole
-from domain.events import ConversationRef, MessageStatusChanged
-from infra.event_log import publish
+from domain.events import ConversationIds, MessageStatusChanged
+from infra.db import asyncpg_dsn
+from infra.event_log import CHANNEL, LoggedEvent, parse_notification, publish
 from infra.models import Branch, Operator, WebSession
 from infra.security import new_token, token_digest
 
@@ -138,7 +140,7 @@ def status_event(
     conversation_id: int, branch_id: int | None, assignee_id: int | None, message_id: int = 1
 ) -> MessageStatusChanged:
     """A small event about any conversation: the hub only reads its scope."""
-    ref = ConversationRef(conversation_id=conversation_id, inbox_id=1, branch_id=branch_id, assignee_id=assignee_id)
+    ref = ConversationIds(conversation_id=conversation_id, inbox_id=1, branch_id=branch_id, assignee_id=assignee_id)
     return MessageStatusChanged.of(ref, message_id=message_id, status=DeliveryStatus.SENT)
 
 
@@ -146,3 +148,15 @@ async def commit(factory, *events) -> None:
     async with factory() as db, db.begin():
         for event in events:
             await publish(db, event)
+
+
+@contextlib.asynccontextmanager
+async def announcements(database_url: str) -> AsyncIterator[asyncio.Queue[LoggedEvent]]:
+    """Every realtime notification, parsed, in commit order, on a LISTEN connection of its own."""
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    heard: asyncio.Queue[LoggedEvent] = asyncio.Queue()
+    await conn.add_listener(CHANNEL, lambda _c, _p, _ch, text: heard.put_nowait(parse_notification(text)))
+    try:
+        yield heard
+    finally:
+        await conn.close()

@@ -18,7 +18,7 @@ from domain.contracts import ContactProfile, InboundEvent, InboundKind, Outbound
 from domain.enums import ChannelKind, DeliveryStatus, OperatorRole
 from infra.models import Inbox, Message, Operator
 from infra.security import CredentialBox
-from services.conversations import send_reply
+from services.conversations import send_reply, take
 from services.ingest import ingest
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.integration.conftest import wait_until
@@ -74,6 +74,7 @@ async def test_a_channel_registered_in_one_line_delivers_a_reply(pigeon, world, 
     )
     supervisor = await world.operator(role=OperatorRole.SUPERVISOR)
     async with world.factory() as db, db.begin():
+        await take(db, await db.get(Operator, supervisor), received.conversation_id)
         message_id, _ = await send_reply(
             db,
             await db.get(Operator, supervisor),

@@ -4,14 +4,17 @@ the raw driver connection. These tests pin what it must still do that the genera
 from __future__ import annotations
 
 import asyncio
+import json
 
 from sqlalchemy import func, select, update
 
 from domain.contracts import ContactProfile
 from domain.conversation import NoticeKind
+from domain.enums import MessageDirection, SenderKind
+from domain.events import ConversationCreated, ConversationIds, MessageCreated
 from infra.models import Branch, Contact, ContactIdentity, Conversation, Message, OutboxEvent
-from infra.realtime import RealtimeListener
 from services.ingest import ingest
+from tests.integration.realtime_support import announcements, commit, status_event
 
 
 async def _notices(factory, conversation_id: int) -> list[str]:
@@ -29,18 +32,16 @@ async def _route(factory, conversation_id: int, branch_id: int) -> None:
 
 async def test_second_message_is_stored_touched_and_announced(world, database_url):
     first = await ingest(world.factory, world.event("fast-1", "hello"))
-    listener = RealtimeListener(database_url)
-    await listener.start()
-    try:
-        async with listener.subscribe() as events:
-            second = await ingest(world.factory, world.event("fast-1", "are you there?"))
-            announced = await asyncio.wait_for(events.get(), 5)
-    finally:
-        await listener.stop()
+    async with announcements(database_url) as heard:
+        second = await ingest(world.factory, world.event("fast-1", "are you there?"))
+        announced = await asyncio.wait_for(heard.get(), 5)
     assert second.conversation_id == first.conversation_id and not second.created_conversation
-    assert announced["type"] == "message.created"
-    assert announced["message_id"] == second.message_id
-    assert announced["conversation_id"] == first.conversation_id
+    assert announced.name == "message.created"
+    ref = ConversationIds(conversation_id=first.conversation_id, inbox_id=world.inbox_id)
+    expected = MessageCreated.of(
+        ref, message_id=second.message_id, direction=MessageDirection.IN, sender_kind=SenderKind.CONTACT
+    )
+    assert json.loads(announced.payload) == expected.payload()
     async with world.factory() as db:
         conversation = await db.get(Conversation, first.conversation_id)
         text = await db.scalar(select(Message.text).where(Message.id == second.message_id))
@@ -54,16 +55,12 @@ async def test_duplicate_on_the_fast_path_writes_and_announces_nothing(world, da
     await ingest(world.factory, world.event("fast-2", "hello"))
     event = world.event("fast-2", "again", message_id="fast-2:dup")
     stored = await ingest(world.factory, event)
-    listener = RealtimeListener(database_url)
-    await listener.start()
-    try:
-        async with listener.subscribe() as events:
-            again = await ingest(world.factory, event)
-            assert events.empty()
-            await asyncio.sleep(0.2)
-            assert events.empty(), "a duplicate must not be announced"
-    finally:
-        await listener.stop()
+    async with announcements(database_url) as heard:
+        again = await ingest(world.factory, event)
+        marker = status_event(1, None, None, message_id=424242)
+        await commit(world.factory, marker)  # committed after the duplicate: heard after anything it announced
+        first_heard = await asyncio.wait_for(heard.get(), 5)
+    assert json.loads(first_heard.payload) == marker.payload(), "a duplicate must not be announced"
     assert again.duplicate and again.message_id == stored.message_id
     async with world.factory() as db:
         assert (
@@ -117,26 +114,27 @@ async def test_a_resolved_conversation_is_left_to_the_general_path(world):
 
 
 async def test_first_message_creates_contact_identity_conversation_and_tells_the_workflow(world, database_url):
-    listener = RealtimeListener(database_url)
-    await listener.start()
-    try:
-        async with listener.subscribe() as events:
-            event = world.event("first-1", "hi there").model_copy(
-                update={"profile": ContactProfile(display_name="Ann Smith", username="ann", region="RU-MOW")}
-            )
-            result = await ingest(world.factory, event)
-            announced = await asyncio.wait_for(events.get(), 5)
-    finally:
-        await listener.stop()
+    async with announcements(database_url) as heard:
+        event = world.event("first-1", "hi there").model_copy(
+            update={"profile": ContactProfile(display_name="Ann Smith", username="ann", region="RU-MOW")}
+        )
+        result = await ingest(world.factory, event)
+        announced = [await asyncio.wait_for(heard.get(), 5) for _ in range(2)]
     assert result.created_conversation and not result.duplicate
-    assert announced == {
-        "type": "message.created",
-        "conversation_id": result.conversation_id,
-        "message_id": result.message_id,
-        "branch_id": None,
-        "assignee_id": None,
-        "direction": "in",
-    }
+    ref = ConversationIds(conversation_id=result.conversation_id, inbox_id=world.inbox_id)
+    async with world.factory() as db:
+        contact_id = await db.scalar(select(Conversation.contact_id).where(Conversation.id == result.conversation_id))
+    # the conversation first, then its message, ids in that order
+    assert [(a.name, json.loads(a.payload)) for a in announced] == [
+        ("conversation.created", ConversationCreated.of(ref, contact_id=contact_id).payload()),
+        (
+            "message.created",
+            MessageCreated.of(
+                ref, message_id=result.message_id, direction=MessageDirection.IN, sender_kind=SenderKind.CONTACT
+            ).payload(),
+        ),
+    ]
+    assert announced[0].id < announced[1].id
     async with world.factory() as db:
         conversation = await db.get(Conversation, result.conversation_id)
         identity = await db.get(ContactIdentity, conversation.identity_id)

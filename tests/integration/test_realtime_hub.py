@@ -13,8 +13,8 @@ from sqlalchemy import text
 from domain.enums import OperatorRole
 from domain.visibility import Staff
 from infra import event_log
-from infra.realtime import asyncpg_dsn
-from infra.realtime_hub import Hub, Subscriber
+from infra.db import asyncpg_dsn
+from infra.realtime import Hub, Subscriber
 from tests.integration.realtime_support import commit, parse_frames, status_event
 
 NAME = "realtime-hub-test"
@@ -103,17 +103,19 @@ async def test_a_reconnect_older_than_the_log_or_from_nowhere_is_told_to_resync(
 
 async def test_sql_written_rows_carry_the_same_json_as_publish(clean_db, engine):
     event = status_event(7, 3, None, message_id=9)
-    sql = event_log.event_rows_sql(
-        type(event),
-        "FROM (SELECT 7 AS c, 3 AS b) AS src",
-        columns={
-            "conversation_id": "src.c",
-            "branch_id": "src.b",
-            "assignee_id": "NULL::bigint",
-            "inbox_id": "1",
-            "message_id": "9",
-        },
-        constants={"status": event.status},
+    sql = event_log.events_insert_sql(
+        event_log.event_select(
+            type(event),
+            "FROM (SELECT 7 AS c, 3 AS b) AS src",
+            columns={
+                "conversation_id": "src.c",
+                "branch_id": "src.b",
+                "assignee_id": "NULL::bigint",
+                "inbox_id": "1",
+                "message_id": "9",
+            },
+            constants={"status": event.status},
+        )
     )
     async with engine.begin() as conn:
         await conn.exec_driver_sql(sql)

@@ -33,8 +33,10 @@ async def test_requires_a_session_and_a_sane_last_event_id(live_api, clean_db):
     _, cookie = await staff(clean_db)
     async with httpx.AsyncClient(base_url=live_api.url) as http:
         anonymous = await http.get("/events")
-        forged = await http.get("/events", cookies={"sb_session": "forged"})
-        garbage = await http.get("/events", cookies={"sb_session": cookie}, headers={"last-event-id": "abc"})
+        http.cookies.set("sb_session", "forged")
+        forged = await http.get("/events")
+        http.cookies.set("sb_session", cookie)
+        garbage = await http.get("/events", headers={"last-event-id": "abc"})
     assert anonymous.status_code == forged.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
     assert garbage.status_code == 400 and garbage.json()["status"] == 400
@@ -80,13 +82,13 @@ async def test_an_operator_without_a_branch_gets_no_pool(live_api, clean_db):
 
 
 async def test_a_conversation_taken_away_still_reaches_who_had_it(live_api, clean_db):
-    from domain.events import AssignmentReason, ConversationAssigned, ConversationRef
+    from domain.events import AssignmentReason, ConversationAssigned, ConversationIds
 
     mine, other = await branch(clean_db), await branch(clean_db)
     me, cookie = await staff(clean_db, branch_id=mine)
     stranger, _ = await staff(clean_db, branch_id=other)
     moved = ConversationAssigned.of(
-        ConversationRef(conversation_id=1, inbox_id=1, branch_id=other, assignee_id=stranger),
+        ConversationIds(conversation_id=1, inbox_id=1, branch_id=other, assignee_id=stranger),
         previous_branch_id=mine,
         previous_assignee_id=me,
         reason=AssignmentReason.TRANSFERRED,

@@ -5,7 +5,7 @@ import random
 
 from domain.enums import OperatorRole
 from domain.visibility import Audience, EventScope, Placement, Staff, Visitor, event_keys, may_receive
-from infra.realtime_hub import Hub, Outgoing, Subscriber, sse_frame
+from infra.realtime import Hub, Outgoing, Subscriber, sse_frame
 
 
 def _viewer(rng: random.Random):

@@ -8,10 +8,10 @@ import pytest
 
 from domain import events
 from domain.enums import DeliveryStatus, MessageDirection, SenderKind
-from domain.events import BY_NAME, EVENTS, ConversationRef, MessageCreated, MessageStatusChanged
+from domain.events import BY_NAME, EVENTS, ConversationIds, MessageCreated, MessageStatusChanged
 from domain.visibility import Placement
 
-REF = ConversationRef(conversation_id=5, inbox_id=2, branch_id=3, assignee_id=None)
+REF = ConversationIds(conversation_id=5, inbox_id=2, branch_id=3, assignee_id=None)
 
 
 def test_every_event_has_one_unique_dotted_name():
