@@ -1,4 +1,5 @@
-"""Activities for HousekeepingWorkflow."""
+"""Activities for HousekeepingWorkflow: expired sessions, the delivery journal past its retention,
+realtime events past theirs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.housekeeping import PURGE_EXPIRED
+from infra import event_log
 from infra.models import DeliveryAttempt, WebSession
 from infra.settings import Settings
 
@@ -28,4 +30,5 @@ class HousekeepingActivities:
                     DeliveryAttempt.created_at < now - timedelta(days=self._settings.attempt_retention_days)
                 )
             )
-        return {"sessions": sessions.rowcount, "attempts": attempts.rowcount}
+            events = await event_log.prune(db, now - timedelta(hours=self._settings.realtime_retention_hours))
+        return {"sessions": sessions.rowcount, "attempts": attempts.rowcount, "realtime_events": events}

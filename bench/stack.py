@@ -72,6 +72,8 @@ class BenchStack:
                 "warning",
                 "--workers",
                 str(self.api_workers),
+                "--timeout-graceful-shutdown",
+                "5",
             ],
             cwd=ROOT,
             env=self.env,

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     default_escalation_minutes: float = 4.0
     delivery_give_up_hours: float = 24.0
     attempt_retention_days: int = 90
+    # a client that reconnects after a longer gap is told to reload instead of replayed to
+    realtime_retention_hours: float = 6.0
     attachment_max_bytes: int = 20 * 1024 * 1024
     resolved_close_days: int = 7
     inactive_resolve_days: int = 3

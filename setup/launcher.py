@@ -133,6 +133,9 @@ def main() -> int:
                     "--port",
                     str(settings.api_port),
                     "--no-access-log",
+                    # event streams never end on their own: close them this long after Ctrl-C
+                    "--timeout-graceful-shutdown",
+                    "5",
                 ],
                 cwd=ROOT,
             )

@@ -82,10 +82,8 @@ async def test_a_reconnect_older_than_the_log_or_from_nowhere_is_told_to_resync(
     for n in range(1, 6):
         await commit(clean_db, status_event(1, None, None, message_id=n))
     got = await _frames(sub, 5)
-    async with engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        assert await event_log.prune(raw, datetime.now(UTC) + timedelta(hours=1)) == 4  # the newest stays
-        await conn.commit()
+    async with engine.begin() as conn:
+        assert await event_log.prune(conn, datetime.now(UTC) + timedelta(hours=1)) == 4  # the newest stays
 
     old = hub.subscribe(SUPERVISOR, last_event_id=got[0].id)
     await hub.replay(old)
@@ -123,3 +121,25 @@ async def test_sql_written_rows_carry_the_same_json_as_publish(clean_db, engine)
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT type, payload FROM realtime_events ORDER BY id DESC LIMIT 2"))).all()
     assert rows[0] == rows[1] == (event.NAME, json.loads(json.dumps(event.payload())))
+
+
+async def test_housekeeping_prunes_events_past_their_retention_and_keeps_the_newest(clean_db, engine, settings):
+    from activities.housekeeping import HousekeepingActivities
+
+    await commit(clean_db, *[status_event(1, None, None, message_id=n) for n in range(4)])
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE realtime_events SET created_at = now() - interval '7 hours'"))
+    await commit(clean_db, status_event(1, None, None, message_id=4))  # recent
+    purged = await HousekeepingActivities(clean_db, settings).purge_expired()
+    async with engine.connect() as conn:
+        left = (await conn.execute(text("SELECT payload->>'message_id' FROM realtime_events ORDER BY id"))).scalars()
+        assert list(left) == ["4"]
+    assert purged["realtime_events"] == 4
+
+    await commit(clean_db, status_event(1, None, None, message_id=5))
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE realtime_events SET created_at = now() - interval '7 hours'"))
+    await HousekeepingActivities(clean_db, settings).purge_expired()
+    async with engine.connect() as conn:  # all of it is old: the newest still stays
+        left = (await conn.execute(text("SELECT payload->>'message_id' FROM realtime_events"))).scalars()
+        assert list(left) == ["5"]

@@ -178,3 +178,32 @@ async def test_a_stalled_subscriber_does_not_delay_the_others_and_is_cut_off(liv
             await wait_until(lambda: len(hub.subscribers()) == before + 1, timeout=10)
     finally:
         stalled.close()
+
+
+async def test_a_server_shutting_down_ends_its_streams_cleanly(app_settings, clean_db):
+    from api import create_app
+    from tests.conftest import LiveServer
+
+    _, cookie = await staff(clean_db)
+    server = LiveServer(create_app(app_settings)).start()
+    ended = asyncio.get_running_loop().create_future()
+
+    async def read() -> None:
+        async with (
+            httpx.AsyncClient(base_url=server.url, cookies={"sb_session": cookie}, timeout=None) as http,
+            http.stream("GET", "/events") as response,
+        ):
+            async for _ in response.aiter_bytes():
+                pass
+        ended.set_result("complete")  # the final chunk came: no truncated stream for the client
+
+    reader = asyncio.create_task(read())
+    hub = server._server.config.app.state.hub
+    await wait_until(lambda: len(hub.subscribers()) == 1, timeout=10)
+    began = asyncio.get_running_loop().time()
+    await asyncio.to_thread(server.stop)
+    took = asyncio.get_running_loop().time() - began
+    assert await asyncio.wait_for(ended, 5) == "complete"
+    await reader
+    assert took < 8, f"shutdown took {took:.1f} s"
+    assert not server._thread.is_alive()
