@@ -127,6 +127,11 @@ class Subscriber:
     def hold(self) -> None:
         self._held = []
 
+    @property
+    def replaying(self) -> bool:
+        """Live events are kept back until `Hub.replay` has sent what came before them."""
+        return self._held is not None
+
     def release(self, replayed: list[Outgoing], through: int) -> None:
         """End a replay: the replayed events, then the live ones that came after them."""
         held, self._held = self._held or [], None
@@ -311,7 +316,7 @@ class Hub:
 
     def subscribe(self, viewer: Viewer, last_event_id: int | None = None) -> Subscriber:
         """Register a stream. Events it missed are queued at once when memory has them; when
-        `needs_replay(sub)` says so, the stream must `await replay(sub)` before sending."""
+        `sub.replaying`, the stream must `await replay(sub)` first."""
         position = self.last_id or 0
         sub = Subscriber(viewer, position, self._queue_limit, self._cut_off)
         for key in sub.keys:
@@ -331,10 +336,6 @@ class Hub:
             sub.last_id = last_event_id
             sub.hold()
         return sub
-
-    @staticmethod
-    def needs_replay(sub: Subscriber) -> bool:
-        return sub._held is not None
 
     async def replay(self, sub: Subscriber) -> None:
         """Replay from the table what memory no longer has (or resync when that is gone too)."""

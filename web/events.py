@@ -57,7 +57,7 @@ class EventStream:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             await send({"type": "http.response.body", "body": OPENING, "more_body": True})
-            if hub.needs_replay(sub):
+            if sub.replaying:
                 await hub.replay(sub)
             while (body := await sub.next_frames()) is not None:
                 sub.sending = True

@@ -70,7 +70,7 @@ async def test_a_reconnect_older_than_memory_is_replayed_from_the_table(hub, cle
     got = await _frames(sub, 10)
     hub.unsubscribe(sub)
     resumed = hub.subscribe(SUPERVISOR, last_event_id=got[1].id)  # memory keeps only 3
-    assert hub.needs_replay(resumed)
+    assert resumed.replaying
     await commit(clean_db, status_event(1, None, None, message_id=11))  # live, during the replay
     await hub.replay(resumed)
     again = await _frames(resumed, 9)
