@@ -6,9 +6,9 @@ frames in commit order; `Last-Event-ID` (the header EventSource sends on reconne
 closing an idle stream.
 
 A plain ASGI endpoint, not sse-starlette: measured on our 2-core machines with 10,000 idle
-streams, sse-starlette holds ~49 KB per connection (four tasks and their cancel scopes each)
-and this ~17 KB; the goal is 10,000 subscribers per api process in at most 25 KB each
-(bench/realtime.py). One task per stream writes; one small task waits for the disconnect.
+streams, sse-starlette holds ~49 KB per connection (four tasks and their cancel scopes each),
+this one ~19 KB (bench.realtime); the goal is 10,000 subscribers per api process in at most
+25 KB each. One task per stream writes; one small task waits for the disconnect.
 """
 
 from __future__ import annotations
