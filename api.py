@@ -94,10 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _settle_garbage_collector() -> None:
-    """An api process holds thousands of long-lived streams. With the default thresholds the
-    collector scanned all of them several times a second under fan-out load (bench/realtime.py:
-    p99 500 ms at 30 events/s to 10,000 streams, 47 ms with this): keep what startup made out
-    of its scans and collect the young generation less often."""
+    """An api process holds thousands of long-lived streams, and with the default thresholds the
+    collector kept scanning them under fan-out load (a bare stream like web/events.py, 30
+    events/s to 10,000 streams: p99 500 ms, 47 ms with this). Keep what startup made out of its
+    scans and collect the young generation less often."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
