@@ -127,10 +127,13 @@ async def test_conversation_dep_answers_404_for_not_yours_and_for_nonexistent(ap
             not_mine = await http.get(f"/probe/{theirs.id}")
             missing = await http.get(f"/probe/{10**12}")
             page = await http.get(f"/probe/{theirs.id}", headers={"accept": "text/html"})
+            missing_page = await http.get(f"/probe/{10**12}", headers={"accept": "text/html"})
+            huge = await http.get(f"/probe/{10**30}")
     finally:
         server.stop()
     assert ok.json() == {"id": pool.id}
     assert not_mine.status_code == missing.status_code == 404
     assert not_mine.json() == missing.json()  # nothing tells "exists" from "not yours"
     assert not_mine.headers["content-type"] == "application/problem+json"
-    assert page.status_code == 404 and "role='alert'" in page.text
+    assert page.status_code == missing_page.status_code == huge.status_code == 404
+    assert "<html" in page.text and page.text == missing_page.text  # the cabinet's own 404 page, the same

@@ -1,8 +1,8 @@
 """realtime events: the durable, commit-ordered event log
 
-Revision ID: 0003_realtime_events
-Revises: 0002
-Create Date: 2026-11-23 09:00:00
+Revision ID: 0005_realtime_events
+Revises: 0004_operator_preferences
+Create Date: 2026-11-25 09:00:00
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_realtime_events"
-down_revision: str | None = "0002"
+revision: str = "0005_realtime_events"
+down_revision: str | None = "0004_operator_preferences"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
