@@ -33,6 +33,7 @@ from domain.contracts import (
 )
 from domain.delivery import (
     FAIL_DELIVERY,
+    FAIL_STUCK_DELIVERIES,
     PREPARE_DELIVERY,
     SEND_MESSAGE,
     DeliveryPlan,
@@ -46,11 +47,13 @@ from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirecti
 from domain.events import ContactReachabilityChanged, MessageStatusChanged
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
-from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
+from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, OutboxEvent
 from infra.ratelimit import reserve
 from infra.security import CredentialBox
 from infra.settings import Settings
+from infra.temporal import delivery_running
 from services import audit
+from services.outbox import DELIVER
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ async def _status_changed(db: AsyncSession, message: Message, status: DeliverySt
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
+# earlier pending messages of one chat looked at when verifying which one to wait for
+VERIFY_AT_MOST = 20
+SWEEP_BATCH = 500  # stuck messages failed per sweep; the next pass takes the rest
 # a rate slot further away than this is not waited for inside the activity
 MAX_SLOT_WAIT = 20.0
 HEARTBEAT_EVERY = 3.0  # well inside the workflow's 15 s heartbeat timeout
@@ -89,18 +95,67 @@ class DeliveryActivities:
             give_up = timedelta(hours=self._settings.delivery_give_up_hours)
             if message is None or message.delivery_status in FINAL:
                 return DeliveryPlan(final=True, give_up_after=give_up)
-            predecessor = await db.scalar(
-                select(Message.id)
-                .where(
-                    Message.conversation_id == message.conversation_id,
-                    Message.direction == MessageDirection.OUT,
-                    Message.delivery_status.in_(PENDING),
-                    Message.id < message_id,
+            earlier = (
+                await db.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.conversation_id == message.conversation_id,
+                        Message.direction == MessageDirection.OUT,
+                        Message.delivery_status.in_(PENDING),
+                        Message.id < message_id,
+                    )
+                    .order_by(Message.id.desc())
+                    .limit(1 if not request.verify_predecessor else VERIFY_AT_MOST)
                 )
-                .order_by(Message.id.desc())
-                .limit(1)
-            )
-            return DeliveryPlan(predecessor_id=predecessor, give_up_after=give_up)
+            ).all()
+            predecessor = next(iter(earlier), None)
+            if request.verify_predecessor:
+                # the latest earlier message whose delivery runs or is about to start; one whose
+                # workflow ended without a final status waits for the sweep, holding no one
+                predecessor = None
+                for candidate in earlier:
+                    if await self._delivery_alive(db, candidate):
+                        predecessor = candidate
+                        break
+            return DeliveryPlan(predecessor_id=predecessor, give_up_after=give_up, created_at=message.created_at)
+
+    @staticmethod
+    async def _delivery_alive(db: AsyncSession, message_id: int) -> bool:
+        """Its delivery-{id} runs, or the outbox has yet to start it."""
+        if await db.scalar(select(_delivery_pending(message_id).exists())):
+            return True
+        return await delivery_running(activity.client(), message_id)
+
+    @activity.defn(name=FAIL_STUCK_DELIVERIES)
+    async def fail_stuck_deliveries(self) -> int:
+        """The sweep: outgoing messages still queued or sending past their give-up time whose
+        delivery no longer runs (terminated, timed out, lost) are failed onto the dead-letter list."""
+        hours = self._settings.delivery_give_up_hours
+        async with self._factory() as db:
+            stuck = (
+                await db.scalars(
+                    select(Message)
+                    .where(
+                        Message.direction == MessageDirection.OUT,
+                        Message.delivery_status.in_(PENDING),
+                        Message.created_at < datetime.now(UTC) - timedelta(hours=hours),
+                        ~_delivery_pending(Message.id).exists(),
+                    )
+                    .order_by(Message.id)
+                    .limit(SWEEP_BATCH)
+                )
+            ).all()
+        failed = 0
+        for message in stuck:
+            activity.heartbeat()
+            if await delivery_running(activity.client(), message.id):
+                continue  # a supervisor's retry, counting its own give-up time
+            reason = f"not sent within {hours} h and no delivery was running for it"
+            await self._fail(message, ErrorClass.RETRYABLE, reason, None)
+            failed += 1
+        if failed:
+            log.warning("failed %d outgoing messages left pending with no delivery running", failed)
+        return failed
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendOutcome:
@@ -330,12 +385,13 @@ class DeliveryActivities:
 
     async def _fail(self, message: Message, error_class: ErrorClass, reason: str, code: str | None) -> SendOutcome:
         async with self._factory() as db, db.begin():
-            await db.execute(
+            changed = await db.execute(
                 update(Message)
-                .where(Message.id == message.id)
+                .where(Message.id == message.id, Message.delivery_status.in_(PENDING))  # never un-sends
                 .values(delivery_status=DeliveryStatus.FAILED, error_class=error_class, error=reason)
             )
-            await _status_changed(db, message, DeliveryStatus.FAILED, error=reason)
+            if changed.rowcount:
+                await _status_changed(db, message, DeliveryStatus.FAILED, error=reason)
         return SendOutcome(outcome=Outcome.FAILED, reason=reason, successor_id=await self._successor(message))
 
     async def _record(
@@ -376,7 +432,14 @@ class DeliveryActivities:
             )
 
     def all(self) -> list[Any]:
-        return [self.prepare_delivery, self.send_message, self.fail_delivery]
+        return [self.prepare_delivery, self.send_message, self.fail_delivery, self.fail_stuck_deliveries]
+
+
+def _delivery_pending(message_id: Any) -> Any:
+    """The outbox row that will start (or restart) delivery-{message_id}."""
+    return select(OutboxEvent.id).where(
+        OutboxEvent.kind == DELIVER, OutboxEvent.payload["message_id"].as_integer() == message_id
+    )
 
 
 @asynccontextmanager

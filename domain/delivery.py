@@ -14,14 +14,23 @@ PREDECESSOR_DONE = "predecessor_done"  # signal: the message before this one is 
 PREPARE_DELIVERY = "prepare_delivery"
 SEND_MESSAGE = "send_message"
 FAIL_DELIVERY = "fail_delivery"
+# the housekeeping sweep: fails messages left pending past their give-up time with no delivery running
+FAIL_STUCK_DELIVERIES = "fail_stuck_deliveries"
 
 
 class DeliveryInput(BaseModel):
     message_id: int
+    # a supervisor's retry from the dead-letter list: its give-up time counts from this run's
+    # start, not from the message's creation
+    retry: bool = False
 
 
 class PrepareRequest(BaseModel):
     message_id: int
+    # ask Temporal whether the predecessor's delivery still runs (or is about to start): one
+    # whose workflow ended without a final status (terminated, timed out) must not hold this
+    # message. Asked on the workflow's periodic re-checks only, never on the hot path.
+    verify_predecessor: bool = False
 
 
 class FailRequest(BaseModel):
@@ -38,6 +47,8 @@ class DeliveryPlan(BaseModel):
     # an earlier outgoing message of the same conversation still queued or sending
     predecessor_id: int | None = None
     give_up_after: timedelta = timedelta(hours=24)
+    # when the message was written: its give-up time counts from here, waiting included
+    created_at: datetime | None = None
 
 
 class Outcome(StrEnum):

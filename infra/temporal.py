@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.conversation import CONVERSATION_WORKFLOW, NOTIFY, ConversationInput, ConversationNotice
 from domain.delivery import DELIVERY_WORKFLOW, DeliveryInput
@@ -58,6 +59,18 @@ class TemporalGateway:
         """Raises when the server does not answer a health check within 2 s."""
         client = await self.client()
         await asyncio.wait_for(client.service_client.check_health(), timeout=2)
+
+
+async def delivery_running(client: Client, message_id: int) -> bool:
+    """Whether the latest run of delivery-{message_id} is still running (False when it ended in
+    any way, or never started)."""
+    try:
+        description = await client.get_workflow_handle(delivery_workflow_id(message_id)).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
 
 
 class WorkflowStarter:

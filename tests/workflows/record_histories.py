@@ -4,7 +4,8 @@
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
-alive (the `*_v1_regular_activities.json` files predate the local-activity patches).
+alive (the `*_v1_regular_activities.json` files predate the local-activity patches,
+`delivery_v2_local_prepare.json` the bounded wait, `housekeeping_v1.json` the delivery sweep).
 """
 
 import asyncio
@@ -24,16 +25,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
-from domain.delivery import DeliveryInput, Outcome, SendOutcome
+from domain.delivery import FAIL_STUCK_DELIVERIES, DeliveryInput, Outcome, SendOutcome
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
 from setup.devstack import venv_binary
 from tests.conftest import register_search_attributes
+from tests.workflows.delivery_chat import Chat, Row
 from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually
-from tests.workflows.test_delivery import Provider
 from tests.workflows.test_polling import ScriptedPoller
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
@@ -69,21 +70,46 @@ async def record_conversation(env: WorkflowEnvironment) -> None:
 
 
 async def record_delivery(env: WorkflowEnvironment) -> None:
-    provider = Provider(
-        [
-            SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
-            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=3, reason="429"),
-            SendOutcome(outcome=Outcome.SENT, sent_parts=["1:1"], successor_id=77),
-        ],
-        predecessor=None,
-    )
+    """Two replies to one chat: the first meets a 502, then a 90 s retry_after, then is sent; the
+    second waits for it (one re-check on the way), is told, and is sent. A third reply's send
+    raises until its attempts run out, so it is failed with the error. Saves the second and third."""
     queue = f"record-{uuid.uuid4()}"
-    async with Worker(env.client, task_queue=queue, workflows=[DeliveryWorkflow], activities=provider.activities()):
+    first, second, third = 76, 77, 78
+    script = {
+        first: [
+            SendOutcome(outcome=Outcome.RETRYABLE, reason="502"),
+            SendOutcome(outcome=Outcome.RATE_LIMITED, retry_after=90, reason="429"),
+        ]
+    }
+
+    def provider(row: Row, now) -> SendOutcome:
+        if row.id == third:
+            raise FileNotFoundError(2, "No such file or directory", "/data/files/3f/3fa9c0")
+        steps = script.get(row.id, [])
+        return steps.pop(0) if steps else SendOutcome(outcome=Outcome.SENT, sent_parts=[f"{row.id}:1"])
+
+    chat = Chat(provider)
+    async with Worker(env.client, task_queue=queue, workflows=[DeliveryWorkflow], activities=chat.activities()):
+        handles = []
+        for message_id in (first, second):
+            chat.add(message_id, await env.get_current_time())
+            handles.append(
+                await env.client.start_workflow(
+                    DeliveryWorkflow.run,
+                    DeliveryInput(message_id=message_id),
+                    id=f"delivery-{message_id}",
+                    task_queue=queue,
+                )
+            )
+        for handle in handles:
+            await handle.result()
+        _save("delivery_v3_bounded_wait.json", await handles[1].fetch_history())
+        chat.add(third, await env.get_current_time())
         handle = await env.client.start_workflow(
-            DeliveryWorkflow.run, DeliveryInput(message_id=76), id=f"delivery-{queue}", task_queue=queue
+            DeliveryWorkflow.run, DeliveryInput(message_id=third), id=f"delivery-{third}", task_queue=queue
         )
         await handle.result()
-        _save("delivery_v2_local_prepare.json", await handle.fetch_history())
+        _save("delivery_v3_send_raised.json", await handle.fetch_history())
 
 
 async def record_poller(env: WorkflowEnvironment) -> None:
@@ -151,11 +177,15 @@ async def record_housekeeping(env: WorkflowEnvironment) -> None:
     async def purge_expired() -> dict[str, int]:
         return {"sessions": 2, "attempts": 5}
 
+    @activity.defn(name=FAIL_STUCK_DELIVERIES)
+    async def fail_stuck_deliveries() -> int:
+        return 1
+
     await _first_run(
         env,
-        "housekeeping_v1.json",
+        "housekeeping_v2_delivery_sweep.json",
         HousekeepingWorkflow,
-        [purge_expired],
+        [purge_expired, fail_stuck_deliveries],
         lambda queue: env.client.start_workflow(HousekeepingWorkflow.run, id=f"housekeeping-{queue}", task_queue=queue),
     )
 
