@@ -100,11 +100,17 @@ class WorkflowStarter:
         )
 
     async def start_delivery(self, message_id: int, *, retry: bool = False) -> None:
-        """Start delivery-{message_id}; a second start of the same message is a no-op."""
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        """Start delivery-{message_id}; a second start of the same message is a no-op.
+
+        `retry` (a supervisor's, from the dead-letter list) starts the id again once its previous
+        run has finished. While that run is still open (it failed the message and has yet to
+        close) this raises WorkflowAlreadyStartedError: the outbox row that asked stays and is
+        tried again, so the retry is never lost. Starting it twice stays harmless: a run finding
+        its message already sent or failed ends at once."""
+        try:
             await self.client.start_workflow(
                 DELIVERY_WORKFLOW,
-                DeliveryInput(message_id=message_id),
+                DeliveryInput(message_id=message_id, retry=retry),
                 id=delivery_workflow_id(message_id),
                 task_queue=self.task_queue,
                 # delivery-{id} runs once: a relay retry must not send it twice. Only a
@@ -116,6 +122,9 @@ class WorkflowStarter:
                 execution_timeout=timedelta(days=3),
                 rpc_timeout=self._rpc_timeout,
             )
+        except WorkflowAlreadyStartedError:
+            if retry:
+                raise
 
     async def start_fetch_attachments(self, message_id: int) -> None:
         """Start files-{message_id}; a second start of the same message is a no-op."""

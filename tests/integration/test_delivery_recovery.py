@@ -9,10 +9,10 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, select, update
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
@@ -26,6 +26,7 @@ from infra.models import Message, Operator, OutboxEvent
 from infra.security import CredentialBox
 from services import deadletters
 from tests.conftest import TEST_CREDENTIALS_KEY
+from tests.fakes.faults import Fault
 from tests.integration.chaos_support import Queued, open_chats, queue_replies, replier, statuses
 from tests.integration.conftest import wait_until
 from worker import build_activities, build_worker
@@ -130,3 +131,36 @@ async def test_the_housekeeping_sweep_fails_what_was_left_pending_past_its_give_
 
 async def _has_status(world, message_id: int, status: DeliveryStatus) -> bool:
     return (await statuses(world.factory, [message_id]))[message_id] == status
+
+
+async def test_a_dead_letter_retried_while_its_previous_run_is_still_open_is_sent_once(
+    world, engine_stack, fake_telegram
+):
+    chats = await open_chats(world, 1, 9_300_000)
+    chat = chats[0].chat_id
+    supervisor = await replier(world)
+    fake_telegram.fail_next(Fault.CHAT_NOT_FOUND, 1, method="sendMessage")
+    queued = Queued()
+    await queue_replies(world.factory, supervisor, chats, 1, "retry", queued)
+    [message_id] = queued.ids
+    await wait_until(lambda: _has_status(world, message_id, DeliveryStatus.FAILED), timeout=20)
+
+    # the previous run is still open (its worker has yet to finish it) when the supervisor retries
+    async with held_delivery(engine_stack.client, message_id) as previous:
+        async with world.factory() as db, db.begin():
+            await deadletters.retry_dead_letter(db, await db.get(Operator, supervisor), message_id)
+
+        async def refused_while_open() -> bool:
+            async with world.factory() as db:
+                return bool(await db.scalar(select(func.max(OutboxEvent.attempts))))
+
+        await wait_until(refused_while_open, timeout=20)
+        assert await _has_status(world, message_id, DeliveryStatus.QUEUED)
+        await previous.terminate("it finished")
+        await wait_until(lambda: _has_status(world, message_id, DeliveryStatus.SENT), timeout=30)
+
+    accepted = [m.text for m in fake_telegram.sent_messages(chat)]
+    assert accepted == [queued.by_chat[chat][0][1]]
+    async with world.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert (await db.get(Message, message_id)).sent_at > datetime.now(UTC) - timedelta(minutes=1)
