@@ -48,7 +48,7 @@ from domain.events import ContactReachabilityChanged, MessageStatusChanged
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
 from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, OutboxEvent
-from infra.ratelimit import reserve
+from infra.ratelimit import Limit, reserve
 from infra.security import CredentialBox
 from infra.settings import Settings
 from infra.temporal import delivery_running
@@ -261,13 +261,13 @@ class DeliveryActivities:
         return tuple(row) if row is not None else None  # type: ignore[return-value]
 
     @staticmethod
-    def _limits(adapter: Sending, inbox: Inbox, chat_id: str) -> dict[str, float]:
-        """{rate key: seconds between sends} for this inbox's bot and this chat."""
+    def _limits(adapter: Sending, inbox: Inbox, chat_id: str) -> dict[str, Limit]:
+        """{rate key: limit} for this inbox's bot and this chat."""
         limits = {}
         if adapter.rate_per_bot > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}"] = 1 / adapter.rate_per_bot
+            limits[f"{inbox.channel.value}:{inbox.id}"] = Limit.per_second(adapter.rate_per_bot)
         if adapter.rate_per_chat > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / adapter.rate_per_chat
+            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = Limit.per_second(adapter.rate_per_chat)
         return limits
 
     async def _reserve_slot(self, adapter: Sending, inbox: Inbox, chat_id: str) -> datetime:

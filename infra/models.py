@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text as sql,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from domain.contracts import (
@@ -383,12 +383,16 @@ class OutboxEvent(Base):
 
 class RateSlot(Base):
     """Shared send schedule per bot and per chat, so every worker process stays under the
-    provider's limits: each send reserves the next free slot of its keys (a GCRA clock)."""
+    provider's limits: each send reserves the next free slot of its keys (infra/ratelimit.py)."""
 
     __tablename__ = "rate_slots"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    next_at: Mapped[datetime]
+    next_at: Mapped[datetime]  # the last slot plus the key's spacing
+    # the key's last slots, as many as its limit counts in one window
+    recent: Mapped[list[datetime]] = mapped_column(
+        ARRAY(DateTime(timezone=True)), server_default=sql("'{}'::timestamptz[]")
+    )
 
 
 class RealtimeEvent(Base):
