@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,10 +181,11 @@ class DeliveryActivities:
             return await self._fail(
                 message, ErrorClass.PERMANENT, f"{inbox.channel.value} has no adapter that sends", None
             )
-        # A slot is reserved once per message; when it is far off, the workflow sleeps until it
-        # and hands it back (reserving anew each time would push the clocks ahead of real time
-        # and starve every chat once enough of them wait).
-        slot = request.slot_at or await self._reserve_slot(adapter, inbox, identity.provider_chat_id)
+        # A slot is reserved once per part; when it is far off, the workflow sleeps until it and
+        # hands it back (reserving anew each time would push the clocks ahead of real time and
+        # starve every chat once enough of them wait).
+        chat_id = identity.provider_chat_id
+        slot = request.slot_at or await self._reserve_slot(adapter, inbox, chat_id)
         wait = (slot - datetime.now(UTC)).total_seconds()
         if wait > MAX_SLOT_WAIT:
             return SendOutcome(
@@ -194,33 +195,41 @@ class DeliveryActivities:
                 sent_parts=request.sent_parts,
                 slot_at=slot,
             )
-        await asyncio.sleep(max(wait, 0.0))
+        # Everything the send needs is ready before its slot comes: what follows the slot is the
+        # request itself, so the provider sees the sends as evenly spaced as they were scheduled.
         await self._mark_sending(message)
-
         outbound = OutboundMessage(
             message_id=message.id,
             conversation_id=conversation.id,
             inbox_id=inbox.id,
             channel=inbox.channel,
-            provider_chat_id=identity.provider_chat_id,
+            provider_chat_id=chat_id,
             text=message.text,
             format=message.format,
             attachments=await self._attachments(message.id),
         )
+        credentials = self._box.open(inbox.credentials_encrypted)
+        files = self._files(outbound)
+        pace = _Pacer(slot, lambda: self._reserve_slot(adapter, inbox, chat_id))
         correlation = f"{activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
         began = time.monotonic()
         try:
             result = await adapter.send(
-                self._box.open(inbox.credentials_encrypted),
-                outbound,
-                self._files(outbound),
-                skip_parts=len(request.sent_parts),
+                credentials, outbound, files, skip_parts=len(request.sent_parts), before_step=pace
+            )
+        except _SlotFarOff as far:  # a later part's slot: the workflow waits for it
+            return SendOutcome(
+                outcome=Outcome.RATE_LIMITED,
+                reason="our own rate limit",
+                retry_after=far.wait,
+                sent_parts=request.sent_parts + list(far.sent_message_ids),
+                slot_at=far.slot,
             )
         except DeliveryError as exc:
-            latency = int((time.monotonic() - began) * 1000)
+            latency = int((time.monotonic() - began - pace.waited) * 1000)
             sent = request.sent_parts + list(getattr(exc, "sent_message_ids", ()))
             return await self._failed_attempt(message, identity, request.attempt, exc, latency, correlation, sent)
-        latency = int((time.monotonic() - began) * 1000)
+        latency = int((time.monotonic() - began - pace.waited) * 1000)
         sent = request.sent_parts + list(result.provider_message_ids)
         # The provider has it now: if recording failed and Temporal retried this activity, it
         # would send again. So the record itself is retried here first.
@@ -440,6 +449,38 @@ def _delivery_pending(message_id: Any) -> Any:
     return select(OutboxEvent.id).where(
         OutboxEvent.kind == DELIVER, OutboxEvent.payload["message_id"].as_integer() == message_id
     )
+
+
+class _SlotFarOff(DeliveryError):
+    """A later part's rate slot is further off than MAX_SLOT_WAIT."""
+
+    error_class = ErrorClass.RATE_LIMITED
+
+    def __init__(self, slot: datetime, wait: float) -> None:
+        super().__init__("our own rate limit")
+        self.slot, self.wait = slot, wait
+
+
+class _Pacer:
+    """Awaited before each part of a message: the first waits for the slot reserved before the
+    send began, each later one reserves its own (the provider counts every part against the chat
+    and the bot). Keeps the time spent waiting, which is not the provider's latency."""
+
+    def __init__(self, first: datetime, reserve: Callable[[], Awaitable[datetime]]) -> None:
+        self._next: datetime | None = first
+        self._reserve = reserve
+        self.waited = 0.0
+
+    async def __call__(self) -> None:
+        slot = self._next or await self._reserve()
+        self._next = None
+        wait = (slot - datetime.now(UTC)).total_seconds()
+        if wait > MAX_SLOT_WAIT:
+            raise _SlotFarOff(slot, wait)
+        if wait > 0:
+            began = time.monotonic()
+            await asyncio.sleep(wait)
+            self.waited += time.monotonic() - began
 
 
 @asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypedDict
 
@@ -80,15 +80,21 @@ class Sending(ChannelAdapter, ABC):
         files: Mapping[int, bytes] | None = None,
         *,
         skip_parts: int = 0,
+        before_step: Callable[[], Awaitable[None]] | None = None,
     ) -> SendResult:
         """Send text parts and attachments in order. On failure the raised DeliveryError
         carries `sent_message_ids` of this call's delivered parts; resume with `skip_parts`.
-        The result lists the ids of the parts sent by this call only."""
+        The result lists the ids of the parts sent by this call only.
+
+        `before_step` is awaited before each provider message: the caller's rate slot, since the
+        provider counts every part. A DeliveryError it raises stops the send as a provider's would."""
         token = self.token(credentials)
         steps = plan_steps(msg, text_limit=self.text_limit, caption_limit=self.caption_limit)
         ids: list[str] = []
         for step in steps[skip_parts:]:
             try:
+                if before_step is not None:
+                    await before_step()
                 content = _content(step.attachment, files) if step.attachment else None
                 ids.append(await self._send_step(token, msg, step, content))
             except DeliveryError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import httpx
 from sqlalchemy import select
@@ -180,7 +181,7 @@ async def test_order_holds_while_an_earlier_message_is_retried(world, engine_sta
     await wait_until(all_sent, timeout=30)
     assert [m.text for m in fake_telegram.sent_messages("900300")] == [f"part {i}" for i in range(4)]
     # the per-chat limit (1/s) held: no 429 would have been provoked
-    assert fake_telegram.rate_violations().get("chat", 0) == 0
+    assert fake_telegram.rate_violations()["per_chat"] == 0
 
 
 async def test_a_failed_message_does_not_block_the_next_and_can_be_retried(world, engine_stack, fake_telegram):
@@ -220,3 +221,15 @@ async def test_long_text_goes_out_in_ordered_parts(world, engine_stack, fake_tel
     assert "".join(m.text for m in sent).replace("\n", "").replace(" ", "") == "".join(paragraphs).replace(" ", "")
     async with world.factory() as db:
         assert len((await db.get(Message, message_id)).sent_provider_ids) == len(sent)
+
+
+async def test_each_part_of_a_split_message_takes_its_own_per_chat_slot(world, engine_stack, fake_telegram):
+    op = await world.operator()
+    result = await ingest(world.factory, world.event("900600", "hi"))
+    paragraphs = [f"Paragraph {i}: " + "word " * 300 for i in range(6)]  # ~9,100 characters: 3 parts
+    message_id = await _reply(world, op, result.conversation_id, "\n\n".join(paragraphs), "split")
+    await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT), timeout=30)
+    calls = fake_telegram.requests("sendMessage", "900600")
+    assert len(calls) == 3 and all(c.status == 200 for c in calls)
+    # Telegram allows one message per second in a chat, and counts each part as one
+    assert fake_telegram.rate_violations()["per_chat"] == 0, [round(b.at - a.at, 3) for a, b in pairwise(calls)]
