@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -109,6 +110,7 @@ class FakeProvider(ABC):
         self.faults = FaultScript()
         self.rates = RateMeter(self.rate_rules, enforce_rate_limits)
         self._records: list[Recorded] = []
+        self._in_flight: Counter[str] = Counter()  # provider operation -> requests being answered
         self._sent: list[SentMessage] = []
         self._updates: list[tuple[int, dict[str, Any]]] = []  # (sequence, update), oldest first
         self._next_seq = 1
@@ -228,6 +230,19 @@ class FakeProvider(ABC):
         with self._lock:
             return [m for m in self._sent if chat_id is None or m.chat_id == str(chat_id)]
 
+    def in_flight(self, method: str | None = None) -> int:
+        """Requests of `method` (or any) received and not yet answered."""
+        with self._lock:
+            if method is None:
+                return sum(self._in_flight.values())
+            return self._in_flight[method.lower()]
+
+    def connections(self) -> int:
+        """Client connections open now. A client process that died has none left once the kernel
+        has closed its sockets: what it had sent by then has landed, or was cut off with it."""
+        server = self._server
+        return 0 if server is None else len(server.server_state.connections)
+
     def rate_violations(self) -> dict[str, int]:
         """Per rule, how many requests broke it (each a 429 the real provider could send)."""
         return self.rates.violations()
@@ -327,6 +342,15 @@ class FakeProvider(ABC):
         if scope["type"] != "http":
             return
         call = await self._parse(Request(scope, receive))
+        with self._lock:
+            self._in_flight[call.method.lower()] += 1
+        try:
+            await self._serve(call, scope, receive, send)
+        finally:
+            with self._lock:
+                self._in_flight[call.method.lower()] -= 1
+
+    async def _serve(self, call: Call, scope: Scope, receive: Receive, send: Send) -> None:
         if call.refusal is not None:
             self._record(call, call.refusal.status_code, None)
             await call.refusal(scope, receive, send)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
+from domain.ids import delivery_workflow_id
 from infra.models import Message, Operator, OutboxEvent
 from infra.settings import ROOT, Settings
 from services import conversations
@@ -132,6 +134,20 @@ async def wait_all_sent(factory: Factory, ids: list[int], timeout: float, *, wha
             pending = Counter(s.value for s in current.values() if s != DeliveryStatus.SENT)
             raise AssertionError(f"{what}: not all sent after {timeout:.0f} s: {dict(pending)} still pending")
         await asyncio.sleep(0.25)
+
+
+async def wait_deliveries_ended(client: Client, fake: FakeTelegram, ids: list[int], timeout: float = 60) -> list[str]:
+    """Until every delivery-{id} has ended and the fake answers no request: nothing can reach it
+    for these replies any more (a late duplicate has arrived by then). Returns their results."""
+    results = await asyncio.wait_for(
+        asyncio.gather(*(client.get_workflow_handle(delivery_workflow_id(i)).result() for i in ids)), timeout
+    )
+    began = time.monotonic()
+    while fake.in_flight("sendMessage"):
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"the fake still answers {fake.in_flight('sendMessage')} sends")
+        await asyncio.sleep(0.05)
+    return results
 
 
 def accepted_texts(fake: FakeTelegram) -> list[str]:
