@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.conversation import ConversationNotice
-from infra.models import OutboxEvent
+from infra.models import Conversation, OutboxEvent
 from infra.temporal import WorkflowStarter
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ async def add_fetch(db: AsyncSession, conversation_id: int, message_id: int) -> 
 
 
 async def _add(db: AsyncSession, conversation_id: int, kind: str, payload: dict[str, Any]) -> None:
+    # The relay takes a conversation's oldest visible row and the workflow ignores a notice at or
+    # below the last id it applied, so one conversation's rows must commit in id order: a writer
+    # locks the conversation before its row takes an id and holds it until commit, and the next
+    # writer's id comes after. (Most writers hold the lock already; the hand-written inbound
+    # statements in services/ingest.py lock, or create, the conversation in the same statement.)
+    await db.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
     db.add(OutboxEvent(conversation_id=conversation_id, kind=kind, payload=payload))
     # wakes the relay at commit instead of at its next poll
     await db.execute(select(func.pg_notify(WAKE_CHANNEL, "")))
