@@ -376,6 +376,9 @@ class OutboxEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     available_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # set aside after too many refusals (last_error says why): no longer tried, no longer
+    # holding its conversation's later rows back, until a supervisor retries it
+    parked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("ix_outbox_events_conversation_id_id", "conversation_id", "id"),)
