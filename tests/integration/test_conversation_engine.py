@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -22,7 +23,7 @@ from infra.models import (
 )
 from services import conversations, operators
 from services.ingest import ingest
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import wait_until, workflow_state
 
 
 async def count_rows(factory, model, *where) -> int:
@@ -194,6 +195,38 @@ async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, e
         "message.sent",
     ]
     assert "conversation.resolved" in actions and actions[-1] == "conversation.reopened"
+
+
+async def test_the_assignee_replying_counts_as_opening_so_escalation_stops(world, engine_stack):
+    async with world.factory() as db, db.begin():
+        from infra.models import Inbox
+
+        inbox = await db.get(Inbox, world.inbox_id)
+        inbox.settings = {**inbox.settings, "escalation_minutes": 0.05}  # 3 s
+    ann, _bob = await world.operator(), await world.operator()
+    cid = (await ingest(world.factory, world.event("reply-opens", "where is my order?"))).conversation_id
+
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann))
+    async with world.factory() as db, db.begin():
+        await conversations.send_reply(db, await db.get(Operator, ann), cid, "On its way", idempotency_key="r1")
+        await conversations.send_reply(db, await db.get(Operator, ann), cid, "Tomorrow", idempotency_key="r2")
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.opened), timeout=10)
+    async with world.factory() as db:
+        conversation = await db.get(Conversation, cid)
+    assert conversation.opened_at is not None and conversation.assignee_id == ann
+    # past the 3 s she had: still hers, nothing escalated
+    deadline = conversation.assigned_at.timestamp() + 4
+    await wait_until(lambda: time.time() > deadline)
+    assert await _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann)
+    async with world.factory() as db:
+        assert await db.scalar(select(Conversation.assignee_id).where(Conversation.id == cid)) == ann
+        actions = (await db.scalars(select(AuditEvent.action).where(AuditEvent.conversation_id == cid))).all()
+    assert "conversation.escalated" not in actions and actions.count("message.sent") == 2
+
+
+async def _workflow_knows(engine_stack, conversation_id: int, check) -> bool:
+    state = await workflow_state(engine_stack.client, conversation_id)
+    return state is not None and check(state)
 
 
 async def test_contact_blocked_marks_identity_unreachable(world, engine_stack):
