@@ -231,6 +231,9 @@ class Conversation(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    # the last workflow action applied (transfer, reopen, alert), by what caused it: a retried
+    # activity finds its key here and changes nothing twice
+    last_action_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
     inbox: Mapped[Inbox] = relationship(lazy="raise")

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 
-from domain.conversation import STATE_QUERY, ConversationNotice, ConversationState, NoticeKind
+from domain.conversation import ConversationNotice, ConversationState, NoticeKind
 from domain.enums import ConversationStatus, OperatorRole
 from domain.ids import conversation_workflow_id
 from infra.models import AuditEvent, Conversation, Operator, OutboxEvent, RealtimeEvent
@@ -21,7 +21,7 @@ from services.ingest import ingest
 from services.outbox import PARK_AFTER, OutboxRelay, add_notice, retry_parked
 from setup.devstack import TemporalDevServer, free_port
 from tests.conftest import TMP
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import wait_until, workflow_state
 
 
 async def test_rows_stay_due_while_temporal_is_unreachable_so_catching_up_starts_at_once(world):
@@ -58,8 +58,9 @@ async def test_rows_stay_due_while_temporal_is_unreachable_so_catching_up_starts
 
 
 async def _workflow_state(engine_stack, conversation_id: int) -> ConversationState:
-    handle = engine_stack.client.get_workflow_handle(conversation_workflow_id(conversation_id))
-    return await handle.query(STATE_QUERY, result_type=ConversationState)
+    return await workflow_state(engine_stack.client, conversation_id) or ConversationState(
+        conversation_id=conversation_id, channel="not started"
+    )
 
 
 async def _drained(world) -> bool:
