@@ -377,6 +377,8 @@ class OutboxEvent(Base):
     kind: Mapped[str] = mapped_column(String(50))
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # of those, the ones Temporal answered with a refusal (not the ones it was unreachable for)
+    refusals: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     available_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # set aside after too many refusals (last_error says why): no longer tried, no longer

@@ -4,7 +4,7 @@ the change itself, then a relay drains it into Temporal, in order per conversati
 Why: the dev server does ~200 signal-with-starts/s on our machines while PostgreSQL commits
 thousands of rows/s; webhooks are acknowledged at commit, and a Temporal outage only delays.
 
-A row Temporal keeps refusing (not merely unreachable) is parked after PARK_AFTER attempts:
+A row Temporal keeps refusing (not merely unreachable) is parked after PARK_AFTER refusals:
 supervisors are alerted, its conversation's later rows go on, and `retry_parked` hands it over
 again.
 """
@@ -84,7 +84,8 @@ async def _add(db: AsyncSession, conversation_id: int, kind: str, payload: dict[
     # locks the conversation before its row takes an id and holds it until commit, and the next
     # writer's id comes after. (Most writers hold the lock already; the hand-written inbound
     # statements in services/ingest.py lock, or create, the conversation in the same statement.)
-    await db.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
+    # NO KEY UPDATE: writers exclude each other, not rows that merely reference the conversation.
+    await db.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(key_share=True))
     row = OutboxEvent(conversation_id=conversation_id, kind=kind, payload=payload)
     db.add(row)
     # wakes the relay at commit instead of at its next poll
@@ -120,7 +121,7 @@ async def retry_parked(db: AsyncSession, operator: Operator, outbox_id: int) -> 
 # Parked rows are out of the queue.
 _CLAIM = text(
     """
-    SELECT o.id, o.conversation_id, o.kind, o.payload, o.attempts
+    SELECT o.id, o.conversation_id, o.kind, o.payload, o.refusals
     FROM outbox_events o
     WHERE o.available_at <= now() AND o.parked_at IS NULL
       AND NOT EXISTS (
@@ -130,6 +131,14 @@ _CLAIM = text(
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
+)
+
+
+# Every try counts in `attempts`; only Temporal's refusals (not its absence) in `refusals`, which
+# set the row's backoff and, at PARK_AFTER, park it.
+_TRIED = text(
+    "UPDATE outbox_events SET attempts = attempts + 1, refusals = refusals + :refused, last_error = :err, "
+    "available_at = now() + make_interval(secs => :delay) WHERE id = :id"
 )
 
 
@@ -199,25 +208,21 @@ class OutboxRelay:
                 unreachable = _unreachable(res)
                 self.temporal_unreachable |= unreachable
                 error = f"{type(res).__name__}: {res}"[:TEXT_LIMIT]
-                if not unreachable and row.attempts + 1 >= PARK_AFTER:
+                if unreachable:
+                    await db.execute(_TRIED, {"err": error, "refused": 0, "delay": 0, "id": row.id})
+                    continue
+                if row.refusals + 1 >= PARK_AFTER:
                     await self._park(db, row, error)
                     continue
-                delay = 0 if unreachable else min(2 ** min(row.attempts, 6), 60)
-                if not unreachable:
-                    log.warning(
-                        "outbox %s for conversation %s failed (%s); retry in %s s",
-                        row.id,
-                        row.conversation_id,
-                        error,
-                        delay,
-                    )
-                await db.execute(
-                    text(
-                        "UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, "
-                        "available_at = now() + make_interval(secs => :delay) WHERE id = :id"
-                    ),
-                    {"err": error, "delay": delay, "id": row.id},
+                delay = min(2 ** min(row.refusals, 6), 60)
+                log.warning(
+                    "outbox %s for conversation %s refused (%s); retry in %s s",
+                    row.id,
+                    row.conversation_id,
+                    error,
+                    delay,
                 )
+                await db.execute(_TRIED, {"err": error, "refused": 1, "delay": delay, "id": row.id})
             if self.temporal_unreachable:
                 log.warning("Temporal unreachable: %d outbox rows wait", len(rows) - len(done))
             if done:
@@ -226,24 +231,22 @@ class OutboxRelay:
 
     @staticmethod
     async def _park(db: AsyncSession, row: Any, error: str) -> None:
+        refusals = row.refusals + 1
         log.error(
-            "outbox %s for conversation %s parked after %d attempts: %s",
-            row.id,
-            row.conversation_id,
-            row.attempts + 1,
-            error,
+            "outbox %s for conversation %s parked after %d refusals: %s", row.id, row.conversation_id, refusals, error
         )
         await db.execute(
             text(
-                "UPDATE outbox_events SET attempts = attempts + 1, last_error = :err, parked_at = now() WHERE id = :id"
+                "UPDATE outbox_events SET attempts = attempts + 1, refusals = :refusals, last_error = :err, "
+                "parked_at = now() WHERE id = :id"
             ),
-            {"err": error, "id": row.id},
+            {"refusals": refusals, "err": error, "id": row.id},
         )
         audit.record(
             db,
             "outbox.parked",
             conversation_id=row.conversation_id,
-            details={"outbox_id": row.id, "kind": row.kind, "attempts": row.attempts + 1, "error": error},
+            details={"outbox_id": row.id, "kind": row.kind, "refusals": refusals, "error": error},
         )
         await publish(
             db, OutboxParked(outbox_id=row.id, conversation_id=row.conversation_id, kind=row.kind, error=error)

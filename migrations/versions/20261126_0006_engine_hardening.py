@@ -52,6 +52,7 @@ CREATE TRIGGER branch_hours_changed AFTER UPDATE OF working_hours ON branches
 
 
 def upgrade() -> None:
+    op.add_column("outbox_events", sa.Column("refusals", sa.Integer(), server_default="0", nullable=False))
     op.add_column("outbox_events", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("conversations", sa.Column("last_action_key", sa.String(length=100), nullable=True))
     op.execute(SETTINGS_FUNCTION)
@@ -65,3 +66,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION conversation_settings_changed()")
     op.drop_column("conversations", "last_action_key")
     op.drop_column("outbox_events", "parked_at")
+    op.drop_column("outbox_events", "refusals")

@@ -161,11 +161,14 @@ async def test_a_row_temporal_keeps_refusing_is_parked_and_its_conversation_move
         await db.flush()
         poison_id = poison.id
         await add_notice(db, cid, ConversationNotice(kind=NoticeKind.BLOCKED))
+    async with world.factory() as db, db.begin():
+        # as after a long outage: tries while Temporal was unreachable count no refusal
+        await db.execute(update(OutboxEvent).values(attempts=50))
     relay = OutboxRelay(world.factory, temporal_client, task_queue)  # no worker: the workflow just waits
 
     parked = await _drain_until_parked(world, relay, poison_id)
     assert parked is not None and parked.parked_at is not None, "handed over?"
-    assert "no-such-notice" in parked.last_error and parked.attempts == PARK_AFTER
+    assert "no-such-notice" in parked.last_error and parked.refusals == PARK_AFTER
     # the notice behind it goes on; the parked row stays, visible, and is not tried again
     await relay.drain_once()
     async with world.factory() as db:
@@ -174,7 +177,7 @@ async def test_a_row_temporal_keeps_refusing_is_parked_and_its_conversation_move
         alerts = (
             await db.scalars(select(RealtimeEvent.payload).where(RealtimeEvent.type == "alert.outbox_parked"))
         ).all()
-    assert left == [(poison_id, parked.attempts)]
+    assert left == [(poison_id, parked.attempts)] and parked.attempts == 50 + PARK_AFTER
     assert [n["kind"] for n in await _signals(temporal_client, cid)] == [NoticeKind.STARTED, NoticeKind.BLOCKED]
     assert [(a.conversation_id, a.details["outbox_id"]) for a in audit] == [(cid, poison_id)]
     assert [(a["outbox_id"], a["conversation_id"], a["kind"]) for a in alerts] == [(poison_id, cid, "notice")]
@@ -192,6 +195,6 @@ async def test_a_row_temporal_keeps_refusing_is_parked_and_its_conversation_move
     async with world.factory() as db:
         row = await db.get(OutboxEvent, retried_id)
         retried = await db.scalar(select(AuditEvent).where(AuditEvent.action == "outbox.retried"))
-    assert retried_id > poison_id and row.parked_at is None and row.attempts == 0
+    assert retried_id > poison_id and row.parked_at is None and row.attempts == row.refusals == 0
     assert row.payload == {"kind": "no-such-notice"} and row.conversation_id == cid
     assert retried.actor_operator_id == supervisor and retried.details["outbox_id"] == poison_id
