@@ -64,3 +64,16 @@ def test_reassignment_scope_names_the_previous_placement():
     )
     assert event.scope().previous == Placement(5, 3, None)
     assert event.scope().place == Placement(5, 3, 8)
+
+
+def test_a_failed_action_is_news_for_who_asked_and_supervisors_only():
+    from domain.enums import OperatorRole
+    from domain.visibility import Staff, may_receive
+
+    event = events.ConversationActionFailed.of(
+        REF.model_copy(update={"assignee_id": 8}), action="transfer", operator_id=4, reason="gone", refused=True
+    )
+    assert may_receive(Staff(4, OperatorRole.OPERATOR, 3), event.scope())
+    assert may_receive(Staff(1, OperatorRole.SUPERVISOR), event.scope())
+    assert not may_receive(Staff(8, OperatorRole.OPERATOR, 3), event.scope())  # the assignee did not ask
+    assert not may_receive(Staff(5, OperatorRole.OPERATOR, 3), event.scope())  # nor their branch
