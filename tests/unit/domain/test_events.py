@@ -7,9 +7,9 @@ import re
 import pytest
 
 from domain import events
-from domain.enums import DeliveryStatus, MessageDirection, SenderKind
+from domain.enums import DeliveryStatus, MessageDirection, OperatorRole, SenderKind
 from domain.events import BY_NAME, EVENTS, ConversationIds, MessageCreated, MessageStatusChanged
-from domain.visibility import Placement
+from domain.visibility import Placement, Staff, may_receive
 
 REF = ConversationIds(conversation_id=5, inbox_id=2, branch_id=3, assignee_id=None)
 
@@ -67,9 +67,6 @@ def test_reassignment_scope_names_the_previous_placement():
 
 
 def test_a_failed_action_is_news_for_who_asked_and_supervisors_only():
-    from domain.enums import OperatorRole
-    from domain.visibility import Staff, may_receive
-
     event = events.ConversationActionFailed.of(
         REF.model_copy(update={"assignee_id": 8}), action="transfer", operator_id=4, reason="gone", refused=True
     )
