@@ -202,7 +202,7 @@ async def test_the_assignee_replying_counts_as_opening_so_escalation_stops(world
         from infra.models import Inbox
 
         inbox = await db.get(Inbox, world.inbox_id)
-        inbox.settings = {**inbox.settings, "escalation_minutes": 0.05}  # 3 s
+        inbox.settings = {**inbox.settings, "escalation_minutes": 0.1}  # 6 s
     ann, _bob = await world.operator(), await world.operator()
     cid = (await ingest(world.factory, world.event("reply-opens", "where is my order?"))).conversation_id
 
@@ -214,8 +214,8 @@ async def test_the_assignee_replying_counts_as_opening_so_escalation_stops(world
     async with world.factory() as db:
         conversation = await db.get(Conversation, cid)
     assert conversation.opened_at is not None and conversation.assignee_id == ann
-    # past the 3 s she had: still hers, nothing escalated
-    deadline = conversation.assigned_at.timestamp() + 4
+    # past the 6 s she had: still hers, nothing escalated
+    deadline = conversation.assigned_at.timestamp() + 7
     await wait_until(lambda: time.time() > deadline)
     assert await _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann)
     async with world.factory() as db:
