@@ -1,7 +1,10 @@
 """Activities of ConversationWorkflow: every state change it decides is written here.
 
 Each is idempotent (a retried activity must not assign twice or send twice) and guarded by
-the current database state, which stays the arbiter when a notice and a timer cross.
+the current database state, which stays the arbiter when a notice and a timer cross. Those the
+state alone cannot guard (transfer, reopen, alerting supervisors) remember the key of what
+caused them in `conversations.last_action_key`. An action the database refuses raises
+ACTION_REFUSED with a message for the operator; the workflow reports it and goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.assignment import choose_operator, next_escalation_target
 from domain.conversation import (
+    ACTION_REFUSED,
     ALERT_SUPERVISORS,
     ASSIGN_OPERATOR,
     CLOSE_CONVERSATION,
@@ -23,27 +27,37 @@ from domain.conversation import (
     ESCALATE_CONVERSATION,
     LOAD_BRANCH_SCHEDULE,
     LOAD_CONVERSATION,
+    LOAD_SETTINGS,
     REOPEN_CONVERSATION,
+    REPORT_ACTION_FAILED,
     RESOLVE_CONVERSATION,
     RESOLVE_IF_INACTIVE,
     SEND_SYSTEM_MESSAGE,
     TRANSFER_CONVERSATION,
+    ActionFailure,
     AlertRequest,
     Assignment,
     AssignRequest,
     BranchRef,
     ConversationRef,
+    ConversationSettings,
     ConversationState,
     EscalateRequest,
     InactivityCheck,
     InactivityRequest,
     InboxPolicy,
+    ReopenRequest,
     ResolveRequest,
     SystemMessageRequest,
     TransferRequest,
 )
 from domain.enums import ConversationStatus, MessageFormat, SenderKind
-from domain.events import ConversationRouted, ConversationStatusChanged, EscalationExhausted
+from domain.events import (
+    ConversationActionFailed,
+    ConversationRouted,
+    ConversationStatusChanged,
+    EscalationExhausted,
+)
 from domain.routing import RegionRule as RegionRuleSpec, branch_for_region
 from infra.event_log import conversation_ids, load_conversation_ids, publish
 from infra.models import Branch, Contact, Conversation, Inbox, Operator, RegionRule
@@ -76,14 +90,25 @@ class ConversationActivities:
     async def load_conversation(self, request: ConversationRef) -> ConversationState:
         """First run of a workflow: route to a branch and gather what the workflow acts on."""
         async with self._factory() as db, db.begin():
+            placed = (
+                await db.execute(
+                    select(Conversation.inbox_id, Conversation.branch_id).where(
+                        Conversation.id == request.conversation_id
+                    )
+                )
+            ).one_or_none()
+            if placed is None:
+                raise ApplicationError(f"conversation {request.conversation_id} does not exist", non_retryable=True)
+            # read before the conversation is locked, as the settings trigger locks in that order
+            inbox = await _settings_row(db, Inbox, placed.inbox_id)
+            await _settings_row(db, Branch, placed.branch_id)
             conversation = await self._conversation(db, request.conversation_id)
-            inbox = await db.get(Inbox, conversation.inbox_id)
             contact = await db.get(Contact, conversation.contact_id)
             assert inbox is not None and contact is not None
             if conversation.branch_id is None:
                 conversation.branch_id = await self._route(db, contact.region)
                 await publish(db, ConversationRouted.of(conversation_ids(conversation)))
-            schedule = await db.scalar(select(Branch.working_hours).where(Branch.id == conversation.branch_id))
+            branch = await _settings_row(db, Branch, conversation.branch_id)
             return ConversationState(
                 conversation_id=conversation.id,
                 channel=inbox.channel.value,
@@ -93,8 +118,25 @@ class ConversationActivities:
                 status=conversation.status,
                 opened=conversation.opened_at is not None,
                 policy=self._policy(inbox.settings),
-                schedule=schedule or None,
+                schedule=(branch.working_hours or None) if branch is not None else None,
             )
+
+    @activity.defn(name=LOAD_SETTINGS)
+    async def load_settings(self, request: ConversationRef) -> ConversationSettings:
+        """The inbox's settings and the branch's working hours as they are now."""
+        async with self._factory() as db:
+            row = (
+                await db.execute(
+                    select(Inbox.settings, Branch.working_hours)
+                    .select_from(Conversation)
+                    .join(Inbox, Inbox.id == Conversation.inbox_id)
+                    .outerjoin(Branch, Branch.id == Conversation.branch_id)
+                    .where(Conversation.id == request.conversation_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise ApplicationError(f"conversation {request.conversation_id} does not exist", non_retryable=True)
+        return ConversationSettings(policy=self._policy(row.settings), schedule=row.working_hours or None)
 
     async def _route(self, db: AsyncSession, region: str | None) -> int | None:
         rules = [RegionRuleSpec(region=r.region, branch_id=r.branch_id) for r in await db.scalars(select(RegionRule))]
@@ -153,30 +195,33 @@ class ConversationActivities:
     async def alert_supervisors(self, request: AlertRequest) -> None:
         conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
-            ref = await load_conversation_ids(db, conversation_id)
+            conversation = await self._conversation(db, conversation_id)
+            if _done(conversation, request.key):
+                return
             audit.record(
                 db,
                 "conversation.escalation_exhausted",
                 conversation_id=conversation_id,
                 details={"timed_out": request.timed_out},
             )
-            await publish(db, EscalationExhausted.of(ref, timed_out=request.timed_out))
+            await publish(db, EscalationExhausted.of(conversation_ids(conversation), timed_out=request.timed_out))
 
     @activity.defn(name=TRANSFER_CONVERSATION)
     async def transfer_conversation(self, request: TransferRequest) -> Assignment:
-        target_operator, target_branch = request.target_operator_id, request.target_branch_id
+        target_operator = request.target_operator_id
         async with self._factory() as db, db.begin():
-            if target_operator is not None:
-                operator = await db.get(Operator, target_operator)
-                if operator is None or not operator.is_active:
-                    raise ApplicationError("transfer target is not an active operator", non_retryable=True)
-                branch_id = operator.branch_id
-            else:
-                branch_id = target_branch
-            if branch_id is None or await db.get(Branch, branch_id) is None:
-                raise ApplicationError("transfer target branch does not exist", non_retryable=True)
+            last = select(Conversation.last_action_key).where(Conversation.id == request.conversation_id)
+            if request.key is not None and await db.scalar(last) == request.key:
+                # a retry of one that committed: the target may not qualify any more, but it has it
+                conversation = await self._conversation(db, request.conversation_id)
+                return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
+            branch_id = await self._transfer_target(db, request)
             await lock_branch(db, branch_id)
             conversation = await self._conversation(db, request.conversation_id)
+            if _done(conversation, request.key):
+                return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
+            if conversation.status not in LIVE:
+                raise _refused("The conversation is no longer open.")
             if target_operator is None:
                 # "first free in branch X": the least-loaded online operator there, or its pool
                 target_operator = choose_operator(await online_candidates(db, branch_id))
@@ -190,6 +235,23 @@ class ConversationActivities:
             )
             return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
 
+    @staticmethod
+    async def _transfer_target(db: AsyncSession, request: TransferRequest) -> int:
+        """The target's branch, read (and held) before the conversation is locked; refused when
+        the target cannot take it, as it may have changed since the request was checked."""
+        if request.target_operator_id is not None:
+            operator = await db.get(Operator, request.target_operator_id)
+            if operator is None or not operator.is_active:
+                raise _refused("That operator no longer exists or is deactivated.")
+            if operator.branch_id is None:
+                raise _refused("That operator is in no branch.")
+            branch_id = operator.branch_id
+        else:
+            branch_id = request.target_branch_id
+        if branch_id is None or await _settings_row(db, Branch, branch_id) is None:
+            raise _refused("That branch no longer exists.")
+        return branch_id
+
     @activity.defn(name=RESOLVE_CONVERSATION)
     async def resolve_conversation(self, request: ResolveRequest) -> bool:
         async with self._factory() as db, db.begin():
@@ -202,11 +264,13 @@ class ConversationActivities:
             return True
 
     @activity.defn(name=REOPEN_CONVERSATION)
-    async def reopen_conversation(self, request: ConversationRef) -> Assignment:
+    async def reopen_conversation(self, request: ReopenRequest) -> Assignment:
         """The customer wrote into a resolved conversation (ingest already set it open)."""
         conversation_id = request.conversation_id
         async with self._factory() as db, db.begin():
             conversation = await self._conversation(db, conversation_id)
+            if _done(conversation, request.key):
+                return Assignment(assignee_id=conversation.assignee_id, branch_id=conversation.branch_id)
             conversation.opened_at = None  # the assignee must look again: escalation restarts
             if conversation.assignee_id is not None:
                 conversation.assigned_at = datetime.now(UTC)
@@ -274,6 +338,29 @@ class ConversationActivities:
         async with self._factory() as db, db.begin():
             return await dispatch_backlog(db, request.branch_id)
 
+    @activity.defn(name=REPORT_ACTION_FAILED)
+    async def report_action_failed(self, request: ActionFailure) -> None:
+        """Audited, and told to the operator who asked (and supervisors) as it happens."""
+        async with self._factory() as db, db.begin():
+            ref = await load_conversation_ids(db, request.conversation_id)
+            audit.record(
+                db,
+                "conversation.action_failed",
+                operator_id=request.operator_id,
+                conversation_id=request.conversation_id,
+                details={"action": request.action, "reason": request.reason, "refused": request.refused},
+            )
+            await publish(
+                db,
+                ConversationActionFailed.of(
+                    ref,
+                    action=request.action,
+                    operator_id=request.operator_id,
+                    reason=request.reason,
+                    refused=request.refused,
+                ),
+            )
+
     def all(self) -> list:
         return [
             self.load_conversation,
@@ -288,4 +375,28 @@ class ConversationActivities:
             self.resolve_if_inactive,
             self.send_system_message,
             self.dispatch_branch_backlog,
+            self.load_settings,
+            self.report_action_failed,
         ]
+
+
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type=ACTION_REFUSED, non_retryable=True)
+
+
+def _done(conversation: Conversation, key: str | None) -> bool:
+    """True when the action keyed `key` was applied already (this is a retry); else marks it
+    applied, in the caller's transaction."""
+    if key is not None and conversation.last_action_key == key:
+        return True
+    conversation.last_action_key = key
+    return False
+
+
+async def _settings_row(db: AsyncSession, model: type[Inbox] | type[Branch], row_id: int | None) -> Any:
+    """An inbox or branch row, share-locked: a concurrent settings change waits for this
+    transaction, so its trigger finds the conversation this one makes depend on the row, or
+    this one reads the new settings (migration 0006)."""
+    if row_id is None:
+        return None
+    return await db.get(model, row_id, with_for_update={"read": True})

@@ -3,6 +3,10 @@ and what each of its activities takes and answers.
 
 All notices travel through the transactional outbox (so a Temporal outage loses none) and
 carry the outbox row id, which the workflow uses to ignore a notice the relay sent twice.
+
+Actions that change state and may be retried (transfer, reopen, alerting supervisors) carry a
+key naming what caused them; the database remembers the last key applied to a conversation, so
+a retry changes nothing a second time (one action at a time runs per conversation).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ CLOSE_CONVERSATION = "close_conversation"
 RESOLVE_IF_INACTIVE = "resolve_if_inactive"
 SEND_SYSTEM_MESSAGE = "send_system_message"
 DISPATCH_BRANCH_BACKLOG = "dispatch_branch_backlog"
+LOAD_SETTINGS = "load_settings"
+REPORT_ACTION_FAILED = "report_action_failed"
+# ApplicationError type of an action the database refuses (its message is for the operator)
+ACTION_REFUSED = "ActionRefused"
 
 
 class NoticeKind(StrEnum):
@@ -44,6 +52,9 @@ class NoticeKind(StrEnum):
     RESOLVE = "resolve"
     # a customer wrote while the branch is closed: the offline text may be due
     OFF_HOURS_MESSAGE = "off_hours_message"
+    # the inbox's settings or the branch's working hours changed: read them again. Written by a
+    # trigger on those rows (migration 0006), so every writer's change reaches running workflows.
+    SETTINGS_CHANGED = "settings_changed"
 
 
 class ConversationNotice(BaseModel):
@@ -91,6 +102,8 @@ class ConversationState(BaseModel):
     # when the inactivity check runs next (it reads last_activity_at from the database)
     inactivity_check_at: datetime | None = None
     last_outbox_id: int = 0
+    # a timed action (escalation, close, inactivity check) failed: none runs again before this
+    timed_actions_paused_until: datetime | None = None
 
 
 class ConversationInput(BaseModel):
@@ -104,9 +117,14 @@ class ConversationInput(BaseModel):
 
 
 class ConversationRef(BaseModel):
-    """load_conversation, reopen_conversation, close_conversation."""
+    """load_conversation, close_conversation, load_settings."""
 
     conversation_id: int
+
+
+class ReopenRequest(BaseModel):
+    conversation_id: int
+    key: str | None = None  # what caused it: a REOPENED notice, or closing finding it reopened
 
 
 class BranchRef(BaseModel):
@@ -129,6 +147,7 @@ class EscalateRequest(BaseModel):
 class AlertRequest(BaseModel):
     conversation_id: int
     timed_out: list[int] = Field(default_factory=list)
+    key: str | None = None  # the escalation that ran out of operators
 
 
 class TransferRequest(BaseModel):
@@ -136,6 +155,17 @@ class TransferRequest(BaseModel):
     by_operator_id: int | None
     target_operator_id: int | None = None  # exactly one target: an operator ...
     target_branch_id: int | None = None  # ... or the first free operator of a branch
+    key: str | None = None  # the TRANSFER notice
+
+
+class ActionFailure(BaseModel):
+    """report_action_failed: an action did not happen; the conversation stays as it was."""
+
+    conversation_id: int
+    action: str  # transfer, resolve, escalate, ...
+    operator_id: int | None  # who asked for it; None: the workflow's own (timed) action
+    reason: str
+    refused: bool  # the database refused it (reason is for the operator), not an error
 
 
 class ResolveRequest(BaseModel):
@@ -158,6 +188,13 @@ class Assignment(BaseModel):
     branch_id: int | None
     # escalation only: the assignee had already opened it, nothing changed
     opened: bool = False
+
+
+class ConversationSettings(BaseModel):
+    """load_settings: what the inbox and the branch say now."""
+
+    policy: InboxPolicy
+    schedule: dict[str, Any] | None = None
 
 
 class InactivityCheck(BaseModel):

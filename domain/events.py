@@ -223,6 +223,22 @@ class EscalationExhausted(ConversationEvent):
     timed_out: list[int]
 
 
+class ConversationActionFailed(ConversationEvent):
+    """An action on the conversation did not happen (a transfer to an operator deactivated
+    meanwhile, an error): it stays as it was. For the operator who asked, and supervisors."""
+
+    NAME: ClassVar[str] = "conversation.action_failed"
+    AUDIENCE: ClassVar[Audience] = Audience.TEAM
+
+    action: str
+    operator_id: int | None  # who asked; None: the workflow's own action (supervisors hear of it)
+    reason: str = Field(max_length=TEXT_LIMIT)
+    refused: bool  # refused for a reason the operator can read, rather than an error
+
+    def scope(self) -> EventScope:
+        return EventScope(self.AUDIENCE, operator_id=self.operator_id)
+
+
 class OutboxParked(Event):
     """A change the workflows must hear of could not be handed to Temporal and was set aside."""
 
@@ -269,6 +285,7 @@ EVENTS: tuple[type[Event], ...] = (
     OperatorPresence,
     OperatorStatusChanged,
     EscalationExhausted,
+    ConversationActionFailed,
     OutboxParked,
 )
 BY_NAME: dict[str, type[Event]] = {event.NAME: event for event in EVENTS}

@@ -231,6 +231,9 @@ class Conversation(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    # the last workflow action applied (transfer, reopen, alert), by what caused it: a retried
+    # activity finds its key here and changes nothing twice
+    last_action_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
     inbox: Mapped[Inbox] = relationship(lazy="raise")
@@ -374,8 +377,13 @@ class OutboxEvent(Base):
     kind: Mapped[str] = mapped_column(String(50))
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # of those, the ones Temporal answered with a refusal (not the ones it was unreachable for)
+    refusals: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     available_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # set aside after too many refusals (last_error says why): no longer tried, no longer
+    # holding its conversation's later rows back, until a supervisor retries it
+    parked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("ix_outbox_events_conversation_id_id", "conversation_id", "id"),)

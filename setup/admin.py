@@ -3,8 +3,10 @@
     .venv/bin/python -m setup.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
     .venv/bin/python -m setup.admin add-operator --email ann@example.com --name Ann --role operator
 
-Settings come from the environment (DATABASE_URL, TEMPORAL_ADDRESS, CREDENTIALS_KEY; `make run`
-prints nothing of them, so the command reads the same .data/ defaults when they are unset).
+Settings come from the environment and `.env` as for `make run` (provider API bases, DATA_DIR,
+TEMPORAL_PORT, ...). What `make run` sets up itself when it is unset (DATABASE_URL,
+TEMPORAL_ADDRESS, CREDENTIALS_KEY) the command takes from the same places: the embedded
+PostgreSQL and key file under DATA_DIR and the dev server on TEMPORAL_PORT.
 """
 
 from __future__ import annotations
@@ -26,31 +28,41 @@ from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
 from services.inboxes import connect_inbox, create_inbox
 from setup.devstack import EmbeddedPostgres
+from setup.launcher import ensure_credentials_key
 
 
-def _local_defaults(settings: Settings) -> Settings:
-    """Point at `make run`'s embedded servers when nothing else is configured."""
-    updates: dict[str, object] = {}
+def _beside_make_run(settings: Settings) -> Settings:
+    """The settings `make run` hands its worker and api: what it would set up itself comes from
+    its embedded PostgreSQL, its dev server's port and its key file."""
     if not settings.database_url:
-        updates["database_url"] = EmbeddedPostgres(settings.data_dir / "postgres").start()
+        postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+        if not postgres.running():
+            raise SystemExit(f"no PostgreSQL under {settings.data_dir}: start `make run` first (or set DATABASE_URL)")
+        os.environ["DATABASE_URL"] = postgres.start()
     if not settings.temporal_address:
-        updates["temporal_address"] = f"127.0.0.1:{settings.temporal_port}"
-    if settings.credentials_key is None and (settings.data_dir / "credentials.key").exists():
-        updates["credentials_key"] = (settings.data_dir / "credentials.key").read_text().strip()
-    return settings.model_copy(update=updates)
+        os.environ["TEMPORAL_ADDRESS"] = f"127.0.0.1:{settings.temporal_port}"
+    ensure_credentials_key(settings)
+    get_settings.cache_clear()
+    return get_settings()
 
 
 async def add_inbox(settings: Settings, args: argparse.Namespace) -> None:
     if settings.credentials_key is None:
         raise SystemExit("CREDENTIALS_KEY is not set")
     box = CredentialBox(settings.credentials_key.get_secret_value())
+    try:  # before anything is written: the inbox is connected whole or not at all
+        client = await connect_temporal(settings)
+    except (RuntimeError, OSError) as exc:
+        raise SystemExit(
+            f"Temporal is not reachable at {settings.temporal_address} ({exc}): is `make run` running?"
+        ) from None
     engine = make_engine(settings)
     factory = make_sessionmaker(engine)
     token = args.token or getpass.getpass("Bot token: ")
     async with factory() as db, db.begin():
         inbox = await create_inbox(db, box, name=args.name, channel=args.channel, token=token)
         inbox_id = inbox.id
-    starter = WorkflowStarter(await connect_temporal(settings), settings.temporal_task_queue)
+    starter = WorkflowStarter(client, settings.temporal_task_queue)
     async with httpx.AsyncClient(timeout=30) as http:
         connection = await connect_inbox(
             factory, build_adapters(http, settings), box, starter, inbox_id, settings.public_url
@@ -98,7 +110,7 @@ def main() -> None:
     operator.add_argument("--branch", type=int)
     operator.add_argument("--password", help="asked for when omitted")
     args = parser.parse_args()
-    settings = _local_defaults(get_settings())
+    settings = _beside_make_run(get_settings())
     handler = {"add-inbox": add_inbox, "add-operator": add_operator}[args.command]
     asyncio.run(handler(settings, args))
     os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)

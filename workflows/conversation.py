@@ -4,6 +4,10 @@ Routing, working hours, assignment, the escalation timer, transfer, resolve/clos
 auto-reply. It decides; activities write PostgreSQL (which the cabinet reads) and announce.
 Notices arrive only through the outbox relay as the `notify` signal; the handler just queues
 them, and the main loop applies them one at a time, so no handler races another.
+
+No activity error ends a conversation's life: an action that fails (a transfer to an operator
+deactivated meanwhile, a bug) is reported to whoever asked and to supervisors, and the
+conversation stays as it was; a failed timed action is tried again after ACTION_RETRY.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError as ActivityTimeout
 
 # Activities are named, not imported: workflows never import I/O code.
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.conversation import (
+        ACTION_REFUSED,
         ALERT_SUPERVISORS,
         ASSIGN_OPERATOR,
         CLOSE_CONVERSATION,
@@ -28,13 +34,16 @@ with workflow.unsafe.imports_passed_through():
         ESCALATE_CONVERSATION,
         LOAD_BRANCH_SCHEDULE,
         LOAD_CONVERSATION,
+        LOAD_SETTINGS,
         NOTIFY,
         REOPEN_CONVERSATION,
+        REPORT_ACTION_FAILED,
         RESOLVE_CONVERSATION,
         RESOLVE_IF_INACTIVE,
         SEND_SYSTEM_MESSAGE,
         STATE_QUERY,
         TRANSFER_CONVERSATION,
+        ActionFailure,
         AlertRequest,
         Assignment,
         AssignRequest,
@@ -42,23 +51,47 @@ with workflow.unsafe.imports_passed_through():
         ConversationInput,
         ConversationNotice,
         ConversationRef,
+        ConversationSettings,
         ConversationState,
         EscalateRequest,
         InactivityCheck,
         InactivityRequest,
         NoticeKind,
+        ReopenRequest,
         ResolveRequest,
         SystemMessageRequest,
         TransferRequest,
     )
     from domain.enums import ConversationStatus, RatingMode
+    from domain.events import TEXT_LIMIT
     from domain.rating import rating_prompt
     from domain.schedule import WorkingHours
 
+# Errors no retry will change: a bug, or data the database refuses. Retrying them for ever would
+# hold the conversation (its notices wait behind the action) with nobody told.
+NOT_RETRIED = [
+    "AssertionError",
+    "AttributeError",
+    "DataError",
+    "IndexError",
+    "IntegrityError",
+    "KeyError",
+    "MultipleResultsFound",
+    "NameError",
+    "NoResultFound",
+    "NotImplementedError",
+    "ProgrammingError",
+    "TypeError",
+    "ValidationError",
+]
 DB_CALL = {
     "start_to_close_timeout": timedelta(seconds=30),
     # the database may be briefly away; keep trying, the conversation waits
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(minutes=1),
+        non_retryable_error_types=NOT_RETRIED,
+    ),
 }
 # Every activity here is one short database transaction, so it runs as a local activity: in the
 # worker, recorded as a marker with the workflow task, without the server scheduling and
@@ -68,6 +101,17 @@ DB_CALL = {
 LOCAL_DB_CALLS = "local-db-calls"
 # a pool without online operators re-checks now and then in case a notice was missed
 POOL_RECHECK = timedelta(minutes=10)
+# An activity error is reported and the conversation goes on; before this patch it failed the
+# workflow (a history that ended so replays the same).
+ACTION_FAILURES_REPORTED = "action-failures-reported"
+# How an activity's failure reaches the workflow: a regular activity's wrapped in ActivityError, a
+# local activity's as it was raised (an ApplicationError, or its timeout).
+ACTIVITY_FAILED = (ActivityError, ApplicationError, ActivityTimeout)
+# Closing a conversation the customer reopened meanwhile reopens it in the workflow as the
+# database has it; before, the workflow asked to close it again at once, in a loop, until the
+# REOPENED notice arrived.
+CLOSE_ADOPTS_REOPEN = "close-adopts-reopen"
+ACTION_RETRY = timedelta(minutes=10)  # after a failed timed action
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW)
@@ -95,11 +139,17 @@ class ConversationWorkflow:
         if params.state is not None:
             self._state = params.state
         else:
-            self._state = await self._db_call(
-                LOAD_CONVERSATION,
-                ConversationRef(conversation_id=params.conversation_id),
-                result_type=ConversationState,
-            )
+            try:
+                self._state = await self._db_call(
+                    LOAD_CONVERSATION,
+                    ConversationRef(conversation_id=params.conversation_id),
+                    result_type=ConversationState,
+                )
+            except ACTIVITY_FAILED:
+                if not workflow.patched(ACTION_FAILURES_REPORTED):
+                    raise
+                workflow.logger.exception("conversation %s cannot be loaded: nothing to run", params.conversation_id)
+                return
             self._state.inactivity_check_at = workflow.now() + timedelta(days=self._state.policy.inactive_resolve_days)
         self._upsert_visibility()
         while self.state.status != ConversationStatus.CLOSED:
@@ -125,14 +175,29 @@ class ConversationWorkflow:
         if state.status == ConversationStatus.CLOSED:
             return
         now = workflow.now()
+        paused = state.timed_actions_paused_until
+        if paused is not None:
+            if now < paused:
+                await self._wait(paused)
+                return
+            state.timed_actions_paused_until = None
         if state.status == ConversationStatus.RESOLVED:
             close_at = (state.resolved_at or now) + timedelta(days=state.policy.resolved_close_days)
             if now >= close_at:
-                closed = await self._db_call(
-                    CLOSE_CONVERSATION, ConversationRef(conversation_id=state.conversation_id), result_type=bool
+                closed = await self._act(
+                    "close",
+                    CLOSE_CONVERSATION,
+                    ConversationRef(conversation_id=state.conversation_id),
+                    result_type=bool,
+                    timed=True,
                 )
                 if closed:
                     state.status = ConversationStatus.CLOSED
+                    self._upsert_visibility()
+                elif closed is not None and workflow.patched(CLOSE_ADOPTS_REOPEN):
+                    # the customer wrote: the database has it open again (its REOPENED notice is
+                    # on its way and will find it open)
+                    await self._reopen(key=f"reopen:closing:{close_at.isoformat()}")
                     self._upsert_visibility()
                 return
             await self._wait(close_at)
@@ -184,20 +249,18 @@ class ConversationWorkflow:
 
     async def _apply(self, notice: ConversationNotice) -> None:
         state = self.state
+        kind = notice.kind
+        if kind == NoticeKind.SETTINGS_CHANGED:
+            # Only "read them again": harmless twice or late, so outside the order the other
+            # notices keep (its writer, a trigger, does not lock the conversations it tells).
+            await self._load_settings()
+            return
         if notice.outbox_id and notice.outbox_id <= state.last_outbox_id:
             return  # the relay re-sent one we already applied
         state.last_outbox_id = max(state.last_outbox_id, notice.outbox_id)
-        kind = notice.kind
         if kind in (NoticeKind.STARTED, NoticeKind.REOPENED, NoticeKind.OFF_HOURS_MESSAGE):
             if kind == NoticeKind.REOPENED and state.status == ConversationStatus.RESOLVED:
-                state.status = ConversationStatus.OPEN
-                state.resolved_at = None
-                result = await self._db_call(
-                    REOPEN_CONVERSATION,
-                    ConversationRef(conversation_id=state.conversation_id),
-                    result_type=Assignment,
-                )
-                self._adopt_assignment(result)
+                await self._reopen(key=_key("reopen", notice))
             await self._answer_customer(first=kind == NoticeKind.STARTED)
         elif kind in (NoticeKind.BLOCKED, NoticeKind.UNBLOCKED):
             state.reachable = kind == NoticeKind.UNBLOCKED
@@ -220,25 +283,34 @@ class ConversationWorkflow:
 
     async def _assign(self) -> None:
         state = self.state
-        result = await self._db_call(
+        result = await self._act(
+            "assign",
             ASSIGN_OPERATOR,
             AssignRequest(conversation_id=state.conversation_id, exclude=state.timed_out),
             result_type=Assignment,
         )
+        if result is None:
+            return  # it waits in the pool and is tried again at the next re-check
         self._adopt_assignment(result)
         self._upsert_visibility()
 
     async def _escalate(self) -> None:
         state = self.state
-        if state.assignee_id is not None and state.assignee_id not in state.timed_out:
-            state.timed_out.append(state.assignee_id)
-        result = await self._db_call(
+        timed_out = state.timed_out
+        if state.assignee_id is not None and state.assignee_id not in timed_out:
+            timed_out = [*timed_out, state.assignee_id]
+        result = await self._act(
+            "escalate",
             ESCALATE_CONVERSATION,
             EscalateRequest(
-                conversation_id=state.conversation_id, current_assignee_id=state.assignee_id, timed_out=state.timed_out
+                conversation_id=state.conversation_id, current_assignee_id=state.assignee_id, timed_out=timed_out
             ),
             result_type=Assignment,
+            timed=True,
         )
+        if result is None:
+            return
+        state.timed_out = timed_out
         if result.opened:
             state.opened = True  # opened just before the timer fired; the notice is on its way
             state.timed_out.remove(result.assignee_id)
@@ -246,37 +318,81 @@ class ConversationWorkflow:
         self._adopt_assignment(result)
         if result.assignee_id is None:
             state.pool_exhausted = True
-            await self._db_call(
-                ALERT_SUPERVISORS, AlertRequest(conversation_id=state.conversation_id, timed_out=state.timed_out)
+            await self._act(
+                "alert_supervisors",
+                ALERT_SUPERVISORS,
+                AlertRequest(
+                    conversation_id=state.conversation_id,
+                    timed_out=state.timed_out,
+                    key=f"alert:{workflow.now().isoformat()}",
+                ),
             )
         self._upsert_visibility()
 
     async def _transfer(self, notice: ConversationNotice) -> None:
         state = self.state
-        result = await self._db_call(
+        result = await self._act(
+            "transfer",
             TRANSFER_CONVERSATION,
             TransferRequest(
                 conversation_id=state.conversation_id,
                 by_operator_id=notice.operator_id,
                 target_operator_id=notice.target_operator_id,
                 target_branch_id=notice.target_branch_id,
+                key=_key("transfer", notice),
             ),
             result_type=Assignment,
+            operator_id=notice.operator_id,
         )
+        if result is None:
+            return
         if result.branch_id != state.branch_id:
-            state.schedule = await self._db_call(LOAD_BRANCH_SCHEDULE, BranchRef(branch_id=result.branch_id))
+            state.schedule = await self._act(
+                "load_branch_schedule",
+                LOAD_BRANCH_SCHEDULE,
+                BranchRef(branch_id=result.branch_id),
+                failed=state.schedule,  # keep the one it has
+            )
         state.timed_out = []
         state.pool_exhausted = False
         self._adopt_assignment(result)
+
+    async def _reopen(self, *, key: str | None) -> None:
+        state = self.state
+        result = await self._act(
+            "reopen",
+            REOPEN_CONVERSATION,
+            ReopenRequest(conversation_id=state.conversation_id, key=key),
+            result_type=Assignment,
+        )
+        if result is None:
+            return
+        state.status = ConversationStatus.OPEN
+        state.resolved_at = None
+        self._adopt_assignment(result)
+
+    async def _load_settings(self) -> None:
+        state = self.state
+        settings = await self._act(
+            "load_settings",
+            LOAD_SETTINGS,
+            ConversationRef(conversation_id=state.conversation_id),
+            result_type=ConversationSettings,
+        )
+        if settings is not None:
+            state.policy = settings.policy
+            state.schedule = settings.schedule
 
     async def _resolve(self, notice: ConversationNotice) -> None:
         state = self.state
         if state.status not in (ConversationStatus.OPEN, ConversationStatus.PENDING):
             return
-        resolved = await self._db_call(
+        resolved = await self._act(
+            "resolve",
             RESOLVE_CONVERSATION,
             ResolveRequest(conversation_id=state.conversation_id, by_operator_id=notice.operator_id),
             result_type=bool,
+            operator_id=notice.operator_id,
         )
         if not resolved:
             return
@@ -287,15 +403,19 @@ class ConversationWorkflow:
             await self._system_message("rating_request", text, dedup=f"rating:{state.resolved_at.isoformat()}")
         if state.branch_id is not None:
             # the operator has one conversation less: the branch's waiting ones may move
-            await self._db_call(DISPATCH_BRANCH_BACKLOG, BranchRef(branch_id=state.branch_id))
+            await self._act("dispatch_branch_backlog", DISPATCH_BRANCH_BACKLOG, BranchRef(branch_id=state.branch_id))
 
     async def _check_inactive(self) -> None:
         state = self.state
-        check = await self._db_call(
+        check = await self._act(
+            "resolve_if_inactive",
             RESOLVE_IF_INACTIVE,
             InactivityRequest(conversation_id=state.conversation_id, inactive_days=state.policy.inactive_resolve_days),
             result_type=InactivityCheck,
+            timed=True,
         )
+        if check is None:
+            return
         floor = workflow.now() + timedelta(minutes=1)
         state.inactivity_check_at = max(check.next_check_at or floor, floor)
         if check.resolved:
@@ -328,7 +448,8 @@ class ConversationWorkflow:
         state = self.state
         if not state.reachable:
             return
-        await self._db_call(
+        await self._act(
+            "send_system_message",
             SEND_SYSTEM_MESSAGE,
             SystemMessageRequest(conversation_id=state.conversation_id, purpose=purpose, text=text, dedup=dedup),
         )
@@ -339,6 +460,54 @@ class ConversationWorkflow:
         if workflow.patched(LOCAL_DB_CALLS):
             return await workflow.execute_local_activity(activity, request, result_type=result_type, **DB_CALL)
         return await workflow.execute_activity(activity, request, result_type=result_type, **DB_CALL)
+
+    async def _act(
+        self,
+        action: str,
+        activity: str,
+        request: BaseModel,
+        *,
+        result_type: type | None = None,
+        operator_id: int | None = None,
+        timed: bool = False,
+        failed: Any = None,
+    ) -> Any:
+        """One action's result, or `failed` when its activity failed: then it is reported (to
+        `operator_id`, who asked, and supervisors), and a `timed` one pauses the timed actions
+        for ACTION_RETRY so a failing one does not run in a loop."""
+        try:
+            return await self._db_call(activity, request, result_type=result_type)
+        except ACTIVITY_FAILED as error:
+            if not workflow.patched(ACTION_FAILURES_REPORTED):
+                raise
+            cause = error.cause if isinstance(error, ActivityError) else error
+            refused = isinstance(cause, ApplicationError) and cause.type == ACTION_REFUSED
+            if refused:
+                reason = cause.message
+            elif isinstance(cause, ApplicationError):
+                reason = f"{cause.type}: {cause.message}"
+            else:
+                reason = str(cause or error)
+            if not refused:
+                workflow.logger.error("%s failed in conversation %s: %s", action, self.state.conversation_id, reason)
+            if timed:
+                self.state.timed_actions_paused_until = workflow.now() + ACTION_RETRY
+            await self._report(
+                ActionFailure(
+                    conversation_id=self.state.conversation_id,
+                    action=action,
+                    operator_id=operator_id,
+                    reason=reason[:TEXT_LIMIT],
+                    refused=refused,
+                )
+            )
+            return failed
+
+    async def _report(self, failure: ActionFailure) -> None:
+        try:
+            await self._db_call(REPORT_ACTION_FAILED, failure)
+        except ACTIVITY_FAILED:
+            workflow.logger.exception("could not report a failed %s", failure.action)
 
     def _adopt_assignment(self, result: Assignment) -> None:
         """Adopt the database's assignment; a (re)assignment starts a new escalation window."""
@@ -366,3 +535,9 @@ class ConversationWorkflow:
         self._visible = visible
         workflow.upsert_search_attributes(updates)
         workflow.upsert_memo({"contact": state.contact_name})
+
+
+def _key(action: str, notice: ConversationNotice) -> str | None:
+    """What makes the action idempotent: the notice that caused it (tests send notices without
+    an outbox row)."""
+    return f"{action}:{notice.outbox_id}" if notice.outbox_id else None

@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
+from domain.conversation import STATE_QUERY, ConversationState
 from domain.enums import ChannelKind, OperatorRole, OperatorStatus
+from domain.ids import conversation_workflow_id
 from infra.models import Branch, Inbox, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
@@ -135,3 +138,12 @@ async def wait_until(check: Callable[[], object], timeout: float = 30, interval:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def workflow_state(client: Client, conversation_id: int) -> ConversationState | None:
+    """What conversation-{id} knows now; None before its workflow started."""
+    handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    try:
+        return await handle.query(STATE_QUERY, result_type=ConversationState)
+    except RPCError:
+        return None

@@ -1,12 +1,13 @@
 """The admin commands that connect a bot and create accounts until the settings pages exist."""
 
 import argparse
-import asyncio
-import os
 import shlex
 import subprocess
 import sys
+import time
 
+import httpx
+import pytest
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, OperatorRole
@@ -15,7 +16,9 @@ from infra.models import Inbox, Operator
 from infra.security import CredentialBox, verify_password
 from infra.settings import ROOT
 from setup import admin
-from tests.fakes.telegram import TOKEN
+from setup.devstack import free_port
+from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.integration.launcher_support import Launch, sign_in
 
 
 async def test_add_inbox_without_public_https_url_starts_polling(
@@ -59,38 +62,47 @@ def _readme_admin_commands() -> list[list[str]]:
     return commands
 
 
-async def test_the_readme_admin_commands_run_as_written(clean_db, app_settings, temporal_client, fake_telegram, world):
+@pytest.mark.slow
+def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
+    """Exactly the README's steps: `make run` in one terminal, the admin commands in another, the
+    same environment in both (no CREDENTIALS_KEY, DATABASE_URL or TEMPORAL_ADDRESS; only where
+    the Telegram Bot API is, here a fake one). The bot it connects is polled by make run's worker
+    through that fake, which needs the token sealed with make run's key."""
     commands = _readme_admin_commands()
     assert [c[3] for c in commands] == ["add-inbox", "add-operator"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": app_settings.database_url,
-        "TEMPORAL_ADDRESS": app_settings.temporal_address,
-        "TEMPORAL_TASK_QUEUE": "admin-cli-readme",
-        "CREDENTIALS_KEY": app_settings.credentials_key.get_secret_value(),
-        "TELEGRAM_API_BASE": fake_telegram.base_url,
-        "PUBLIC_URL": "http://localhost:8000",
-    }
-    # the token and the password are asked for; without a terminal (a new session has none)
-    # getpass reads them from stdin
-    answers = [TOKEN, "correct horse battery"]
-    for command, answer in zip(commands, answers, strict=True):
-        done = await asyncio.to_thread(
-            subprocess.run,
-            command,
-            cwd=ROOT,
-            env=env,
-            input=answer + "\n",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            start_new_session=True,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert TOKEN not in done.stdout + done.stderr
-    async with clean_db() as db:
-        inbox = await db.scalar(select(Inbox).where(Inbox.name == "Support bot"))
-        operator = await db.scalar(select(Operator).where(Operator.email == "ann@example.com"))
-    assert inbox.channel == ChannelKind.TELEGRAM and inbox.webhook_url is None
-    assert verify_password(operator.password_hash, "correct horse battery")
-    await temporal_client.get_workflow_handle(poller_workflow_id(inbox.id)).terminate()
+    ports = {"API_PORT": free_port(), "TEMPORAL_PORT": free_port(), "TEMPORAL_UI_PORT": free_port()}
+    base = f"http://127.0.0.1:{ports['API_PORT']}"
+    with FakeTelegram() as telegram:
+        stack = Launch(tmp_path / "data", ports, TELEGRAM_API_BASE=telegram.base_url)
+        try:
+            stack.wait_for(r"ready in ([\d.]+) s", 120)
+            # the token and the password are asked for; without a terminal (a new session has
+            # none) getpass reads them from stdin
+            answers = [TOKEN, "correct horse battery"]
+            printed = []
+            for command, answer in zip(commands, answers, strict=True):
+                done = subprocess.run(
+                    command,
+                    cwd=ROOT,
+                    env=stack.env,
+                    input=answer + "\n",
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    start_new_session=True,
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+                assert TOKEN not in done.stdout + done.stderr
+                printed.append(done.stdout)
+            assert "(telegram) connected by polling" in printed[0] and "<ann@example.com>" in printed[1]
+
+            telegram.inject_message(424242, "Is the README right?", first_name="Reader")
+            with httpx.Client(base_url=base, headers={"accept": "text/html"}) as http:
+                assert sign_in(http, "first-password") == 303
+                deadline = time.monotonic() + 60
+                while "Reader" not in http.get("/").text:  # the conversation on the home page
+                    assert time.monotonic() < deadline, f"the message never arrived:\n{stack.output()}"
+                    time.sleep(0.2)
+            assert telegram.requests("getUpdates") and not telegram.pending_updates()
+        finally:
+            assert stack.interrupt() == 0

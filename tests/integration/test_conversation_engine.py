@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -22,7 +23,7 @@ from infra.models import (
 )
 from services import conversations, operators
 from services.ingest import ingest
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import wait_until, workflow_state
 
 
 async def count_rows(factory, model, *where) -> int:
@@ -196,13 +197,81 @@ async def test_escalation_transfer_resolve_rating_and_reopen_end_to_end(world, e
     assert "conversation.resolved" in actions and actions[-1] == "conversation.reopened"
 
 
-async def test_contact_blocked_marks_identity_unreachable(world, engine_stack):
-    await world.operator()
-    await ingest(world.factory, world.event("blk", "hi"))
+async def test_the_assignee_replying_counts_as_opening_so_escalation_stops(world, engine_stack):
+    async with world.factory() as db, db.begin():
+        from infra.models import Inbox
+
+        inbox = await db.get(Inbox, world.inbox_id)
+        inbox.settings = {**inbox.settings, "escalation_minutes": 0.1}  # 6 s
+    ann, _bob = await world.operator(), await world.operator()
+    cid = (await ingest(world.factory, world.event("reply-opens", "where is my order?"))).conversation_id
+
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann))
+    async with world.factory() as db, db.begin():
+        await conversations.send_reply(db, await db.get(Operator, ann), cid, "On its way", idempotency_key="r1")
+        await conversations.send_reply(db, await db.get(Operator, ann), cid, "Tomorrow", idempotency_key="r2")
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.opened), timeout=10)
+    async with world.factory() as db:
+        conversation = await db.get(Conversation, cid)
+    assert conversation.opened_at is not None and conversation.assignee_id == ann
+    # past the 6 s she had: still hers, nothing escalated
+    deadline = conversation.assigned_at.timestamp() + 7
+    await wait_until(lambda: time.time() > deadline)
+    assert await _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann)
+    async with world.factory() as db:
+        assert await db.scalar(select(Conversation.assignee_id).where(Conversation.id == cid)) == ann
+        actions = (await db.scalars(select(AuditEvent.action).where(AuditEvent.conversation_id == cid))).all()
+    assert "conversation.escalated" not in actions and actions.count("message.sent") == 2
+
+
+async def test_settings_changed_while_it_runs_reach_the_workflow_without_a_restart(world, engine_stack):
+    """An admin changes the inbox's escalation (60 minutes -> 3 s) and the branch's working hours
+    while the conversation waits: its workflow acts on both."""
+    ann, bob = await world.operator(), await world.operator()
+    cid = (await ingest(world.factory, world.event("settings-1"))).conversation_id
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann))
+    async with world.factory() as db, db.begin():
+        from infra.models import Inbox
+
+        inbox = await db.get(Inbox, world.inbox_id)
+        inbox.settings = {**inbox.settings, "escalation_minutes": 0.05}
+
+    async def assignee() -> int | None:
+        async with world.factory() as db:
+            return await db.scalar(select(Conversation.assignee_id).where(Conversation.id == cid))
+
+    await wait_until(lambda: _is(assignee(), bob), timeout=20)
+
+    hours = {"timezone": "UTC", "always_open": True, "holidays": ["2031-01-01"]}
+    async with world.factory() as db, db.begin():
+        from infra.models import Branch
+
+        branch = await db.get(Branch, world.branch_id)
+        branch.working_hours = hours
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.schedule == hours))
+
+
+async def _workflow_knows(engine_stack, conversation_id: int, check) -> bool:
+    state = await workflow_state(engine_stack.client, conversation_id)
+    return state is not None and check(state)
+
+
+async def test_contact_blocked_marks_identity_unreachable_and_the_workflow_stops_writing_to_them(world, engine_stack):
+    ann = await world.operator()
+    cid = (await ingest(world.factory, world.event("blk", "hi"))).conversation_id
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann))
     await ingest(world.factory, world.event("blk", kind=InboundKind.BLOCKED, message_id=None))
     async with world.factory() as db:
         reachable = await db.scalar(select(ContactIdentity.reachable))
     assert reachable is False
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: not s.reachable))
+
+    # the inbox asks for a rating after resolving: not of someone who blocked the bot
+    async with world.factory() as db, db.begin():
+        await conversations.request_resolve(db, await db.get(Operator, ann), cid)
+    await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.status == ConversationStatus.RESOLVED))
+    await wait_until(lambda: _drained(world))
+    assert await count_rows(world.factory, Message, Message.sender_kind == SenderKind.SYSTEM) == 0
 
 
 async def _is_last(awaitable, expected) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from domain.conversation import NoticeKind
 from domain.enums import OperatorRole
@@ -27,6 +27,45 @@ async def _routed(world, user: str, assignee: int | None = None) -> int:
 async def _as(world, operator_id: int, action, *args, **kw):
     async with world.factory() as db, db.begin():
         return await action(db, await db.get(Operator, operator_id), *args, **kw)
+
+
+@pytest.mark.parametrize("role", [OperatorRole.SUPERVISOR, OperatorRole.ADMIN])
+async def test_staff_watching_someone_elses_conversation_can_do_nothing_in_it(world, role):
+    colleague = await world.operator()
+    watcher = await world.operator(role=role)
+    cid = await _routed(world, f"watch-{role}", assignee=colleague)
+    actions = {
+        "reply": (conversations.send_reply, (cid, "hi"), {"idempotency_key": "w1"}),
+        "resolve": (conversations.request_resolve, (cid,), {}),
+        "transfer to a colleague": (conversations.request_transfer, (cid,), {"to_operator_id": colleague}),
+        "transfer to themselves": (conversations.request_transfer, (cid,), {"to_operator_id": watcher}),
+        "transfer to a branch": (conversations.request_transfer, (cid,), {"to_branch_id": world.branch_id}),
+    }
+    for name, (action, args, kw) in actions.items():
+        with pytest.raises(Invalid, match="Read-only"):
+            await _as(world, watcher, action, *args, **kw)
+            pytest.fail(f"{role} could {name}")
+    async with world.factory() as db:
+        assert (await db.scalars(select(OutboxEvent.kind).where(OutboxEvent.conversation_id == cid))).all() == [
+            "notice"  # only the conversation's own STARTED
+        ]
+
+
+async def test_an_operator_without_a_branch_sees_no_unrouted_conversation(world):
+    nomad = await world.operator()
+    async with world.factory() as db, db.begin():
+        await db.execute(update(Operator).where(Operator.id == nomad).values(branch_id=None))
+    unrouted = (await ingest(world.factory, world.event("unrouted-1"))).conversation_id  # no branch yet
+    for action, args, kw in (
+        (conversations.open_conversation, (unrouted,), {}),
+        (conversations.take, (unrouted,), {}),
+        (conversations.send_reply, (unrouted, "hi"), {"idempotency_key": "n1"}),
+        (conversations.request_resolve, (unrouted,), {}),
+    ):
+        with pytest.raises(Forbidden):
+            await _as(world, nomad, action, *args, **kw)
+    listed = await _as(world, nomad, conversations.recent_conversations)
+    assert unrouted not in [row.id for row in listed]
 
 
 async def test_a_supervisor_watches_until_they_take_over_then_answers(world):

@@ -5,7 +5,8 @@
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
 alive (the `*_v1_regular_activities.json` files predate the local-activity patches,
-`delivery_v2_local_prepare.json` the bounded wait, `housekeeping_v1.json` the delivery sweep).
+`delivery_v2_local_prepare.json` the bounded wait, `housekeeping_v1.json` the delivery sweep,
+the conversation's v2 the reported action failures, settings notices and close-adopts-reopen).
 """
 
 import asyncio
@@ -24,8 +25,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
+from domain.conversation import ACTION_REFUSED, TRANSFER_CONVERSATION, ConversationNotice, InboxPolicy, NoticeKind
 from domain.delivery import FAIL_STUCK_DELIVERIES, DeliveryInput, Outcome, SendOutcome
+from domain.enums import ConversationStatus
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
@@ -52,21 +54,42 @@ def _save(name: str, history) -> None:
 
 
 async def record_conversation(env: WorkflowEnvironment) -> None:
-    branch = Branch(online=[1, 2, 3], policy=InboxPolicy(auto_reply="Hello!", rating_mode="stars"))
+    """Settings changed while it waits, an escalation, a transfer refused (reported, the
+    conversation goes on), resolve, and closing finding it reopened by the customer."""
+    refusal = ApplicationError("That operator was deactivated.", type=ACTION_REFUSED, non_retryable=True)
+    branch = Branch(
+        online=[1, 2, 3],
+        policy=InboxPolicy(auto_reply="Hello!", rating_mode="stars", escalation_minutes=60, resolved_close_days=1),
+        failing={TRANSFER_CONVERSATION: refusal},
+    )
     async with conversation(env, branch, f"record-{uuid.uuid4()}") as handle:
         await eventually(lambda: branch.kinds("assigned"))
-        for _ in range(3):
-            await env.sleep(timedelta(minutes=4, seconds=1))
-        await eventually(lambda: branch.kinds("alert"))
+        branch.policy = branch.policy.model_copy(update={"escalation_minutes": 4})
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.SETTINGS_CHANGED)
+        )
+        await eventually(lambda: branch.kinds("settings_loaded"))
+        await env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("escalated"))
         await handle.signal(
             ConversationWorkflow.notify,
-            ConversationNotice(outbox_id=9, kind=NoticeKind.TRANSFER, operator_id=1, target_operator_id=3),
+            ConversationNotice(outbox_id=9, kind=NoticeKind.TRANSFER, operator_id=2, target_operator_id=3),
         )
+        await eventually(lambda: branch.kinds("action_failed"))
         await handle.signal(
-            ConversationWorkflow.notify, ConversationNotice(outbox_id=10, kind=NoticeKind.RESOLVE, operator_id=3)
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=10, kind=NoticeKind.RESOLVE, operator_id=2)
         )
         await eventually(lambda: branch.kinds("dispatch"))
-        _save("conversation_v2_local_db_calls.json", await handle.fetch_history())
+        branch.status = ConversationStatus.OPEN  # the customer wrote before it closed
+        await env.sleep(timedelta(days=1, minutes=1))
+        await eventually(lambda: branch.kinds("reopened"))
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=11, kind=NoticeKind.REOPENED))
+        await eventually(lambda: len(branch.kinds("system_message")) == 2)  # auto-reply, rating request
+        for _ in range(100):
+            if (await handle.query(ConversationWorkflow.current_state)).last_outbox_id == 11:
+                break
+            await asyncio.sleep(0.05)
+        _save("conversation_v3_actions_survive.json", await handle.fetch_history())
 
 
 async def record_delivery(env: WorkflowEnvironment) -> None:

@@ -22,21 +22,26 @@ from domain.conversation import (
     ESCALATE_CONVERSATION,
     LOAD_BRANCH_SCHEDULE,
     LOAD_CONVERSATION,
+    LOAD_SETTINGS,
     REOPEN_CONVERSATION,
+    REPORT_ACTION_FAILED,
     RESOLVE_CONVERSATION,
     RESOLVE_IF_INACTIVE,
     SEND_SYSTEM_MESSAGE,
     TRANSFER_CONVERSATION,
+    ActionFailure,
     AlertRequest,
     Assignment,
     AssignRequest,
     BranchRef,
     ConversationRef,
+    ConversationSettings,
     ConversationState,
     EscalateRequest,
     InactivityCheck,
     InactivityRequest,
     InboxPolicy,
+    ReopenRequest,
     ResolveRequest,
     SystemMessageRequest,
     TransferRequest,
@@ -56,6 +61,12 @@ class Branch:
     loads: dict[int, int] = field(default_factory=dict)
     events: list[tuple[str, Any, datetime]] = field(default_factory=list)
     clock: Callable[[], Awaitable[datetime]] | None = None
+    # activity name -> what it raises (a refusal, a bug)
+    failing: dict[str, Exception] = field(default_factory=dict)
+
+    def fail_if_told(self, name: str) -> None:
+        if name in self.failing:
+            raise self.failing[name]
 
     async def log(self, kind: str, value: Any = None) -> None:
         # the activities run as local activities, whose info carries the worker's wall clock:
@@ -97,6 +108,7 @@ class Branch:
 
         @activity.defn(name=ESCALATE_CONVERSATION)
         async def escalate(request: EscalateRequest) -> Assignment:
+            b.fail_if_told(ESCALATE_CONVERSATION)
             if b.opened:
                 return Assignment(assignee_id=request.current_assignee_id, branch_id=3, opened=True)
             b.assignee = next_escalation_target(b.candidates(), set(request.timed_out), request.current_assignee_id)
@@ -109,6 +121,7 @@ class Branch:
 
         @activity.defn(name=TRANSFER_CONVERSATION)
         async def transfer(request: TransferRequest) -> Assignment:
+            b.fail_if_told(TRANSFER_CONVERSATION)
             b.assignee = request.target_operator_id
             await b.log("transferred", request.target_operator_id)
             return Assignment(assignee_id=request.target_operator_id, branch_id=request.target_branch_id or 3)
@@ -120,13 +133,16 @@ class Branch:
             return True
 
         @activity.defn(name=REOPEN_CONVERSATION)
-        async def reopen(request: ConversationRef) -> Assignment:
+        async def reopen(request: ReopenRequest) -> Assignment:
             b.status = ConversationStatus.OPEN
-            await b.log("reopened")
+            await b.log("reopened", request.key)
             return Assignment(assignee_id=b.assignee, branch_id=3)
 
         @activity.defn(name=CLOSE_CONVERSATION)
         async def close(request: ConversationRef) -> bool:
+            await b.log("close_called")
+            if b.status not in (ConversationStatus.RESOLVED, ConversationStatus.CLOSED):
+                return False  # the customer wrote: it is open again
             b.status = ConversationStatus.CLOSED
             await b.log("closed")
             return True
@@ -146,6 +162,15 @@ class Branch:
             await b.log("dispatch", request.branch_id)
             return []
 
+        @activity.defn(name=LOAD_SETTINGS)
+        async def load_settings(request: ConversationRef) -> ConversationSettings:
+            await b.log("settings_loaded")
+            return ConversationSettings(policy=b.policy, schedule=b.schedule)
+
+        @activity.defn(name=REPORT_ACTION_FAILED)
+        async def report(request: ActionFailure) -> None:
+            await b.log("action_failed", (request.action, request.operator_id, request.refused, request.reason))
+
         return [
             load,
             load_schedule,
@@ -159,4 +184,6 @@ class Branch:
             inactive,
             system_message,
             dispatch,
+            load_settings,
+            report,
         ]

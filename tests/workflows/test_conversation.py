@@ -9,14 +9,18 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.conversation import (
+    ACTION_REFUSED,
+    ESCALATE_CONVERSATION,
     NOTIFY,
     RESOLVE_IF_INACTIVE,
+    TRANSFER_CONVERSATION,
     ConversationInput,
     ConversationNotice,
     ConversationState,
@@ -61,6 +65,15 @@ async def conversation(
 
 async def state(handle: WorkflowHandle) -> ConversationState:
     return await handle.query(ConversationWorkflow.current_state)
+
+
+async def until_state(handle: WorkflowHandle, check: Callable[[ConversationState], bool], timeout: float = 10) -> None:
+    """Wait until the workflow's own state satisfies `check` (it has applied what was sent)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check(await state(handle)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"workflow state not reached: {await state(handle)}")
+        await asyncio.sleep(0.02)
 
 
 async def test_escalation_fires_at_the_configured_time_not_a_second_before(time_skipping_env, task_queue):
@@ -115,22 +128,25 @@ async def test_three_operator_cycle_then_pool_and_supervisor_alert(time_skipping
         await handle.signal(
             ConversationWorkflow.notify, ConversationNotice(outbox_id=5, kind=NoticeKind.ASSIGNED, operator_id=2)
         )
-        await eventually(lambda: branch.kinds("escalated") and len(branch.kinds("escalated")) == 3)
-        s = await state(handle)
-        assert s.assignee_id == 2 and not s.pool_exhausted
+        await until_state(handle, lambda s: s.assignee_id == 2 and not s.pool_exhausted)
+        # a fresh window for the new assignee: unopened, it escalates again 4 minutes later
+        assert len(branch.kinds("escalated")) == 3
+        await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: len(branch.kinds("alert")) == 2)
+        assert [v for v, _ in branch.kinds("escalated")] == [2, 3, None, None]
 
 
 async def test_a_duplicate_notice_is_applied_once(time_skipping_env, task_queue):
-    branch = Branch(online=[1], policy=InboxPolicy(auto_reply="Hi, we will answer soon"))
+    branch = Branch(online=[1, 2])
     async with conversation(time_skipping_env, branch, task_queue) as handle:
-        await eventually(lambda: branch.kinds("system_message"))
-        resolve = ConversationNotice(outbox_id=7, kind=NoticeKind.RESOLVE, operator_id=1)
-        await handle.signal(ConversationWorkflow.notify, resolve)
-        await handle.signal(ConversationWorkflow.notify, resolve)
-        await eventually(lambda: branch.kinds("dispatch"))
-        await asyncio.sleep(0.2)
-        assert len(branch.kinds("resolved")) == 1
-        assert [v for v, _ in branch.kinds("system_message")] == ["auto_reply"]
+        await eventually(lambda: branch.kinds("assigned"))
+        # a transfer applied twice would move the conversation twice
+        transfer = ConversationNotice(outbox_id=7, kind=NoticeKind.TRANSFER, operator_id=1, target_operator_id=2)
+        await handle.signal(ConversationWorkflow.notify, transfer)
+        await handle.signal(ConversationWorkflow.notify, transfer)  # the relay sent it again
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=8, kind=NoticeKind.UNBLOCKED))
+        await until_state(handle, lambda s: s.last_outbox_id == 8)  # notices apply in order: all three are done
+        assert [v for v, _ in branch.kinds("transferred")] == [2]
 
 
 async def test_resolve_asks_for_rating_and_closes_after_n_days(time_skipping_env, task_queue):
@@ -220,6 +236,7 @@ async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, 
 
     @activity.defn(name=RESOLVE_IF_INACTIVE)
     async def resolve_if_inactive(request: InactivityRequest) -> InactivityCheck:
+        branch.status = ConversationStatus.RESOLVED
         await branch.log("auto_resolved")
         return InactivityCheck(resolved=True)
 
@@ -244,3 +261,81 @@ async def test_inactive_conversation_is_resolved_then_closed(time_skipping_env, 
     # counted from the start of the conversation, a moment before its assignment
     assert timedelta(days=3, seconds=-1) <= resolved_at - assigned_at < timedelta(days=3, minutes=1)
     assert timedelta(days=7) <= closed_at - resolved_at < timedelta(days=7, minutes=1)
+
+
+async def test_a_refused_transfer_is_reported_and_the_conversation_lives_on(time_skipping_env, task_queue):
+    refusal = ApplicationError("That operator was deactivated.", type=ACTION_REFUSED, non_retryable=True)
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4), failing={TRANSFER_CONVERSATION: refusal})
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await handle.signal(
+            ConversationWorkflow.notify,
+            ConversationNotice(outbox_id=2, kind=NoticeKind.TRANSFER, operator_id=1, target_operator_id=2),
+        )
+        await eventually(lambda: branch.kinds("action_failed"))
+        assert [v for v, _ in branch.kinds("action_failed")] == [
+            ("transfer", 1, True, "That operator was deactivated.")
+        ]
+        assert (await state(handle)).assignee_id == 1  # as it was
+        # and its life goes on: the escalation timer still runs
+        await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("escalated"))
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_an_action_that_raises_a_bug_is_reported_not_retried_for_ever_and_notices_still_apply(
+    time_skipping_env, task_queue
+):
+    branch = Branch(
+        online=[1, 2], policy=InboxPolicy(escalation_minutes=4), failing={ESCALATE_CONVERSATION: TypeError("bug")}
+    )
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("action_failed"))
+        ((action, operator, refused, reason),) = [v for v, _ in branch.kinds("action_failed")]
+        assert (action, operator, refused) == ("escalate", None, False) and "bug" in reason
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1)
+        )
+        await eventually(lambda: branch.kinds("resolved"))
+        assert len(branch.kinds("action_failed")) == 1  # no tight loop of failing escalations
+
+
+async def test_closing_a_conversation_the_customer_reopened_adopts_that_instead_of_asking_again(
+    time_skipping_env, task_queue
+):
+    branch = Branch(online=[1], policy=InboxPolicy(resolved_close_days=2))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1)
+        )
+        await until_state(handle, lambda s: s.status == ConversationStatus.RESOLVED)
+        branch.status = ConversationStatus.OPEN  # the customer wrote; the REOPENED notice is still on its way
+        await time_skipping_env.sleep(timedelta(days=2, minutes=1))
+        await until_state(handle, lambda s: s.status == ConversationStatus.OPEN)
+        assert len(branch.kinds("close_called")) == 1 and branch.kinds("closed") == []
+        assert len(branch.kinds("reopened")) == 1  # reopened as the database has it: escalation restarts
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=3, kind=NoticeKind.REOPENED))
+        await until_state(handle, lambda s: s.last_outbox_id == 3)
+        await time_skipping_env.sleep(timedelta(days=3))
+        assert len(branch.kinds("close_called")) == 1 and len(branch.kinds("reopened")) == 1
+
+
+async def test_settings_changed_while_it_waits_reach_it(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=60))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        ((_, assigned_at),) = branch.kinds("assigned")
+        await time_skipping_env.sleep(timedelta(minutes=1))
+        branch.policy = InboxPolicy(escalation_minutes=4)  # an admin saved the inbox
+        branch.schedule = {"timezone": "UTC", "weekly": {d: [("00:00", "23:59")] for d in range(7)}}
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.SETTINGS_CHANGED)
+        )
+        await until_state(handle, lambda s: s.policy.escalation_minutes == 4 and s.schedule is not None)
+        await time_skipping_env.sleep(timedelta(minutes=3, seconds=5))
+        await eventually(lambda: branch.kinds("escalated"))
+        ((_, escalated_at),) = branch.kinds("escalated")
+        assert timedelta(minutes=4) <= escalated_at - assigned_at < timedelta(minutes=4, seconds=2)

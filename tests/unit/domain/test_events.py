@@ -7,9 +7,9 @@ import re
 import pytest
 
 from domain import events
-from domain.enums import DeliveryStatus, MessageDirection, SenderKind
+from domain.enums import DeliveryStatus, MessageDirection, OperatorRole, SenderKind
 from domain.events import BY_NAME, EVENTS, ConversationIds, MessageCreated, MessageStatusChanged
-from domain.visibility import Placement
+from domain.visibility import Placement, Staff, may_receive
 
 REF = ConversationIds(conversation_id=5, inbox_id=2, branch_id=3, assignee_id=None)
 
@@ -64,3 +64,13 @@ def test_reassignment_scope_names_the_previous_placement():
     )
     assert event.scope().previous == Placement(5, 3, None)
     assert event.scope().place == Placement(5, 3, 8)
+
+
+def test_a_failed_action_is_news_for_who_asked_and_supervisors_only():
+    event = events.ConversationActionFailed.of(
+        REF.model_copy(update={"assignee_id": 8}), action="transfer", operator_id=4, reason="gone", refused=True
+    )
+    assert may_receive(Staff(4, OperatorRole.OPERATOR, 3), event.scope())
+    assert may_receive(Staff(1, OperatorRole.SUPERVISOR), event.scope())
+    assert not may_receive(Staff(8, OperatorRole.OPERATOR, 3), event.scope())  # the assignee did not ask
+    assert not may_receive(Staff(5, OperatorRole.OPERATOR, 3), event.scope())  # nor their branch
