@@ -14,6 +14,7 @@ from domain.ids import conversation_workflow_id
 from infra.models import (
     AuditEvent,
     Contact,
+    ContactChat,
     ContactIdentity,
     Conversation,
     Message,
@@ -201,7 +202,7 @@ async def test_contact_blocked_marks_identity_unreachable(world, engine_stack):
     await ingest(world.factory, world.event("blk", "hi"))
     await ingest(world.factory, world.event("blk", kind=InboundKind.BLOCKED, message_id=None))
     async with world.factory() as db:
-        reachable = await db.scalar(select(ContactIdentity.reachable))
+        reachable = await db.scalar(select(ContactChat.reachable))
     assert reachable is False
 
 
