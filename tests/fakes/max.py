@@ -8,12 +8,12 @@
 
 Routes as MAX has them: `GET /me`, `POST /messages?chat_id=|user_id=`, `POST /uploads?type=`,
 `GET|POST|DELETE /subscriptions`, `GET /updates?marker=`, `POST /chats/{id}/actions`,
-`POST /answers?callback_id=`. A dialog is one user's chat with one bot: a chat an update made
-here (`make_message`, `make_callback`, `make_lifecycle`) is that bot's, and another bot's send
-to it is refused. A callback is answered once, by its bot. Every one wants `Authorization: <token>` (no "Bearer"; a query
-`access_token` is refused). The upload URLs (`/upload/{id}`) and attachment URLs
-(`/files/{id}`) stand for MAX's CDN: no token needed, and `requests("upload")` shows whether
-one leaked there. Bodies are validated with maxapi's models; text over 4000 characters,
+`POST /answers?callback_id=`. Every one wants `Authorization: <token>` (no "Bearer"; a query
+`access_token` is refused). A dialog is one user's chat with one bot: a chat an update made here
+(`make_message`, `make_callback`, `make_lifecycle`) is that bot's, and another bot's send to it
+is refused. A callback is answered once, by its bot. The upload URLs (`/upload/{id}`) and
+attachment URLs (`/files/{id}`) stand for MAX's CDN: no token needed, and `requests("upload")`
+shows whether one leaked there. Bodies are validated with maxapi's models; text over 4000 characters,
 more than 12 attachments, unknown or unprocessed upload tokens are refused. Errors have MAX's
 shape `{code, message}`. Fault `method` filters are the first path segment: "messages",
 "uploads", "upload", "files", "subscriptions", "updates", "chats", "answers", "me".
