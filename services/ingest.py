@@ -451,15 +451,10 @@ async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
     if message is None:
         log.info("edit of an unknown message in inbox %s ignored", event.inbox_id)
         return IngestResult(None, None)
-    versions = set(
-        (
-            await db.execute(
-                select(MessageRevision.text, MessageRevision.provider_time).where(
-                    MessageRevision.message_id == message.id
-                )
-            )
-        ).tuples()
+    stored = await db.execute(
+        select(MessageRevision.text, MessageRevision.provider_time).where(MessageRevision.message_id == message.id)
     )
+    versions = {(body, at) for body, at in stored}
     if (event.text, event.provider_time) in versions:
         return IngestResult(message.conversation_id, message.id, duplicate=True)
     if not versions:
