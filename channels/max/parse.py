@@ -217,14 +217,6 @@ def _message(inbox_id: int, update: _MessageUpdate, kind: InboundKind) -> list[I
     if not text and not attachments:
         log.info("ignoring MAX %s without text or files", update.update_type)
         return []
-    own_phone = next(
-        (
-            a.data.get("phone_number")
-            for a in attachments
-            if a.kind == AttachmentKind.CONTACT and a.data.get("user_id") == sender.user_id
-        ),
-        None,
-    )
     return [
         InboundEvent(
             inbox_id=inbox_id,
@@ -237,7 +229,7 @@ def _message(inbox_id: int, update: _MessageUpdate, kind: InboundKind) -> list[I
             provider_time=_time(update.timestamp if kind == InboundKind.EDIT else m.timestamp),
             text=text,
             attachments=attachments,
-            profile=_profile(sender, update.user_locale, phone=own_phone),
+            profile=_profile(sender, update.user_locale, phone=_own_phone(attachments, sender.user_id)),
         )
     ]
 
@@ -290,6 +282,15 @@ def _contact(payload: _ContactPayload) -> dict[str, str | float | int | None]:
     )
 
 
+def _own_phone(attachments: list[ProviderFileRef], user_id: int) -> str | None:
+    """The phone on a contact card the sender shared of themselves."""
+    for a in attachments:
+        phone = a.data.get("phone_number")
+        if a.kind == AttachmentKind.CONTACT and a.data.get("user_id") == user_id and isinstance(phone, str):
+            return phone
+    return None
+
+
 def _vcf(text: str) -> dict[str, str]:
     """First value of each vCard property, parameters dropped (`TEL;TYPE=cell:+7...` -> TEL)."""
     fields: dict[str, str] = {}
@@ -329,8 +330,8 @@ def _callback(inbox_id: int, update: _CallbackUpdate) -> list[InboundEvent]:
 def _label(message: _CallbackMessage | None, pressed: str | None) -> str | None:
     """The text of the button that carries `pressed`, from the keyboard under the message."""
     attachments = (message.body.attachments if message and message.body else None) or []
-    for raw in attachments:
-        if raw.get("type") != "inline_keyboard" or pressed is None:
+    for raw in attachments if pressed is not None else []:
+        if raw.get("type") != "inline_keyboard":
             continue
         keyboard = _Keyboard.model_validate(raw).payload or _KeyboardPayload()
         for row in keyboard.buttons:
@@ -355,12 +356,12 @@ def _lifecycle(inbox_id: int, update: _LifecycleUpdate, kind: InboundKind) -> In
     )
 
 
-def _profile(user: _User, locale: str | None, phone: str | float | int | None = None) -> ContactProfile:
+def _profile(user: _User, locale: str | None, phone: str | None = None) -> ContactProfile:
     return ContactProfile(
         display_name=_name(user) or user.username or "",
         username=user.username,
         language=locale,
-        phone=phone if isinstance(phone, str) else None,
+        phone=phone,
     )
 
 
