@@ -21,10 +21,12 @@ from starlette.routing import Route
 
 from channels.registry import build_adapters
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.logs import configure_logging
 from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
+from services.button_answers import ButtonAnswers
 from web import auth, cabinet, docs, problems, webhooks
 from web.events import EventStream
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
         engine = make_engine(settings)
         app.state.settings = settings
         app.state.engine = engine
@@ -49,11 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
         await app.state.hub.start()
         _settle_garbage_collector()
+        app.state.button_answers = ButtonAnswers()
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
             app.state.adapters = {kind.value: adapter for kind, adapter in build_adapters(http, settings).items()}
             try:
                 yield
             finally:
+                await app.state.button_answers.drain()
                 await app.state.hub.stop()
                 await engine.dispose()
 

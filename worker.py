@@ -21,6 +21,7 @@ from activities.housekeeping import HousekeepingActivities
 from channels.base import Polling
 from channels.registry import build_adapters, supporting
 from infra.db import make_engine, make_sessionmaker, warm_pool
+from infra.logs import configure_logging
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
@@ -93,7 +94,7 @@ async def connect_with_retry(settings: Settings) -> Client:
 
 async def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     engine = make_engine(settings)
     await warm_pool(engine, settings.db_pool_size)
     client = await connect_with_retry(settings)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -31,7 +31,8 @@ from infra.files import FileStore
 from infra.models import Attachment, Inbox, Message
 from infra.security import CredentialBox
 from infra.settings import Settings
-from services.ingest import ingest, refused_for_its_data
+from services.button_answers import ButtonAnswers
+from services.ingest import database_away, ingest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,8 +45,13 @@ OCTET_STREAM = "application/octet-stream"
 
 
 class ChannelActivities:
-    # attempts of one poll before an update the database keeps refusing is skipped
+    # attempts of one poll before an update whose ingest keeps failing (for any reason but the
+    # database being away) is skipped
     poison_after_attempts = 3
+    # seconds at least between the start of a poll that came back empty and the next one: a
+    # server (or a proxy before it) that answers a long poll at once must not be asked 20 times
+    # a second; a poll that returns updates is followed at once
+    empty_poll_floor = 1.0
 
     def __init__(
         self,
@@ -61,6 +67,7 @@ class ChannelActivities:
         self._box = box
         self._settings = settings
         self._store = store or FileStore.from_settings(settings)
+        self._answers = ButtonAnswers()
 
     def all(self) -> list:
         return [self.poll_inbox, self.check_webhooks, self.fetch_attachments]
@@ -74,6 +81,7 @@ class ChannelActivities:
         if isinstance(loaded, PollOutcome):
             return loaded
         adapter, credentials, cursor = loaded
+        began = time.monotonic()
         try:
             updates, new_cursor = await self._long_poll(adapter, credentials, cursor, request)
         except PermanentError as err:
@@ -91,7 +99,7 @@ class ChannelActivities:
         except DeliveryError as err:
             raise _retry_later(err) from None
 
-        events = 0
+        events = skipped = 0
         for raw in updates:
             activity.heartbeat()
             try:
@@ -99,31 +107,45 @@ class ChannelActivities:
             except MalformedUpdate as exc:
                 # one bad update must not stop the inbox: skip it (its cursor moves on)
                 log.warning("inbox %s: skipping an update that does not parse: %s", inbox_id, exc)
+                skipped += 1
                 continue
             for event in parsed:
-                events += await self._ingest(event)
+                if await self._ingest(event, adapter, credentials):
+                    events += 1
+                else:
+                    skipped += 1
         # Only now, with every ingest committed, is the batch acknowledged: the next poll
         # passes this cursor to the provider. A crash before this line re-fetches the batch.
         await self._save_cursor(inbox_id, cursor, new_cursor)
-        return PollOutcome(keep_polling=True, updates=len(updates), events=events)
+        if not updates:
+            await self._empty_poll_floor(began, request)
+        return PollOutcome(keep_polling=True, updates=len(updates), events=events, skipped=skipped)
 
-    async def _ingest(self, event: InboundEvent) -> int:
-        """1 when stored (or already there). An event the database refuses for its data (not
-        for being away) is retried a few times, then skipped and logged, so one poisonous
-        update cannot stop the inbox for good."""
+    async def _ingest(self, event: InboundEvent, adapter: Polling, credentials: dict[str, Any]) -> bool:
+        """True when stored (or stored already). An event whose ingest keeps failing for any
+        reason but the database being away (data it refuses, a bug) is tried again with its
+        batch a few times, then skipped and logged, so one update cannot stop the inbox for good."""
         try:
-            await ingest(self._factory, event)
-            return 1
-        except DBAPIError as exc:
-            if not refused_for_its_data(exc) or activity.info().attempt < self.poison_after_attempts:
+            result = await ingest(self._factory, event)
+        except Exception as exc:
+            attempt = activity.info().attempt
+            if attempt < self.poison_after_attempts or database_away(exc):
                 raise
-            log.error(
-                "inbox %s: skipping update %s that cannot be stored (SQLSTATE %s)",
+            log.exception(
+                "inbox %s: skipping update %s that cannot be stored (tried %d times)",
                 event.inbox_id,
                 event.provider_message_id,
-                getattr(exc.orig, "sqlstate", None),
+                attempt,
             )
-            return 0
+            return False
+        if not result.duplicate:
+            self._answers.answer(adapter, credentials, event)
+        return True
+
+    async def _empty_poll_floor(self, began: float, request: PollRequest) -> None:
+        wait = self.empty_poll_floor - (time.monotonic() - began)
+        if wait > 0:
+            await _heartbeating(asyncio.sleep(wait), request.heartbeat_every)
 
     async def _polling_inbox(self, inbox_id: int) -> PollOutcome | tuple[Polling, dict[str, Any], str | None]:
         async with self._factory() as db:

@@ -47,7 +47,7 @@ from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirecti
 from domain.events import ContactReachabilityChanged, MessageStatusChanged
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
-from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, OutboxEvent
+from infra.models import Attachment, ContactChat, Conversation, DeliveryAttempt, Inbox, Message, OutboxEvent
 from infra.ratelimit import Limit, reserve
 from infra.security import CredentialBox
 from infra.settings import Settings
@@ -166,14 +166,14 @@ class DeliveryActivities:
         loaded = await self._load(request.message_id)
         if loaded is None:
             return SendOutcome(outcome=Outcome.FAILED, reason="message not found")
-        message, conversation, identity, inbox = loaded
+        message, conversation, chat, inbox = loaded
         if message.delivery_status in FINAL:
             # a retry of an attempt that already recorded its result
             outcome = Outcome.SENT if message.delivery_status != DeliveryStatus.FAILED else Outcome.FAILED
             return SendOutcome(
                 outcome=outcome, sent_parts=list(message.sent_provider_ids), successor_id=await self._successor(message)
             )
-        if not identity.reachable:
+        if not chat.reachable:
             return await self._fail(message, ErrorClass.PERMANENT, "the contact blocked the bot or stopped it", None)
 
         adapter = self._adapters.get(inbox.channel)
@@ -184,7 +184,7 @@ class DeliveryActivities:
         # A slot is reserved once per part; when it is far off, the workflow sleeps until it and
         # hands it back (reserving anew each time would push the clocks ahead of real time and
         # starve every chat once enough of them wait).
-        chat_id = identity.provider_chat_id
+        chat_id = chat.provider_chat_id
         slot = request.slot_at or await self._reserve_slot(adapter, inbox, chat_id)
         wait = (slot - datetime.now(UTC)).total_seconds()
         if wait > MAX_SLOT_WAIT:
@@ -228,7 +228,7 @@ class DeliveryActivities:
         except DeliveryError as exc:
             latency = int((time.monotonic() - began - pace.waited) * 1000)
             sent = request.sent_parts + list(getattr(exc, "sent_message_ids", ()))
-            return await self._failed_attempt(message, identity, request.attempt, exc, latency, correlation, sent)
+            return await self._failed_attempt(message, chat, request.attempt, exc, latency, correlation, sent)
         latency = int((time.monotonic() - began - pace.waited) * 1000)
         sent = request.sent_parts + list(result.provider_message_ids)
         # The provider has it now: if recording failed and Temporal retried this activity, it
@@ -255,14 +255,19 @@ class DeliveryActivities:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    async def _load(self, message_id: int) -> tuple[Message, Conversation, ContactIdentity, Inbox] | None:
+    async def _load(self, message_id: int) -> tuple[Message, Conversation, ContactChat, Inbox] | None:
         async with self._factory() as db:
             row = (
                 await db.execute(
-                    select(Message, Conversation, ContactIdentity, Inbox)
+                    select(Message, Conversation, ContactChat, Inbox)
                     .join(Conversation, Conversation.id == Message.conversation_id)
-                    .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
-                    # the conversation's own inbox: a reply never leaves through another channel
+                    # the contact's chat with the conversation's own inbox: a reply never leaves
+                    # through another channel, nor another bot's dialog
+                    .join(
+                        ContactChat,
+                        (ContactChat.identity_id == Conversation.identity_id)
+                        & (ContactChat.inbox_id == Conversation.inbox_id),
+                    )
                     .join(Inbox, Inbox.id == Conversation.inbox_id)
                     .where(Message.id == message_id, Message.direction == MessageDirection.OUT)
                 )
@@ -349,7 +354,7 @@ class DeliveryActivities:
     async def _failed_attempt(
         self,
         message: Message,
-        identity: ContactIdentity,
+        chat: ContactChat,
         attempt: int,
         exc: DeliveryError,
         latency: int,
@@ -361,8 +366,8 @@ class DeliveryActivities:
         if isinstance(exc, ChatMigratedError):
             async with self._factory() as db, db.begin():
                 await db.execute(
-                    update(ContactIdentity)
-                    .where(ContactIdentity.id == identity.id)
+                    update(ContactChat)
+                    .where(ContactChat.identity_id == chat.identity_id, ContactChat.inbox_id == chat.inbox_id)
                     .values(provider_chat_id=exc.new_chat_id)
                 )
             return SendOutcome(outcome=Outcome.MIGRATED, reason=exc.reason, sent_parts=sent)
@@ -373,24 +378,25 @@ class DeliveryActivities:
         if isinstance(exc, RetryableError):
             return SendOutcome(outcome=Outcome.RETRYABLE, reason=exc.reason, sent_parts=sent)
         if isinstance(exc, RecipientBlockedError):
-            await self._mark_unreachable(identity, message.conversation_id, exc.reason)
+            await self._mark_unreachable(chat, message.conversation_id, exc.reason)
         return await self._fail(message, ErrorClass.PERMANENT, exc.reason, code)
 
-    async def _mark_unreachable(self, identity: ContactIdentity, conversation_id: int, reason: str) -> None:
+    async def _mark_unreachable(self, chat: ContactChat, conversation_id: int, reason: str) -> None:
+        """Unreachable through this inbox's bot only: the contact's other dialogs are untouched."""
         async with self._factory() as db, db.begin():
             await db.execute(
-                update(ContactIdentity)
-                .where(ContactIdentity.id == identity.id)
+                update(ContactChat)
+                .where(ContactChat.identity_id == chat.identity_id, ContactChat.inbox_id == chat.inbox_id)
                 .values(reachable=False, unreachable_reason=reason)
             )
             audit.record(
                 db,
                 "contact.unreachable",
                 conversation_id=conversation_id,
-                details={"identity_id": identity.id, "reason": reason},
+                details={"identity_id": chat.identity_id, "inbox_id": chat.inbox_id, "reason": reason},
             )
             ref = await load_conversation_ids(db, conversation_id)
-            await publish(db, ContactReachabilityChanged.of(ref, identity_id=identity.id, reachable=False))
+            await publish(db, ContactReachabilityChanged.of(ref, identity_id=chat.identity_id, reachable=False))
 
     async def _fail(self, message: Message, error_class: ErrorClass, reason: str, code: str | None) -> SendOutcome:
         async with self._factory() as db, db.begin():

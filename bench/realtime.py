@@ -101,9 +101,15 @@ async def seed(dsn: dict, subscribers: int, branches: int, conversations_per_bra
                     "INSERT INTO contacts (display_name) VALUES ($1) RETURNING id", f"Customer {b}-{c}"
                 )
                 identity = await conn.fetchval(
-                    "INSERT INTO contact_identities (contact_id, channel, provider_user_id, provider_chat_id) "
-                    "VALUES ($1, 'telegram', $2, $2) RETURNING id",
+                    "INSERT INTO contact_identities (contact_id, channel, provider_user_id) "
+                    "VALUES ($1, 'telegram', $2) RETURNING id",
                     contact,
+                    f"{b}-{c}",
+                )
+                await conn.execute(
+                    "INSERT INTO contact_chats (identity_id, inbox_id, provider_chat_id) VALUES ($1, $2, $3)",
+                    identity,
+                    inbox_id,
                     f"{b}-{c}",
                 )
                 conversation = await conn.fetchval(

@@ -15,8 +15,8 @@ class InboundKind(StrEnum):
     MESSAGE = "message"
     EDIT = "edit"
     CALLBACK = "callback"
-    BLOCKED = "blocked"  # the contact blocked / stopped the bot: identity unreachable
-    STARTED = "started"  # the contact (re)started the bot: identity reachable again
+    BLOCKED = "blocked"  # the contact blocked / stopped this inbox's bot: unreachable through it
+    STARTED = "started"  # the contact (re)started this inbox's bot: reachable through it again
     TYPING = "typing"
     READ = "read"
 
@@ -119,6 +119,8 @@ class InboundEvent(_Frozen):
     media_group_id: CustomerText | None = None
     callback_id: CustomerText | None = None
     callback_data: CustomerText | None = None
+    # the pressed button's text, when the provider sent the keyboard along
+    callback_label: CustomerText | None = None
     start_payload: CustomerText | None = None
     profile: ContactProfile = Field(default_factory=ContactProfile)
 
@@ -179,7 +181,7 @@ class PermanentError(DeliveryError):
 
 
 class RecipientBlockedError(PermanentError):
-    """The contact blocked the bot or was deactivated: the identity becomes unreachable."""
+    """The contact blocked the bot or was deactivated: unreachable through this inbox."""
 
 
 class ChatMigratedError(DeliveryError):

@@ -73,6 +73,21 @@ class SenderKind(StrEnum):
     SYSTEM = "system"
 
 
+class MessageKind(StrEnum):
+    """What a message is besides its text and files."""
+
+    TEXT = "text"  # written (or sent as files) by whoever sent it
+    BUTTON = "button"  # the customer pressed a button: text is its label, button_data what it carries
+
+
+class PhoneSource(StrEnum):
+    """Who gave a contact's phone. The customer's own shared card replaces a phone from an
+    earlier card of theirs, never one an operator entered."""
+
+    CUSTOMER = "customer"
+    OPERATOR = "operator"
+
+
 class MessageFormat(StrEnum):
     PLAIN = "plain"
     MARKDOWN = "markdown"  # our Markdown-lite: **bold**, _italic_, `code`, [links](url)

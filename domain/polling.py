@@ -37,4 +37,6 @@ class PollOutcome(BaseModel):
     keep_polling: bool
     updates: int = 0
     events: int = 0
+    # updates that did not parse and events that could not be stored after retries: passed by
+    skipped: int = 0
     stop_reason: str | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -43,8 +44,10 @@ from domain.enums import (
     Interface,
     MessageDirection,
     MessageFormat,
+    MessageKind,
     OperatorRole,
     OperatorStatus,
+    PhoneSource,
     SenderKind,
 )
 
@@ -181,6 +184,7 @@ class Contact(Base):
     id: Mapped[int] = _pk()
     display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX), server_default="")
     phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
+    phone_source: Mapped[PhoneSource | None] = mapped_column(_enum(PhoneSource, "phone_source"))
     email: Mapped[str | None] = mapped_column(String(320))
     region: Mapped[str | None] = mapped_column(String(REGION_MAX))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
@@ -189,7 +193,8 @@ class Contact(Base):
 
 
 class ContactIdentity(Base):
-    """One contact as one channel knows them; the unique key makes find-or-create race-safe."""
+    """One contact as one channel knows them (a Telegram or MAX user is the same person to every
+    bot of the channel); the unique key makes find-or-create race-safe."""
 
     __tablename__ = "contact_identities"
 
@@ -197,13 +202,31 @@ class ContactIdentity(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind, "channel_kind"))
     provider_user_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
-    provider_chat_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
     username: Mapped[str | None] = mapped_column(String(USERNAME_MAX))
-    reachable: Mapped[bool] = mapped_column(server_default=sql("true"))
-    unreachable_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("channel", "provider_user_id"),)
+
+
+class ContactChat(Base):
+    """An identity's private chat with one inbox's bot: where that inbox's conversations with
+    them are answered, and whether they can be. Each bot has a dialog of its own with a user
+    (MAX gives each its own chat id) and a user blocks one bot, not every bot of a channel;
+    the row outlives conversations, so a stop that came with no conversation open still holds
+    for the next one."""
+
+    __tablename__ = "contact_chats"
+
+    identity_id: Mapped[int] = mapped_column(ForeignKey("contact_identities.id", ondelete="CASCADE"), primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    # taken from every event of the dialog, so it follows the provider if the chat changes
+    provider_chat_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
+    reachable: Mapped[bool] = mapped_column(server_default=sql("true"))
+    unreachable_reason: Mapped[str | None] = mapped_column(String(500))
+    # the provider's time of the last start or stop applied: one from before it, delivered
+    # late or again, changes nothing
+    lifecycle_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
 
 
 class Conversation(Base):
@@ -242,6 +265,10 @@ class Conversation(Base):
 
     __table_args__ = (
         CheckConstraint("rating IS NULL OR rating BETWEEN 0 AND 10", name="rating_range"),
+        # a conversation lives in its identity's chat with its inbox
+        ForeignKeyConstraint(
+            ["identity_id", "inbox_id"], ["contact_chats.identity_id", "contact_chats.inbox_id"], ondelete="CASCADE"
+        ),
         # one live (not closed) conversation per identity and inbox: the find-or-create key
         Index(
             "uq_conversations_live",
@@ -274,6 +301,9 @@ class Message(Base):
     sender_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text, server_default="")
     format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"), server_default="text")
+    # a button press: the data the button carried (its label is the text)
+    button_data: Mapped[str | None] = mapped_column(Text)
     # inbound: the provider's id, unique per inbox (dedup of provider retries)
     provider_message_id: Mapped[str | None] = mapped_column(String(PROVIDER_ID_MAX))
     # outbound: the caller's Idempotency-Key, so a retried send creates one message
@@ -282,6 +312,7 @@ class Message(Base):
     error_class: Mapped[ErrorClass | None] = mapped_column(_enum(ErrorClass, "error_class"))
     error: Mapped[str | None] = mapped_column(Text)
     provider_time: Mapped[datetime | None]
+    # the provider's time of the edit `text` comes from; every version is a MessageRevision
     edited_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     # outbound: the provider's ids of every part sent (a long text goes out in several)
@@ -307,6 +338,22 @@ class Message(Base):
             postgresql_where=sql("direction = 'out' AND delivery_status IN ('queued', 'sending')"),
         ),
     )
+
+
+class MessageRevision(Base):
+    """One version of a customer's edited message, at the provider's time: the original (at the
+    message's own time) and every edit, in any order they arrived. Written at the first edit,
+    so a message never edited has none; `Message.text` is the newest version."""
+
+    __tablename__ = "message_revisions"
+
+    id: Mapped[int] = _pk()
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    provider_time: Mapped[datetime]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("ix_message_revisions_message_id_provider_time", "message_id", "provider_time"),)
 
 
 class DeliveryAttempt(Base):

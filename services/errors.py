@@ -6,4 +6,14 @@ class Forbidden(Exception):
 
 
 class Invalid(ValueError):
-    """A request that cannot be carried out, with a message for the user."""
+    """A request that cannot be carried out, with a message for the user; `code` names the
+    kind of refusal for API clients."""
+
+    code = "invalid"
+
+
+class ContactUnreachable(Invalid):
+    """The contact blocked or stopped the conversation's bot, or deleted their account: nothing
+    sent through this inbox reaches them until they start it again."""
+
+    code = "contact_unreachable"

@@ -17,14 +17,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from sqlalchemy import Select, exists, select, text, update
+from sqlalchemy import Select, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain.contracts import InboundEvent, InboundKind
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import ConversationStatus, DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.enums import (
+    ConversationStatus,
+    DeliveryStatus,
+    MessageDirection,
+    MessageFormat,
+    MessageKind,
+    PhoneSource,
+    SenderKind,
+)
 from domain.events import (
     ContactReachabilityChanged,
     ContactRead,
@@ -38,7 +46,16 @@ from domain.events import (
 )
 from domain.rating import parse_rating
 from infra.event_log import conversation_ids, event_select, events_insert_sql, load_conversation_ids, publish
-from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
+from infra.models import (
+    Attachment,
+    Contact,
+    ContactChat,
+    ContactIdentity,
+    Conversation,
+    Inbox,
+    Message,
+    MessageRevision,
+)
 from services.assignment import branch_is_open, branch_schedules, is_open
 from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
 
@@ -82,6 +99,23 @@ def refused_for_its_data(exc: DBAPIError) -> bool:
     return (getattr(exc.orig, "sqlstate", None) or "")[:2] in ("22", "23")
 
 
+# SQLSTATE classes of a database that is away or asks for the transaction again: connection
+# exception, transaction rollback (serialization, deadlock), insufficient resources, operator
+# intervention (shutdown, cancelled or timed-out statement), system error.
+_AWAY = ("08", "40", "53", "57", "58")
+
+
+def database_away(exc: BaseException) -> bool:
+    """The database could not be reached, or asked for the work to be tried again: nothing is
+    wrong with the event, and giving up on it would lose it."""
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)  # none from the driver's own connection errors
+        return exc.connection_invalidated or sqlstate is None or sqlstate[:2] in _AWAY
+    return isinstance(
+        exc, OSError | TimeoutError | PoolTimeout | asyncpg.InterfaceError | asyncpg.PostgresConnectionError
+    )
+
+
 async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | None:
     return await db.scalar(
         select(Message.id).where(
@@ -91,19 +125,17 @@ async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | Non
 
 
 async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
-    # No "already stored?" query first: duplicates are rare, and the message insert's
-    # ON CONFLICT catches them (rolling back whatever this transaction did before it).
-    identity = await _identity(db, event)
-    if event.kind in (InboundKind.BLOCKED, InboundKind.STARTED):
-        return await _reachability(db, event, identity)
+    # Edits, typing and read receipts concern what exists already: they never create a contact.
     if event.kind == InboundKind.EDIT:
         return await _edit(db, event)
     if event.kind in (InboundKind.TYPING, InboundKind.READ):
-        conversation = await db.scalar(_live_of(event, identity))
-        if conversation is not None:  # otherwise nobody has a place to show it
-            seen = ContactTyping if event.kind == InboundKind.TYPING else ContactRead
-            await publish(db, seen.of(conversation_ids(conversation)))
-        return IngestResult(None, None)
+        return await _seen(db, event)
+    # No "already stored?" query first: duplicates are rare, and the message insert's
+    # ON CONFLICT catches them (rolling back whatever this transaction did before it).
+    identity = await _identity(db, event)
+    chat = await _chat(db, event, identity)
+    if event.kind in (InboundKind.BLOCKED, InboundKind.STARTED):
+        return await _reachability(db, event, identity, chat)
     return await _message(db, event, identity)
 
 
@@ -111,6 +143,7 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
 # raw driver connection, atomic on its own: an ORM session and an explicit transaction were most
 # of the webhook's CPU. The conversation row is locked and its status re-checked on the latest
 # version, so a concurrent resolve sends this message down the general path (which reopens). A
+# message from another chat than the one stored goes there too (which stores the new one). A
 # duplicate inserts and announces nothing. The statement is told which branches are closed now,
 # from the process's schedule cache, and writes the off-hours notice for those itself; it stores
 # nothing for a branch the cache does not know yet ($8 lists the known ones).
@@ -134,6 +167,7 @@ _FAST_MESSAGE = f"""
                c.branch_id IS NULL OR c.branch_id = ANY($7::bigint[]) AS branch_known
         FROM contact_identities i
         JOIN conversations c ON c.identity_id = i.id AND c.inbox_id = $1
+        JOIN contact_chats ch ON ch.identity_id = i.id AND ch.inbox_id = $1 AND ch.provider_chat_id = $12
         WHERE i.channel = CAST($2 AS channel_kind) AND i.provider_user_id = $3
           AND c.status IN ('open', 'pending')
         FOR UPDATE OF c
@@ -188,7 +222,7 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
             event.inbox_id,
             event.channel.value,
             event.provider_user_id,
-            event.text or event.callback_data or "",
+            event.text,
             event.provider_message_id,
             event.provider_time,
             list(schedules),
@@ -196,6 +230,7 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
             NOTICE,
             _OFF_HOURS,
             WAKE_CHANNEL,
+            event.provider_chat_id,
         )
         if row is None:
             return None
@@ -208,10 +243,10 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
 
 
 # A contact's first message, or the first since their last conversation was closed: contact
-# (if new), identity, conversation, message, the STARTED notice and both announcements in one
-# statement. Whatever it cannot settle on its own (a concurrent first message won the identity
-# or the conversation, a duplicate, a resolved conversation) it leaves to the general path,
-# rolling back what it wrote.
+# (if new), identity, its chat with this inbox (the event's chat), conversation, message, the
+# STARTED notice and both announcements in one statement. Whatever it cannot settle on its own
+# (a concurrent first message won the identity or the conversation, a duplicate, a resolved
+# conversation) it leaves to the general path, rolling back what it wrote.
 _NEW_CONVERSATION = {"conversation_id": "conv.id", "inbox_id": "$1", "branch_id": "NULL", "assignee_id": "NULL"}
 _FIRST_ANNOUNCED = events_insert_sql(
     event_select(
@@ -235,12 +270,16 @@ _FIRST_MESSAGE = f"""
         SELECT $7, $8 WHERE NOT EXISTS (SELECT 1 FROM existing)
         RETURNING id
     ), new_identity AS (
-        INSERT INTO contact_identities (contact_id, channel, provider_user_id, provider_chat_id, username)
-        SELECT id, CAST($2 AS channel_kind), $3, $9, $10 FROM new_contact
+        INSERT INTO contact_identities (contact_id, channel, provider_user_id, username)
+        SELECT id, CAST($2 AS channel_kind), $3, $10 FROM new_contact
         ON CONFLICT (channel, provider_user_id) DO NOTHING
         RETURNING id, contact_id
     ), identity AS (
         SELECT id, contact_id FROM existing UNION ALL SELECT id, contact_id FROM new_identity
+    ), chat AS (
+        INSERT INTO contact_chats (identity_id, inbox_id, provider_chat_id)
+        SELECT id, $1, $9 FROM identity
+        ON CONFLICT (identity_id, inbox_id) DO UPDATE SET provider_chat_id = EXCLUDED.provider_chat_id
     ), conv AS (
         INSERT INTO conversations (inbox_id, contact_id, identity_id, interface, status, last_in_at)
         SELECT $1, contact_id, id, CAST($11 AS interface), 'open', now() FROM identity
@@ -280,7 +319,7 @@ async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> Ingest
                 event.inbox_id,
                 event.channel.value,
                 event.provider_user_id,
-                event.text or event.callback_data or "",
+                event.text,
                 event.provider_message_id,
                 event.provider_time,
                 profile.display_name or profile.username or "",
@@ -317,7 +356,6 @@ async def _identity(db: AsyncSession, event: InboundEvent) -> ContactIdentity:
             contact_id=contact.id,
             channel=event.channel,
             provider_user_id=event.provider_user_id,
-            provider_chat_id=event.provider_chat_id,
             username=profile.username,
         )
         .on_conflict_do_nothing(index_elements=["channel", "provider_user_id"])
@@ -329,12 +367,36 @@ async def _identity(db: AsyncSession, event: InboundEvent) -> ContactIdentity:
     return await db.scalar(query.execution_options(populate_existing=True))
 
 
-async def _reachability(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> IngestResult:
-    reachable = event.kind == InboundKind.STARTED
-    if identity.reachable == reachable:
+async def _chat(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> ContactChat:
+    """The identity's chat with the event's inbox, made at its first event and following the
+    chat id every event carries; locked until this transaction ends."""
+    chat = await db.scalar(
+        insert(ContactChat)
+        .values(identity_id=identity.id, inbox_id=event.inbox_id, provider_chat_id=event.provider_chat_id)
+        .on_conflict_do_update(
+            index_elements=["identity_id", "inbox_id"], set_={"provider_chat_id": event.provider_chat_id}
+        )
+        .returning(ContactChat)
+        .execution_options(populate_existing=True)
+    )
+    assert chat is not None
+    return chat
+
+
+async def _reachability(
+    db: AsyncSession, event: InboundEvent, identity: ContactIdentity, chat: ContactChat
+) -> IngestResult:
+    """A start or stop of this inbox's bot, applied in the provider's order: one from before the
+    last applied (a redelivery, or one that arrived late) changes nothing."""
+    if chat.lifecycle_at is not None and event.provider_time < chat.lifecycle_at:
+        log.info("inbox %s: a %s older than the last start or stop ignored", event.inbox_id, event.kind.value)
         return IngestResult(None, None, duplicate=True)
-    identity.reachable = reachable
-    identity.unreachable_reason = None if reachable else "the contact blocked or stopped the bot"
+    chat.lifecycle_at = event.provider_time
+    reachable = event.kind == InboundKind.STARTED
+    if chat.reachable == reachable:
+        return IngestResult(None, None, duplicate=True)
+    chat.reachable = reachable
+    chat.unreachable_reason = None if reachable else "the contact blocked or stopped the bot"
     conversation = await db.scalar(_live_of(event, identity))
     changed = {"identity_id": identity.id, "reachable": reachable}
     if conversation is None:
@@ -360,17 +422,48 @@ def _live_of(event: InboundEvent, identity: ContactIdentity) -> Select[tuple[Con
     )
 
 
-async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
-    message = await db.scalar(
-        select(Message).where(
-            Message.inbox_id == event.inbox_id, Message.provider_message_id == event.provider_message_id
+async def _seen(db: AsyncSession, event: InboundEvent) -> IngestResult:
+    """Typing or a read receipt: shown in the contact's live conversation, if there is one."""
+    conversation = await db.scalar(
+        select(Conversation)
+        .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+        .where(
+            ContactIdentity.channel == event.channel,
+            ContactIdentity.provider_user_id == event.provider_user_id,
+            Conversation.inbox_id == event.inbox_id,
+            Conversation.status != ConversationStatus.CLOSED,
         )
+    )
+    if conversation is not None:  # otherwise nobody has a place to show it
+        seen = ContactTyping if event.kind == InboundKind.TYPING else ContactRead
+        await publish(db, seen.of(conversation_ids(conversation)))
+    return IngestResult(None, None)
+
+
+async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
+    """Every version is kept (the original and each edit, at the provider's times); the message
+    shows the newest, whatever order the edits arrive in."""
+    message = await db.scalar(
+        select(Message)
+        .where(Message.inbox_id == event.inbox_id, Message.provider_message_id == event.provider_message_id)
+        .with_for_update()
     )
     if message is None:
         log.info("edit of an unknown message in inbox %s ignored", event.inbox_id)
         return IngestResult(None, None)
-    message.text = event.text
-    message.edited_at = event.provider_time
+    stored = await db.execute(
+        select(MessageRevision.text, MessageRevision.provider_time).where(MessageRevision.message_id == message.id)
+    )
+    versions = {(body, at) for body, at in stored}
+    if (event.text, event.provider_time) in versions:
+        return IngestResult(message.conversation_id, message.id, duplicate=True)
+    if not versions:
+        original_time = message.provider_time or message.created_at
+        db.add(MessageRevision(message_id=message.id, text=message.text, provider_time=original_time))
+    db.add(MessageRevision(message_id=message.id, text=event.text, provider_time=event.provider_time))
+    if message.edited_at is None or event.provider_time >= message.edited_at:
+        message.text = event.text
+        message.edited_at = event.provider_time
     ref = await load_conversation_ids(db, message.conversation_id)
     await publish(db, MessageUpdated.of(ref, message_id=message.id, change=MessageChange.EDITED))
     return IngestResult(message.conversation_id, message.id)
@@ -404,6 +497,10 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
     ):
         notice = NoticeKind.OFF_HOURS_MESSAGE  # the offline text may be due for this period
 
+    content: dict[str, object] = {"text": event.text}
+    if event.kind == InboundKind.CALLBACK:  # shown as "pressed: <label>", not as text they typed
+        label = event.callback_label or event.callback_data or ""
+        content = {"kind": MessageKind.BUTTON, "text": label, "button_data": event.callback_data}
     # Store the message and touch the conversation in one round trip.
     stored = (
         insert(Message)
@@ -412,11 +509,11 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             inbox_id=event.inbox_id,
             direction=MessageDirection.IN,
             sender_kind=SenderKind.CONTACT,
-            text=event.text or event.callback_data or "",
             format=MessageFormat.PLAIN,
             provider_message_id=event.provider_message_id,
             delivery_status=DeliveryStatus.RECEIVED,
             provider_time=event.provider_time,
+            **content,
         )
         .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
         .returning(Message.id)
@@ -456,6 +553,8 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
         )
     if any(ref.file_id or ref.url for ref in event.attachments):
         await add_fetch(db, conversation.id, message_id)
+    if event.profile.phone:  # the parser sets it only from the sender's own contact card
+        await _own_phone(db, conversation.contact_id, event.profile.phone)
     if notice is not None:
         await add_notice(db, conversation.id, ConversationNotice(kind=notice))
     return IngestResult(conversation.id, message_id, created_conversation=created)
@@ -488,6 +587,19 @@ async def _live_conversation(
     conversation = await db.scalar(query)
     assert conversation is not None
     return conversation, new_id is not None
+
+
+async def _own_phone(db: AsyncSession, contact_id: int, phone: str) -> None:
+    """The customer's own card is their phone, replacing one from an earlier card of theirs but
+    not one that came from anyone else (an operator's is theirs to change)."""
+    await db.execute(
+        update(Contact)
+        .where(
+            Contact.id == contact_id,
+            or_(Contact.phone.is_(None), Contact.phone_source == PhoneSource.CUSTOMER),
+        )
+        .values(phone=phone, phone_source=PhoneSource.CUSTOMER)
+    )
 
 
 async def _rating_answer(db: AsyncSession, event: InboundEvent, conversation: Conversation) -> int | None:

@@ -1,6 +1,8 @@
 """Queueing an outgoing message, the one way: the message row (queued), keyed for idempotency,
 and its delivery through the outbox, in the caller's transaction. Operator replies and the
-workflow's system messages (offline text, auto-reply, rating request) both come here."""
+workflow's system messages (offline text, auto-reply, rating request) both come here; a reply
+to a contact the conversation's bot cannot reach is refused here, before anything is queued
+(the workflow skips its own messages to them)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
 from infra.event_log import conversation_ids, publish
-from infra.models import Conversation, Message
+from infra.models import ContactChat, Conversation, Message
+from services.errors import ContactUnreachable
 from services.outbox import add_delivery
 
 
@@ -27,7 +30,17 @@ async def queue_message(
     purpose: str | None = None,
 ) -> tuple[int, bool]:
     """(message id, created). The same idempotency key returns the first message and queues
-    nothing again, so a retried click or a retried activity sends once."""
+    nothing again, so a retried click or a retried activity sends once. Raises
+    ContactUnreachable for a reply by a person (not the system) that could not be delivered."""
+    if sender_kind != SenderKind.SYSTEM and not await _reachable(db, conversation):
+        # a retry of a reply accepted before the contact blocked the bot gets that reply back
+        accepted = await db.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key))
+        if accepted is not None:
+            return accepted, False
+        raise ContactUnreachable(
+            "The customer has blocked or stopped this bot, so the reply cannot reach them. "
+            "They can be answered here again once they restart it."
+        )
     message_id = await db.scalar(
         insert(Message)
         .values(
@@ -58,3 +71,13 @@ async def queue_message(
         ),
     )
     return message_id, True
+
+
+async def _reachable(db: AsyncSession, conversation: Conversation) -> bool:
+    return bool(
+        await db.scalar(
+            select(ContactChat.reachable).where(
+                ContactChat.identity_id == conversation.identity_id, ContactChat.inbox_id == conversation.inbox_id
+            )
+        )
+    )

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from channels.base import Sending
 from domain.contracts import DeliveryError
 from domain.enums import ConversationStatus
-from infra.models import ContactIdentity, Conversation, Inbox
+from infra.models import ContactChat, Conversation, Inbox
 from infra.security import CredentialBox
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,16 @@ async def typing_target(
                 select(
                     Inbox.channel,
                     Inbox.credentials_encrypted,
-                    ContactIdentity.provider_chat_id,
-                    ContactIdentity.reachable,
+                    ContactChat.provider_chat_id,
+                    ContactChat.reachable,
                     Conversation.status,
                 )
                 .join(Inbox, Inbox.id == Conversation.inbox_id)
-                .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                .join(
+                    ContactChat,
+                    (ContactChat.identity_id == Conversation.identity_id)
+                    & (ContactChat.inbox_id == Conversation.inbox_id),
+                )
                 .where(Conversation.id == conversation_id, Inbox.is_active)
             )
         ).first()

@@ -92,7 +92,7 @@ def install(app: FastAPI) -> None:
     async def _not_possible(request: Request, exc: Invalid) -> Response:
         if _wants_html(request):
             return error_page(request, 422, (ERRORS[422][0], str(exc)))
-        return problem(422, "Unprocessable Content", str(exc))
+        return problem(422, "Unprocessable Content", str(exc), code=exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

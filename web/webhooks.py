@@ -83,7 +83,7 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
         return problem(400, "Bad Request", f"Not a {channel} update: {exc}")
     for event in events:
         try:
-            await ingest(request.app.state.sessionmaker, event)
+            stored = await ingest(request.app.state.sessionmaker, event)
         except DBAPIError as exc:
             if not refused_for_its_data(exc):
                 # the database is away: the provider retries, which is right
@@ -103,6 +103,9 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
                 event.provider_message_id,
                 getattr(exc.orig, "sqlstate", None),
             )
+            continue
+        if not stored.duplicate:  # a button press is answered in the background: the spinner stops
+            request.app.state.button_answers.answer(adapter, auth.credentials, event)
     return JSONResponse({"ok": True})
 
 

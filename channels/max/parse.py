@@ -6,7 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import Field
+
 from channels.base import MalformedUpdate
+from channels.groups import not_served
 from channels.payload import (
     Count,
     Int64,
@@ -34,6 +37,7 @@ class _User(ProviderModel):
 
 class _Recipient(ProviderModel):
     chat_id: Int64
+    chat_type: str | None = None  # "dialog" is a user's private chat with the bot; "chat" a group
 
 
 class _Content(ProviderModel):
@@ -77,10 +81,25 @@ class _Callback(ProviderModel):
 
 class _CallbackRecipient(ProviderModel):
     chat_id: Int64 | None = None
+    chat_type: str | None = None
+
+
+class _Button(ProviderModel):
+    text: str | None = None
+    payload: str | None = None
+
+
+class _KeyboardPayload(ProviderModel):
+    buttons: list[list[_Button]] = Field(default_factory=list)
+
+
+class _Keyboard(ProviderModel):
+    payload: _KeyboardPayload | None = None
 
 
 class _CallbackMessage(ProviderModel):
     recipient: _CallbackRecipient | None = None
+    body: _Content | None = None  # its attachments hold the keyboard that was pressed
 
 
 class _CallbackUpdate(ProviderModel):
@@ -187,6 +206,8 @@ def _message(inbox_id: int, update: _MessageUpdate, kind: InboundKind) -> list[I
         log.info("ignoring MAX %s from a channel or bot", update.update_type)
         return []
     chat_id = m.recipient.chat_id
+    if m.recipient.chat_type != "dialog":
+        return not_served(ChannelKind.MAX, inbox_id, chat_id, m.recipient.chat_type)
     body = m.body
     content: _Content = body
     if m.link and m.link.type == "forward" and not body.text and not body.attachments:
@@ -208,7 +229,7 @@ def _message(inbox_id: int, update: _MessageUpdate, kind: InboundKind) -> list[I
             provider_time=_time(update.timestamp if kind == InboundKind.EDIT else m.timestamp),
             text=text,
             attachments=attachments,
-            profile=_profile(sender, update.user_locale),
+            profile=_profile(sender, update.user_locale, phone=_own_phone(attachments, sender.user_id)),
         )
     ]
 
@@ -261,6 +282,15 @@ def _contact(payload: _ContactPayload) -> dict[str, str | float | int | None]:
     )
 
 
+def _own_phone(attachments: list[ProviderFileRef], user_id: int) -> str | None:
+    """The phone on a contact card the sender shared of themselves."""
+    for a in attachments:
+        phone = a.data.get("phone_number")
+        if a.kind == AttachmentKind.CONTACT and a.data.get("user_id") == user_id and isinstance(phone, str):
+            return phone
+    return None
+
+
 def _vcf(text: str) -> dict[str, str]:
     """First value of each vCard property, parameters dropped (`TEL;TYPE=cell:+7...` -> TEL)."""
     fields: dict[str, str] = {}
@@ -278,6 +308,8 @@ def _callback(inbox_id: int, update: _CallbackUpdate) -> list[InboundEvent]:
     if chat_id is None:  # MAX dialog ids differ from user ids: without the message we cannot route
         log.info("ignoring MAX message_callback without its message")
         return []
+    if recipient.chat_type != "dialog":
+        return not_served(ChannelKind.MAX, inbox_id, chat_id, recipient.chat_type)
     return [
         InboundEvent(
             inbox_id=inbox_id,
@@ -289,9 +321,24 @@ def _callback(inbox_id: int, update: _CallbackUpdate) -> list[InboundEvent]:
             provider_time=_time(cb.timestamp),
             callback_id=cb.callback_id,
             callback_data=cb.payload,
+            callback_label=_label(update.message, cb.payload),
             profile=_profile(cb.user, update.user_locale),
         )
     ]
+
+
+def _label(message: _CallbackMessage | None, pressed: str | None) -> str | None:
+    """The text of the button that carries `pressed`, from the keyboard under the message."""
+    attachments = (message.body.attachments if message and message.body else None) or []
+    for raw in attachments if pressed is not None else []:
+        if raw.get("type") != "inline_keyboard":
+            continue
+        keyboard = _Keyboard.model_validate(raw).payload or _KeyboardPayload()
+        for row in keyboard.buttons:
+            for button in row:
+                if button.payload == pressed:
+                    return button.text
+    return None
 
 
 def _lifecycle(inbox_id: int, update: _LifecycleUpdate, kind: InboundKind) -> InboundEvent:
@@ -309,11 +356,12 @@ def _lifecycle(inbox_id: int, update: _LifecycleUpdate, kind: InboundKind) -> In
     )
 
 
-def _profile(user: _User, locale: str | None) -> ContactProfile:
+def _profile(user: _User, locale: str | None, phone: str | None = None) -> ContactProfile:
     return ContactProfile(
         display_name=_name(user) or user.username or "",
         username=user.username,
         language=locale,
+        phone=phone,
     )
 
 

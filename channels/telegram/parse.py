@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from channels.base import MalformedUpdate
+from channels.groups import not_served
 from channels.payload import (
     Count,
     Int64,
@@ -97,8 +98,18 @@ class _Message(ProviderModel):
     contact: _Contact | None = None
 
 
+class _Button(ProviderModel):
+    text: str | None = None
+    callback_data: str | None = None
+
+
+class _Keyboard(ProviderModel):
+    inline_keyboard: list[list[_Button]] = Field(default_factory=list)
+
+
 class _CallbackMessage(ProviderModel):
     chat: _Chat | None = None  # also an inaccessible message has its chat
+    reply_markup: _Keyboard | None = None
 
 
 class _CallbackQuery(ProviderModel):
@@ -149,7 +160,7 @@ def parse_update(inbox_id: int, payload: Any, received_at: datetime) -> list[Inb
         if update.edited_message is not None:
             return _message(inbox_id, update.edited_message, InboundKind.EDIT, payload["edited_message"])
         if update.callback_query is not None:
-            return [_callback(inbox_id, update.callback_query, received_at)]
+            return _callback(inbox_id, update.callback_query, received_at)
         if update.my_chat_member is not None:
             return _member(inbox_id, update.my_chat_member, update_id)
     log.info("ignoring Telegram update %s of kind %s", update_id, sorted(set(payload) - {"update_id"})[:10])
@@ -158,13 +169,15 @@ def parse_update(inbox_id: int, payload: Any, received_at: datetime) -> list[Inb
 
 def _message(inbox_id: int, m: _Message, kind: InboundKind, raw: dict[str, Any]) -> list[InboundEvent]:
     chat = m.chat
+    if chat.type != "private":
+        return not_served(ChannelKind.TELEGRAM, inbox_id, chat.id, chat.type)
     sender = m.sender or _User(id=chat.id)
     attachments = _attachments(m)
     text = m.text or m.caption or ""
     if not text and not attachments:
         log.info("ignoring Telegram service message with fields %s", sorted(raw)[:30])
         return []
-    started = kind == InboundKind.MESSAGE and _is_start(text, chat)
+    started = kind == InboundKind.MESSAGE and _is_start(text)
     own_phone = m.contact.phone_number if m.contact and m.contact.user_id == sender.id else None
     return [
         InboundEvent(
@@ -185,9 +198,9 @@ def _message(inbox_id: int, m: _Message, kind: InboundKind, raw: dict[str, Any])
     ]
 
 
-def _is_start(text: str, chat: _Chat) -> bool:
-    """`/start` or `/start <deep-link payload>` in a private chat (re)starts the bot."""
-    return chat.type == "private" and text.partition(" ")[0] == "/start"
+def _is_start(text: str) -> bool:
+    """`/start` or `/start <deep-link payload>` (re)starts the bot."""
+    return text.partition(" ")[0] == "/start"
 
 
 def _attachments(m: _Message) -> list[ProviderFileRef]:
@@ -240,11 +253,16 @@ def _file_ref(kind: AttachmentKind, f: _File, default_mime: str | None, **data: 
     )
 
 
-def _callback(inbox_id: int, cq: _CallbackQuery, received_at: datetime) -> InboundEvent:
+def _callback(inbox_id: int, cq: _CallbackQuery, received_at: datetime) -> list[InboundEvent]:
     user = cq.sender
     # Inline-mode callbacks carry no message; the user's private chat id equals the user id.
     chat = cq.message.chat if cq.message else None
-    return InboundEvent(
+    if chat is not None and chat.type != "private":
+        return not_served(ChannelKind.TELEGRAM, inbox_id, chat.id, chat.type)
+    keyboard = cq.message.reply_markup if cq.message else None
+    rows = keyboard.inline_keyboard if keyboard else []
+    label = next((b.text for row in rows for b in row if b.callback_data == cq.data and cq.data is not None), None)
+    event = InboundEvent(
         inbox_id=inbox_id,
         channel=ChannelKind.TELEGRAM,
         kind=InboundKind.CALLBACK,
@@ -254,8 +272,10 @@ def _callback(inbox_id: int, cq: _CallbackQuery, received_at: datetime) -> Inbou
         provider_time=received_at,  # callback queries carry no date
         callback_id=cq.id,
         callback_data=cq.data,
+        callback_label=label,
         profile=_profile(user),
     )
+    return [event]
 
 
 def _member(inbox_id: int, mcm: _ChatMemberUpdated, update_id: int) -> list[InboundEvent]:

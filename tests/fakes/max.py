@@ -9,9 +9,11 @@
 Routes as MAX has them: `GET /me`, `POST /messages?chat_id=|user_id=`, `POST /uploads?type=`,
 `GET|POST|DELETE /subscriptions`, `GET /updates?marker=`, `POST /chats/{id}/actions`,
 `POST /answers?callback_id=`. Every one wants `Authorization: <token>` (no "Bearer"; a query
-`access_token` is refused). The upload URLs (`/upload/{id}`) and attachment URLs
-(`/files/{id}`) stand for MAX's CDN: no token needed, and `requests("upload")` shows whether
-one leaked there. Bodies are validated with maxapi's models; text over 4000 characters,
+`access_token` is refused). A dialog is one user's chat with one bot: a chat an update made here
+(`make_message`, `make_callback`, `make_lifecycle`) is that bot's, and another bot's send to it
+is refused. A callback is answered once, by its bot. The upload URLs (`/upload/{id}`) and
+attachment URLs (`/files/{id}`) stand for MAX's CDN: no token needed, and `requests("upload")`
+shows whether one leaked there. Bodies are validated with maxapi's models; text over 4000 characters,
 more than 12 attachments, unknown or unprocessed upload tokens are refused. Errors have MAX's
 shape `{code, message}`. Fault `method` filters are the first path segment: "messages",
 "uploads", "upload", "files", "subscriptions", "updates", "chats", "answers", "me".
@@ -44,6 +46,7 @@ from tests.fakes.ratelimit import RateRule, Scope, Violation, whole_seconds
 from tests.fakes.server import Call, FakeProvider, UploadedFile, read_body
 
 TOKEN = "f9LHodD0cOJf4_FakeMaxTokenForTests_DkJGeq8BkDgc5vgSwZocVrn44oirfMzUQ4mv5k"
+SECOND_TOKEN = "k2Vt9SecondMaxBot_FakeTokenForTests_q8DkJGeq8BkDgc5vgSwZocVrn44oirfMzUQ"  # another bot
 BOT_USER = {
     "user_id": 229229229,
     "first_name": "Switchboard",
@@ -146,6 +149,8 @@ class FakeMax(FakeProvider):
         self._files: dict[int, UploadedFile] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._chat_faults: dict[str, FaultHit] = {}
+        self._dialogs: dict[str, str] = {}  # chat id -> the token of the bot it is a dialog with
+        self._callbacks: dict[str, str] = {}  # callback id -> the token of the bot it went to
         self.webhook_errors: list[str] = []
         # How many sends naming a fresh upload answer attachment.not.ready before it is usable.
         self.attachment_processing_attempts = 0
@@ -199,21 +204,14 @@ class FakeMax(FakeProvider):
         attachments: list[dict[str, Any]] | None = None,
         user_locale: str | None = "ru",
         update_type: str = "message_created",
+        bot: str | None = None,
     ) -> dict[str, Any]:
-        """A message_created update from a user in their dialog with the bot."""
+        """A message_created update from a user in their dialog with `bot` (a token; the first
+        one by default)."""
         now = int(time.time() * 1000)
         seq = next(self._seq)
-        sender = {
-            "user_id": user_id,
-            "first_name": first_name,
-            "is_bot": False,
-            "last_activity_time": now,
-            "name": " ".join(p for p in (first_name, last_name) if p),
-        }
-        if last_name:
-            sender["last_name"] = last_name
-        if username:
-            sender["username"] = username
+        self._open_dialog(chat_id, bot)
+        sender = _user(user_id, first_name, last_name, username, now)
         body: dict[str, Any] = {"mid": f"mid.{seq:032x}", "seq": seq, "text": text}
         if attachments:
             body["attachments"] = attachments
@@ -230,6 +228,84 @@ class FakeMax(FakeProvider):
 
     def inject_message(self, chat_id: int, user_id: int, text: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.inject_update(self.make_message(chat_id, user_id, text, **kwargs))
+
+    def make_lifecycle(
+        self,
+        update_type: str,
+        chat_id: int,
+        user_id: int,
+        *,
+        timestamp: int | None = None,
+        payload: str | None = None,
+        bot: str | None = None,
+        first_name: str = "Ivan",
+    ) -> dict[str, Any]:
+        """A `bot_started` or `bot_stopped` update of the user's dialog with `bot`, at
+        `timestamp` (Unix ms; now by default)."""
+        if update_type not in ("bot_started", "bot_stopped"):
+            raise ValueError(f"{update_type} is not a lifecycle update")
+        now = timestamp or int(time.time() * 1000)
+        self._open_dialog(chat_id, bot)
+        update: dict[str, Any] = {
+            "update_type": update_type,
+            "timestamp": now,
+            "chat_id": chat_id,
+            "user": _user(user_id, first_name, None, None, now),
+            "user_locale": "ru",
+        }
+        if payload is not None and update_type == "bot_started":
+            update["payload"] = payload
+        self._validate_update(update)
+        return update
+
+    def make_callback(
+        self,
+        chat_id: int,
+        user_id: int,
+        payload: str,
+        *,
+        label: str | None = None,
+        bot: str | None = None,
+        first_name: str = "Ivan",
+    ) -> dict[str, Any]:
+        """A `message_callback` update: the user pressed the button (`label`, `payload`) under a
+        message of `bot` in their dialog. Its id is accepted by `POST /answers` once, from that bot."""
+        now = int(time.time() * 1000)
+        seq = next(self._seq)
+        token = self._open_dialog(chat_id, bot)
+        callback_id = f"cb{seq:08d}_{now:x}"
+        with self._lock:
+            self._callbacks[callback_id] = token
+        keyboard = {
+            "type": "inline_keyboard",
+            "payload": {"buttons": [[{"type": "callback", "text": label or payload, "payload": payload}]]},
+        }
+        update = {
+            "update_type": "message_callback",
+            "timestamp": now,
+            "callback": {
+                "timestamp": now,
+                "callback_id": callback_id,
+                "user": _user(user_id, first_name, None, None, now),
+                "payload": payload,
+            },
+            "message": {
+                "recipient": {"chat_id": chat_id, "chat_type": "dialog", "user_id": user_id},
+                "timestamp": now - 1000,
+                "body": {"mid": f"mid.{seq:032x}", "seq": seq, "text": "Choose", "attachments": [keyboard]},
+                "sender": BOT_USER,
+            },
+            "user_locale": "ru",
+        }
+        self._validate_update(update)
+        return update
+
+    def _open_dialog(self, chat_id: int, bot: str | None) -> str:
+        token = bot or self.token
+        with self._lock:
+            if self._dialogs.setdefault(str(chat_id), token) != token:
+                raise ValueError(f"chat {chat_id} is a dialog with another bot")
+        return token
 
     def _stamp_update(self, update: dict[str, Any], seq: int) -> dict[str, Any]:
         return dict(update)  # MAX updates carry no id; the marker is the server's business
@@ -265,6 +341,8 @@ class FakeMax(FakeProvider):
         if call.metered and ("access_token" in query or call.authorization not in self.tokens):
             call.refusal = _error(401, "verify.token", "Invalid access_token")
             return call
+        if call.metered:
+            call.bot = call.authorization
         try:
             body, call.files = await read_body(request)
         except ValueError:
@@ -309,7 +387,7 @@ class FakeMax(FakeProvider):
         target = {k: call.query[k] for k in ("chat_id", "user_id") if k in call.query}
         if len(target) != 1 or not all(re.fullmatch(r"-?\d+", v) for v in target.values()):
             return _error(400, "proto.payload", "Exactly one of chat_id or user_id is required")
-        if refusal := self._chat_refusal(call):
+        if refusal := self._chat_refusal(call) or self._dialog_refusal(call):
             return refusal
         req = _NewMessageBody.model_validate({k: v for k, v in call.params.items() if k not in call.query})
         if req.text is not None and len(req.text) > TEXT_LIMIT:
@@ -468,15 +546,21 @@ class FakeMax(FakeProvider):
     async def _action(self, call: Call) -> Response:
         if call.chat_id is None or not re.fullmatch(r"-?\d+", call.chat_id) or not call.path.endswith("/actions"):
             return _error(404, "not.found", f"Path {call.path} not found")
-        if refusal := self._chat_refusal(call):
+        if refusal := self._chat_refusal(call) or self._dialog_refusal(call):
             return refusal
         _Action.model_validate({k: v for k, v in call.params.items() if k not in call.query})
         return JSONResponse({"success": True})
 
     async def _answer(self, call: Call) -> Response:
-        if not (call.query.get("callback_id") or "").strip():
+        callback_id = (call.query.get("callback_id") or "").strip()
+        if not callback_id:
             return _error(400, "proto.payload", "callback_id: must not be blank")
         _CallbackAnswer.model_validate({k: v for k, v in call.params.items() if k not in call.query})
+        with self._lock:
+            if self._callbacks.get(callback_id) != call.bot:
+                # MAX does not document this answer's code; a callback it does not know is not found
+                return _error(404, "not.found", f"Callback {callback_id} not found")
+            del self._callbacks[callback_id]  # answered once at most
         return JSONResponse({"success": True})
 
     # --- helpers ---------------------------------------------------------------------------
@@ -484,6 +568,14 @@ class FakeMax(FakeProvider):
         with self._lock:
             hit = self._chat_faults.get(call.chat_id or "")
         return self._fault_response(hit, call) if hit else None
+
+    def _dialog_refusal(self, call: Call) -> Response | None:
+        """A bot sees only its own dialogs: another bot's dialog with the same user is not found."""
+        with self._lock:
+            owner = self._dialogs.get(call.chat_id or "")
+        if owner is not None and owner != call.bot:
+            return _error(404, "chat.not.found", f"Chat {call.chat_id} not found")
+        return None
 
     def _fault_response(self, hit: FaultHit, call: Call) -> Response:
         match hit.fault:
@@ -505,6 +597,21 @@ class FakeMax(FakeProvider):
 
     def _rate_limited_response(self, violation: Violation, call: Call) -> Response:
         return _error(429, "too.many.requests", "Too many requests", retry_after=whole_seconds(violation.retry_after))
+
+
+def _user(user_id: int, first_name: str, last_name: str | None, username: str | None, now: int) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "user_id": user_id,
+        "first_name": first_name,
+        "is_bot": False,
+        "last_activity_time": now,
+        "name": " ".join(p for p in (first_name, last_name) if p),
+    }
+    if last_name:
+        user["last_name"] = last_name
+    if username:
+        user["username"] = username
+    return user
 
 
 def _subscription_json(s: _Subscription) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class Recorded:
     params: dict[str, Any]  # query and body fields
     files: dict[str, UploadedFile]
     authorization: str | None  # the Authorization header, if any was sent
+    bot: str | None  # the token the request was made with (None: no valid token, or a file host)
     status: int  # 0 when the connection was dropped
     fault: Fault | None
     message_ids: tuple[str, ...]  # messages this request created
@@ -75,6 +76,7 @@ class SentMessage:
     message_id: str
     chat_id: str
     method: str
+    bot: str  # the token of the bot that sent it
     text: str | None  # as sent (HTML markup included)
     format: str | None  # Telegram parse_mode / MAX format
     files: tuple[UploadedFile, ...]
@@ -94,6 +96,7 @@ class Call:
     files: dict[str, UploadedFile] = field(default_factory=dict)
     chat_id: str | None = None
     authorization: str | None = None
+    bot: str | None = None  # the token it was made with, once checked
     is_send: bool = False
     metered: bool = True  # counts toward rate limits (file hosts do not)
     refusal: Response | None = None
@@ -225,10 +228,14 @@ class FakeProvider(ABC):
                 and (chat_id is None or r.chat_id == str(chat_id))
             ]
 
-    def sent_messages(self, chat_id: str | int | None = None) -> list[SentMessage]:
-        """Accepted messages in arrival order, for one chat or all."""
+    def sent_messages(self, chat_id: str | int | None = None, *, bot: str | None = None) -> list[SentMessage]:
+        """Accepted messages in arrival order, for one chat or all, from one bot (token) or any."""
         with self._lock:
-            return [m for m in self._sent if chat_id is None or m.chat_id == str(chat_id)]
+            return [
+                m
+                for m in self._sent
+                if (chat_id is None or m.chat_id == str(chat_id)) and (bot is None or m.bot == bot)
+            ]
 
     def in_flight(self, method: str | None = None) -> int:
         """Requests of `method` (or any) received and not yet answered."""
@@ -390,6 +397,7 @@ class FakeProvider(ABC):
                     params=call.params,
                     files=call.files,
                     authorization=call.authorization,
+                    bot=call.bot,
                     status=status,
                     fault=fault,
                     message_ids=tuple(call.message_ids),
@@ -404,6 +412,7 @@ class FakeProvider(ABC):
                     message_id=message_id,
                     chat_id=call.chat_id or "",
                     method=call.method,
+                    bot=call.bot or "",
                     text=fields.get("text"),
                     format=fields.get("format"),
                     files=tuple(fields.get("files", call.files.values())),

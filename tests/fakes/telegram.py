@@ -54,6 +54,7 @@ from tests.fakes.ratelimit import RateRule, Scope, Violation, whole_seconds
 from tests.fakes.server import Call, FakeProvider, read_body
 
 TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdefg"
+SECOND_TOKEN = "987654321:AAFakeTokenOfASecondBot_9876543210zyx"  # another bot, same users
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Switchboard", "username": "switchboard_test_bot"}
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -62,6 +63,10 @@ FILE_MAX_BYTES = 50 * 1024 * 1024
 DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPDATE_ID_BASE = 815_000_000  # real update ids are large; they rise by one
 MAX_LONG_POLL = 50.0
+# Telegram does not document how long a callback query can be answered; clients stop the
+# spinner on their own after about this long, and a late answer is refused.
+CALLBACK_ANSWER_SECONDS = 15.0
+_STALE_CALLBACK = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
 _MODELS: dict[str, type[TelegramMethod[Any]]] = {
     cls.__name__.lower(): cls
@@ -137,6 +142,12 @@ class _Webhook:
 
 
 @dataclass(frozen=True, slots=True)
+class _Callback:
+    bot: str
+    issued_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class _StoredFile:
     file_id: str
     file_unique_id: str
@@ -175,6 +186,12 @@ class FakeTelegram(FakeProvider):
         self._webhook: _Webhook | None = None
         self._files: dict[str, _StoredFile] = {}
         self._file_seq = itertools.count(1)
+        self._callbacks: dict[str, _Callback] = {}
+        self._callback_seq = itertools.count(1)
+        # how long getUpdates holds a request open at most (a proxy that cuts idle requests: 0)
+        self.max_long_poll = MAX_LONG_POLL
+        # at most this many updates per getUpdates answer, whatever its limit (None: 100)
+        self.updates_per_poll: int | None = None
 
     # --- scripting -------------------------------------------------------------------------
     @property
@@ -255,6 +272,43 @@ class FakeTelegram(FakeProvider):
     def inject_message(self, chat_id: int, text: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.inject_update(self.make_message(chat_id, text, **kwargs))
 
+    def make_callback(
+        self,
+        user_id: int,
+        data: str,
+        *,
+        label: str | None = None,
+        chat_id: int | None = None,
+        bot: str | None = None,
+        first_name: str = "Ivan",
+    ) -> dict[str, Any]:
+        """A `callback_query` update: the user pressed the inline button (`label`, `data`) under a
+        message of `bot` in `chat_id` (their private chat unless given). Its id is accepted by
+        answerCallbackQuery once, from that bot, within CALLBACK_ANSWER_SECONDS."""
+        chat = chat_id or user_id
+        with self._lock:
+            callback_id = f"{int(time.time() * 1000):x}{next(self._callback_seq):04d}"
+            self._callbacks[callback_id] = _Callback(bot or self.token, time.monotonic())
+        keyboard = {"inline_keyboard": [[{"text": label or data, "callback_data": data}]]}
+        message = {
+            "message_id": self._next_message_id(str(chat)),
+            "from": BOT_USER,
+            "chat": _chat(chat, first_name),
+            "date": int(time.time()),
+            "text": "Choose",
+            "reply_markup": keyboard,
+        }
+        user = {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "ru"}
+        return {
+            "callback_query": {
+                "id": callback_id,
+                "from": user,
+                "message": message,
+                "chat_instance": str(-abs(chat) * 7),
+                "data": data,
+            }
+        }
+
     def _stamp_update(self, update: dict[str, Any], seq: int) -> dict[str, Any]:
         return update | {"update_id": UPDATE_ID_BASE + seq}  # ids are the server's to give
 
@@ -289,6 +343,7 @@ class FakeTelegram(FakeProvider):
         if token not in self.tokens:
             call.refusal = _error(401, "Unauthorized")
             return call
+        call.bot = token
         try:
             params, call.files = await read_body(request)
         except ValueError:
@@ -392,8 +447,8 @@ class FakeTelegram(FakeProvider):
                     "Conflict: can't use getUpdates method while webhook is active; "
                     "use deleteWebhook to delete the webhook first",
                 )
-        limit = min(max(req.limit or 100, 1), 100)
-        deadline = time.monotonic() + min(req.timeout or 0, MAX_LONG_POLL)
+        limit = min(max(req.limit or 100, 1), 100, self.updates_per_poll or 100)
+        deadline = time.monotonic() + min(req.timeout or 0, self.max_long_poll)
         while True:
             with self._lock:
                 batch = self._confirm_and_peek(req.offset, limit, req.allowed_updates)
@@ -465,6 +520,15 @@ class FakeTelegram(FakeProvider):
         )
 
     async def _m_answercallbackquery(self, call: Call, req: AnswerCallbackQuery) -> Response:
+        with self._lock:
+            issued = self._callbacks.get(req.callback_query_id)
+            if (
+                issued is None
+                or issued.bot != call.bot
+                or time.monotonic() - issued.issued_at > CALLBACK_ANSWER_SECONDS
+            ):
+                return _error(400, _STALE_CALLBACK)
+            del self._callbacks[req.callback_query_id]  # answered once at most
         return _ok(True)
 
     async def _m_getme(self, call: Call, req: GetMe) -> Response:

@@ -35,6 +35,11 @@ TELEGRAM_CREDENTIALS = {"token": FAKE_TELEGRAM_TOKEN, "webhook_secret": "s3cret-
 PASSWORD_HASH = hash_password("operator-password")
 
 
+def user_id_of(user: str) -> str:
+    """The provider user id `World.event` gives `user`."""
+    return str(zlib.crc32(f"user {user}".encode()) + 1)
+
+
 @dataclass
 class World:
     factory: async_sessionmaker[AsyncSession]
@@ -57,13 +62,14 @@ class World:
             return op.id
 
     def event(self, user: str, text: str = "hello", *, message_id: str | None = None, **kw) -> InboundEvent:
-        """A Telegram message from `user` (a chat id, numeric as the Bot API has them)."""
+        """A Telegram message from `user` in their chat with the bot: `user` is the chat id when
+        numeric. The user id differs from the chat id, so code that mixes them up is caught."""
         chat_id = user if user.isdigit() else str(zlib.crc32(user.encode()))
         return InboundEvent(
             inbox_id=self.inbox_id,
             channel=ChannelKind.TELEGRAM,
             kind=kw.pop("kind", InboundKind.MESSAGE),
-            provider_user_id=chat_id,
+            provider_user_id=user_id_of(user),
             provider_chat_id=chat_id,
             provider_message_id=message_id or f"{user}:{next(_ids)}",
             provider_time=datetime.now(UTC),

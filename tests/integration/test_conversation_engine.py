@@ -15,6 +15,7 @@ from domain.ids import conversation_workflow_id
 from infra.models import (
     AuditEvent,
     Contact,
+    ContactChat,
     ContactIdentity,
     Conversation,
     Message,
@@ -262,7 +263,7 @@ async def test_contact_blocked_marks_identity_unreachable_and_the_workflow_stops
     await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: s.assignee_id == ann))
     await ingest(world.factory, world.event("blk", kind=InboundKind.BLOCKED, message_id=None))
     async with world.factory() as db:
-        reachable = await db.scalar(select(ContactIdentity.reachable))
+        reachable = await db.scalar(select(ContactChat.reachable))
     assert reachable is False
     await wait_until(lambda: _workflow_knows(engine_stack, cid, lambda s: not s.reachable))
 

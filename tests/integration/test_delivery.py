@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
 from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
 from infra.files import FileStore
-from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message, Operator
+from infra.models import Attachment, ContactChat, Conversation, DeliveryAttempt, Inbox, Message, Operator
 from infra.security import CredentialBox
 from services import conversations, deadletters, errors
 from services.ingest import ingest
@@ -147,15 +148,14 @@ async def test_blocked_contact_becomes_unreachable_without_retries(world, engine
     fake_telegram.set_chat_fault("900100", Fault.BLOCKED)
     first = await _reply(world, op, result.conversation_id, "Are you there?", "b1")
     await wait_until(lambda: _is(_status(world, first), DeliveryStatus.FAILED))
-    second = await _reply(world, op, result.conversation_id, "Hello?", "b2")
-    await wait_until(lambda: _is(_status(world, second), DeliveryStatus.FAILED))
-    await asyncio.sleep(1.5)
-    assert len(fake_telegram.requests("sendMessage")) == 1  # the second never reached the provider
+    with pytest.raises(errors.ContactUnreachable):  # refused up front: nothing queued to fail
+        await _reply(world, op, result.conversation_id, "Hello?", "b2")
+    assert len(fake_telegram.requests("sendMessage")) == 1
     async with world.factory() as db:
-        identity = await db.scalar(select(ContactIdentity))
-        errors = (await db.scalars(select(Message.error).where(Message.id.in_([first, second])))).all()
-    assert identity.reachable is False and "blocked" in identity.unreachable_reason
-    assert all(errors)
+        chat = await db.scalar(select(ContactChat))
+        failed = (await db.scalars(select(Message.error).where(Message.direction == "out"))).all()
+    assert chat.reachable is False and "blocked" in chat.unreachable_reason
+    assert len(failed) == 1 and failed[0]
 
 
 async def test_429_waits_exactly_retry_after(world, engine_stack, fake_telegram):

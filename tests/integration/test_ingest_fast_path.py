@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -12,7 +13,7 @@ from domain.contracts import ContactProfile
 from domain.conversation import NoticeKind
 from domain.enums import MessageDirection, SenderKind
 from domain.events import ConversationCreated, ConversationIds, MessageCreated
-from infra.models import Branch, Contact, ContactIdentity, Conversation, Message, OutboxEvent
+from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Message, OutboxEvent
 from services.ingest import ingest
 from tests.integration.realtime_support import announcements, commit, status_event
 
@@ -32,6 +33,13 @@ async def _route(factory, conversation_id: int, branch_id: int) -> None:
 
 async def test_second_message_is_stored_touched_and_announced(world, database_url):
     first = await ingest(world.factory, world.event("fast-1", "hello"))
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    async with world.factory() as db, db.begin():
+        await db.execute(
+            update(Conversation)
+            .where(Conversation.id == first.conversation_id)
+            .values(last_in_at=long_ago, last_activity_at=long_ago)
+        )
     async with announcements(database_url) as heard:
         second = await ingest(world.factory, world.event("fast-1", "are you there?"))
         announced = await asyncio.wait_for(heard.get(), 5)
@@ -46,7 +54,9 @@ async def test_second_message_is_stored_touched_and_announced(world, database_ur
         conversation = await db.get(Conversation, first.conversation_id)
         text = await db.scalar(select(Message.text).where(Message.id == second.message_id))
     assert text == "are you there?"
-    assert conversation.last_in_at is not None
+    # the statement itself moved both: they are now, not the day-old values set above
+    assert conversation.last_in_at > long_ago + timedelta(hours=23)
+    assert conversation.last_activity_at > long_ago + timedelta(hours=23)
     # only the conversation's start told the workflow anything: a plain message needs no outbox row
     assert await _notices(world.factory, first.conversation_id) == [NoticeKind.STARTED]
 
@@ -138,16 +148,17 @@ async def test_first_message_creates_contact_identity_conversation_and_tells_the
     async with world.factory() as db:
         conversation = await db.get(Conversation, result.conversation_id)
         identity = await db.get(ContactIdentity, conversation.identity_id)
+        chat = await db.get(ContactChat, (conversation.identity_id, world.inbox_id))
         contact = await db.get(Contact, conversation.contact_id)
         message = await db.get(Message, result.message_id)
     assert (conversation.status, conversation.inbox_id, conversation.interface) == ("open", world.inbox_id, "bot")
     assert conversation.last_in_at is not None and conversation.branch_id is None
-    assert (identity.channel, identity.provider_user_id, identity.provider_chat_id, identity.username) == (
+    assert (identity.channel, identity.provider_user_id, identity.username) == (
         "telegram",
         event.provider_user_id,
-        event.provider_chat_id,
         "ann",
     )
+    assert (chat.provider_chat_id, chat.reachable, chat.lifecycle_at) == (event.provider_chat_id, True, None)
     assert identity.contact_id == contact.id and (contact.display_name, contact.region) == ("Ann Smith", "RU-MOW")
     assert (message.text, message.direction, message.provider_message_id) == (
         "hi there",
@@ -187,3 +198,16 @@ async def test_concurrent_first_messages_of_many_new_contacts_leave_no_orphans(w
         started = await db.scalar(select(func.count()).select_from(OutboxEvent))
     assert started == 10
     assert sum(r.created_conversation for r in results) == 10
+
+
+async def test_a_message_from_another_chat_than_the_stored_one_moves_the_chat(world):
+    """Rows migrated from one chat per identity may hold a chat of another bot or a group: the
+    next message of the dialog puts its own chat there (the hot path leaves it to the general one)."""
+    first = await ingest(world.factory, world.event("moved-1", "hello"))
+    async with world.factory() as db, db.begin():
+        await db.execute(update(ContactChat).values(provider_chat_id="-100500"))
+    again = await ingest(world.factory, world.event("moved-1", "still me"))
+    assert again.conversation_id == first.conversation_id and again.message_id is not None
+    async with world.factory() as db:
+        assert await db.scalar(select(ContactChat.provider_chat_id)) == world.event("moved-1").provider_chat_id
+        assert await db.scalar(select(func.count()).select_from(Message)) == 2

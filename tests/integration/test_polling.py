@@ -5,17 +5,21 @@ nothing and stores nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text as sql, update
 
 from activities.channels import ChannelActivities
 from domain.enums import ChannelKind
 from domain.ids import poller_workflow_id
-from domain.polling import POLLER_WORKFLOW, PollerInput
+from domain.polling import POLLER_WORKFLOW, PollerInput, PollOutcome
 from infra.models import ContactIdentity, Inbox
 from infra.settings import ROOT
 from tests.conftest import TEST_CREDENTIALS_KEY
@@ -210,3 +214,99 @@ async def test_a_refused_token_is_shown_on_the_inbox_and_polling_keeps_trying(ch
 
 async def _error_is(env: Channels, inbox_id: int, error: str | None) -> bool:
     return (await env.load(inbox_id)).webhook_error == error
+
+
+@asynccontextmanager
+async def raising_on_text(factory, text: str) -> AsyncIterator[None]:
+    """Storing a message with this text raises an error no one planned for (a trigger's own
+    SQLSTATE P0001: neither bad data nor the database being away)."""
+    async with factory() as db, db.begin():
+        await db.execute(
+            sql(
+                "CREATE FUNCTION test_unexpected() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'something nobody expected'; END $$"
+            )
+        )
+        await db.execute(
+            sql(
+                "CREATE TRIGGER test_unexpected BEFORE INSERT ON messages FOR EACH ROW "
+                f"WHEN (NEW.text = '{text}') EXECUTE FUNCTION test_unexpected()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with factory() as db, db.begin():
+            await db.execute(sql("DROP TRIGGER test_unexpected ON messages"))
+            await db.execute(sql("DROP FUNCTION test_unexpected()"))
+
+
+async def _poll_outcomes(env: Channels, inbox_id: int) -> list[PollOutcome]:
+    history = await env.client.get_workflow_handle(poller_workflow_id(inbox_id)).fetch_history()
+    outcomes = []
+    for event in history.events:
+        if event.HasField("activity_task_completed_event_attributes"):
+            payloads = event.activity_task_completed_event_attributes.result.payloads
+            outcomes += await env.client.data_converter.decode(payloads, [PollOutcome])
+    return outcomes
+
+
+async def test_an_update_whose_ingest_keeps_failing_unexpectedly_is_skipped_and_counted(channels: Channels, caplog):
+    env, tg = channels, channels.telegram
+    since = time.monotonic()
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    tg.inject_message(2004, "poison")
+    tg.inject_message(CHAT, "fine")
+    async with raising_on_text(env.factory, "poison"), env.worker(env.activities(SkipsPoisonSooner)):
+        await _start_poller(env, inbox_id)
+        await wait_until(lambda: _cursor_is(env, inbox_id, str(tg.update_id_base + 3)), timeout=15)
+        outcomes = await _poll_outcomes(env, inbox_id)
+    assert await env.texts(inbox_id) == ["fine"]
+    assert "skipping update" in caplog.text and "something nobody expected" in caplog.text
+    assert [(o.updates, o.skipped) for o in outcomes][:1] == [(2, 1)]
+    # tried again before giving up on it: the batch was polled twice from the same cursor
+    assert [r.params.get("offset") for r in _polls(tg, since)][:2] == [None, None]
+
+
+def _polls(tg, since: float) -> list:
+    """getUpdates that arrived since `since` (a time.monotonic() taken after the fake was reset):
+    not a poll an earlier test's worker still had on the wire."""
+    return [r for r in tg.requests("getUpdates") if r.at >= since]
+
+
+async def test_empty_answers_that_come_at_once_are_paced_and_polls_with_updates_are_not(channels: Channels):
+    """A server (or a proxy before it) that answers an empty long poll at once made the loop
+    spin at ~20 polls/s; empty answers are now at least a second apart."""
+    env, tg = channels, channels.telegram
+    since = time.monotonic()
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    tg.max_long_poll = 0  # answers [] at once whatever the timeout asked
+    tg.updates_per_poll = 1  # three updates: three polls in a row that return one each
+    for n in range(3):
+        tg.inject_message(CHAT, f"queued {n}")
+    async with env.worker():
+        env.track(
+            await env.client.start_workflow(
+                POLLER_WORKFLOW,
+                PollerInput(inbox_id=inbox_id, poll_timeout=25, heartbeat_timeout_seconds=5),
+                id=poller_workflow_id(inbox_id),
+                task_queue=env.task_queue,
+            )
+        )
+        await wait_until(lambda: len(_polls(tg, since)) >= 6, timeout=20)
+    times = [r.at for r in _polls(tg, since)][:6]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert await env.texts(inbox_id) == ["queued 0", "queued 1", "queued 2"]
+    # polls 1-3 returned an update each: the next poll follows at once
+    assert all(gap < 1.0 for gap in gaps[:3]), gaps
+    # polls 4 and 5 returned nothing at once: the next waits for the floor
+    assert all(gap >= 0.95 for gap in gaps[3:]), gaps
+
+
+async def test_a_polled_button_press_is_answered(channels: Channels):
+    env, tg = channels, channels.telegram
+    inbox_id = await env.inbox(ChannelKind.TELEGRAM)
+    tg.inject_update(tg.make_callback(CHAT, "size:xl", label="XL"))
+    async with env.worker():
+        await _start_poller(env, inbox_id)
+        await wait_until(lambda: [r.status for r in tg.requests("answerCallbackQuery")] == [200], timeout=15)

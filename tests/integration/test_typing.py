@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 
 from domain.enums import ChannelKind
-from infra.models import ContactIdentity
+from infra.models import ContactChat
 from services.ingest import ingest
 from services.typing_indicator import TypingThrottle
 from tests.integration.channel_support import (  # noqa: F401
@@ -35,7 +35,7 @@ async def test_operator_typing_reaches_the_customers_chat_once_per_burst(channel
 
     # the customer blocked the bot: nothing is sent, nothing is raised
     async with env.factory() as db, db.begin():
-        await db.execute(update(ContactIdentity).values(reachable=False))
+        await db.execute(update(ContactChat).values(reachable=False))
     now[0] += 5
     assert await throttle.conversation_typing(env.factory, env.box, conversation_id) is False
     assert await throttle.conversation_typing(env.factory, env.box, 999_999_999) is False  # no such conversation

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from domain.enums import ConversationStatus, OperatorRole
 from domain.visibility import Access, Staff, Visitor, access
-from infra.models import Branch, Contact, ContactIdentity, Conversation, Inbox, Operator
+from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Operator
 from services.errors import Forbidden, Invalid
 from services.visibility import load_conversation, placement, require_write, visible_to
 from tests.conftest import LiveServer
@@ -51,10 +51,10 @@ async def placements(clean_db):
             contact = Contact(display_name=f"C{n}")
             db.add(contact)
             await db.flush()
-            identity = ContactIdentity(
-                contact_id=contact.id, channel="telegram", provider_user_id=f"u{n}", provider_chat_id=f"u{n}"
-            )
+            identity = ContactIdentity(contact_id=contact.id, channel="telegram", provider_user_id=f"u{n}")
             db.add(identity)
+            await db.flush()
+            db.add(ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id=f"u{n}"))
             await db.flush()
             conversation = Conversation(
                 inbox_id=inbox.id,

@@ -85,6 +85,28 @@ def test_location_and_contact(adapter: MaxAdapter) -> None:
     assert contact.data == {"phone_number": "+79031234567", "name": "John Doe", "user_id": 123456789}
 
 
+def test_the_senders_own_contact_card_is_their_phone(adapter: MaxAdapter) -> None:
+    [own] = parse(adapter, "message_created_contact")
+    assert own.profile.phone == "+79031234567"
+    someone_else = payload("max", "message_created_contact")
+    someone_else["message"]["body"]["attachments"][0]["payload"]["max_info"]["user_id"] = 5
+    [event] = adapter.parse_update(INBOX, someone_else)
+    assert event.profile.phone is None
+
+
+def test_group_chats_are_not_served_and_each_is_logged_once(
+    adapter: MaxAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    in_chat = payload("max", "message_created_text")
+    in_chat["message"]["recipient"].update(chat_id=-68000123, chat_type="chat")
+    pressed = payload("max", "message_callback")
+    pressed["message"]["recipient"].update(chat_id=-68000123, chat_type="chat")
+    with caplog.at_level(logging.INFO, logger="channels.groups"):
+        for update in (in_chat, in_chat, pressed):
+            assert adapter.parse_update(INBOX, update) == []
+    assert len([r for r in caplog.records if r.name == "channels.groups"]) == 1
+
+
 def test_bare_forward_takes_the_forwarded_content(adapter: MaxAdapter) -> None:
     [event] = parse(adapter, "message_created_forward")
     assert event.text == "Лада седан - баклажан"
@@ -106,6 +128,7 @@ def test_callback(adapter: MaxAdapter) -> None:
     assert event.provider_chat_id == "182182182"
     assert event.provider_message_id == f"callback:{event.callback_id}"
     assert event.provider_time == datetime(2026, 4, 1, 6, 58, 22, 210000, tzinfo=UTC)
+    assert event.callback_label == "★★★★"
 
 
 def test_bot_started_with_payload(adapter: MaxAdapter) -> None:

@@ -20,7 +20,7 @@ from domain.contracts import (
 )
 from domain.enums import ChannelKind, ErrorClass, MessageFormat
 from tests.fakes import Fault
-from tests.fakes.max import FakeMax
+from tests.fakes.max import SECOND_TOKEN, FakeMax
 
 CHAT = "182182182"
 
@@ -214,15 +214,39 @@ async def test_typing_and_callback_answer(
     max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str]
 ) -> None:
     await max_adapter.send_typing(max_creds, CHAT)
-    await max_adapter.answer_callback(max_creds, "cb-1", "Принято")
-    await max_adapter.answer_callback(max_creds, "cb-2")
+    first, second = (fake_max.make_callback(int(CHAT), 7, "rate:5")["callback"]["callback_id"] for _ in range(2))
+    await max_adapter.answer_callback(max_creds, first, "Принято")
+    await max_adapter.answer_callback(max_creds, second)
     [typing] = fake_max.requests("chats")
     assert (typing.path, typing.params, typing.status) == (f"/chats/{CHAT}/actions", {"action": "typing_on"}, 200)
     answers = fake_max.requests("answers")
     assert [(a.params, a.status) for a in answers] == [
-        ({"callback_id": "cb-1", "notification": "Принято"}, 200),
-        ({"callback_id": "cb-2"}, 200),
+        ({"callback_id": first, "notification": "Принято"}, 200),
+        ({"callback_id": second}, 200),
     ]
+
+
+async def test_a_callback_is_answered_once_by_its_own_bot(
+    max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str]
+) -> None:
+    pressed = fake_max.make_callback(int(CHAT), 7, "yes")["callback"]["callback_id"]
+    with pytest.raises(PermanentError, match="not found"):
+        await max_adapter.answer_callback({"token": SECOND_TOKEN}, pressed)
+    with pytest.raises(PermanentError, match="not found"):
+        await max_adapter.answer_callback(max_creds, "never-issued")
+    await max_adapter.answer_callback(max_creds, pressed)
+    with pytest.raises(PermanentError, match="not found"):
+        await max_adapter.answer_callback(max_creds, pressed)
+
+
+async def test_a_bot_cannot_write_into_another_bots_dialog(
+    max_adapter: MaxAdapter, fake_max: FakeMax, max_creds: dict[str, str]
+) -> None:
+    fake_max.make_message(int(CHAT), 7, "hi", bot=SECOND_TOKEN)  # the user's dialog with the second bot
+    with pytest.raises(PermanentError, match="not found"):
+        await max_adapter.send(max_creds, message("wrong bot"))
+    await max_adapter.send({"token": SECOND_TOKEN}, message("right bot"))
+    assert [(m.text, m.bot) for m in fake_max.sent_messages(CHAT)] == [("right bot", SECOND_TOKEN)]
 
 
 async def test_timeout_is_retryable(fake_max: FakeMax, max_creds: dict[str, str]) -> None:

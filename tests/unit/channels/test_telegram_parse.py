@@ -54,11 +54,23 @@ def test_text_message(adapter: TelegramAdapter) -> None:
     assert event.profile.language == "ru"
 
 
-def test_message_ids_are_scoped_by_chat(adapter: TelegramAdapter) -> None:
-    [event] = parse(adapter, "group_text")
-    assert event.provider_chat_id == "-1001987654321"
-    assert event.provider_message_id == "-1001987654321:77"
-    assert event.provider_user_id == "111222333"
+def test_group_chats_are_not_served_and_each_is_logged_once(
+    adapter: TelegramAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    in_group = payload("telegram", "group_text")
+    in_group["message"]["chat"]["id"] = -1001000000001  # chats no other test uses: logged once per process
+    joined = payload("telegram", "service_new_members")
+    joined["message"]["chat"]["id"] = -1001000000001
+    other_group = payload("telegram", "group_text")
+    other_group["message"]["chat"]["id"] = -1001000000002
+    edited = {"update_id": 9, "edited_message": in_group["message"] | {"edit_date": 1767225700}}
+    pressed = payload("telegram", "callback_query")
+    pressed["callback_query"]["message"]["chat"] = in_group["message"]["chat"]
+    with caplog.at_level(logging.INFO, logger="channels.groups"):
+        for update in (in_group, in_group, joined, edited, pressed, other_group, other_group):
+            assert adapter.parse_update(INBOX, update, received_at=NEW_YEAR) == []
+    logged = [r.getMessage() for r in caplog.records if r.name == "channels.groups"]
+    assert len(logged) == 2 and "-1001000000001" in logged[0] and "-1001000000002" in logged[1]
 
 
 def test_photo_takes_the_largest_size_and_the_caption(adapter: TelegramAdapter) -> None:
@@ -135,6 +147,14 @@ def test_callback_query(adapter: TelegramAdapter) -> None:
     assert event.provider_message_id == "callback:4382bfdwdsb323b2d9"
     assert event.provider_chat_id == "111222333"
     assert event.provider_time == NEW_YEAR  # callbacks carry no date: the receive time
+    assert event.callback_label == "★★★★★"  # the button's text, found in the message's keyboard
+
+
+def test_a_contact_card_of_someone_else_is_not_the_senders_phone(adapter: TelegramAdapter) -> None:
+    update = payload("telegram", "contact")
+    update["message"]["contact"]["user_id"] = 999
+    [event] = adapter.parse_update(INBOX, update)
+    assert event.profile.phone is None and event.attachments[0].data["phone_number"] == "+79161234567"
 
 
 def test_blocked_and_unblocked_in_private_chat(adapter: TelegramAdapter) -> None:
@@ -160,7 +180,7 @@ def test_start_with_deep_link_payload(adapter: TelegramAdapter) -> None:
     assert event.provider_message_id == "111222333:511"
 
 
-@pytest.mark.parametrize("name", ["my_chat_member_group_left", "channel_post", "service_new_members"])
+@pytest.mark.parametrize("name", ["my_chat_member_group_left", "channel_post"])
 def test_ignored_updates(adapter: TelegramAdapter, name: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="channels.telegram.parse"):
         assert parse(adapter, name) == []

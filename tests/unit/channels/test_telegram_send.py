@@ -20,8 +20,8 @@ from domain.contracts import (
     RetryableError,
 )
 from domain.enums import ChannelKind, ErrorClass, MessageFormat
-from tests.fakes import Fault
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes import Fault, telegram as fake_telegram_module
+from tests.fakes.telegram import SECOND_TOKEN, FakeTelegram
 
 CHAT = "424242"
 
@@ -213,12 +213,32 @@ async def test_typing_and_callback_answer(
     telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str]
 ) -> None:
     await telegram.send_typing(tg_creds, CHAT)
-    await telegram.answer_callback(tg_creds, "4382bfdwdsb323b2d9", "Спасибо!")
+    pressed = fake_telegram.make_callback(int(CHAT), "rate:5")["callback_query"]["id"]
+    await telegram.answer_callback(tg_creds, pressed, "Спасибо!")
     [typing] = fake_telegram.requests("sendChatAction")
     assert typing.params == {"chat_id": CHAT, "action": "typing"}
     [answer] = fake_telegram.requests("answerCallbackQuery")
-    assert answer.params == {"callback_query_id": "4382bfdwdsb323b2d9", "text": "Спасибо!"}
+    assert answer.params == {"callback_query_id": pressed, "text": "Спасибо!"}
     assert answer.status == 200
+
+
+async def test_a_callback_is_answered_once_by_its_own_bot_while_fresh(
+    telegram: TelegramAdapter, fake_telegram: FakeTelegram, tg_creds: dict[str, str], monkeypatch
+) -> None:
+    pressed = fake_telegram.make_callback(int(CHAT), "yes")["callback_query"]["id"]
+    other_bot = {"token": SECOND_TOKEN}
+    with pytest.raises(PermanentError, match="query ID is invalid"):
+        await telegram.answer_callback(other_bot, pressed)  # not a press on that bot's message
+    with pytest.raises(PermanentError, match="query ID is invalid"):
+        await telegram.answer_callback(tg_creds, "4382bfdwdsb323b2d9")  # never issued
+    await telegram.answer_callback(tg_creds, pressed)
+    with pytest.raises(PermanentError, match="query ID is invalid"):
+        await telegram.answer_callback(tg_creds, pressed)  # answered already
+
+    stale = fake_telegram.make_callback(int(CHAT), "late")["callback_query"]["id"]
+    monkeypatch.setattr(fake_telegram_module, "CALLBACK_ANSWER_SECONDS", -1.0)  # as if it were old
+    with pytest.raises(PermanentError, match="query is too old"):
+        await telegram.answer_callback(tg_creds, stale)
 
 
 async def test_typing_to_a_blocked_user(
