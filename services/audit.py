@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,3 +29,26 @@ def record(
             details=details or {},
         )
     )
+
+
+def record_change(
+    db: AsyncSession,
+    action: str,
+    *,
+    operator_id: int | None,
+    subject: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> bool:
+    """A settings change with what it was and what it became, only the fields that changed
+    (None before: created; None after: deleted). `subject` names the object ({"branch_id": 3}).
+    Callers pass JSON-able values and never a secret. Returns False, writing nothing, when
+    nothing changed."""
+    if before is not None and after is not None:
+        changed = [key for key in after if before.get(key) != after.get(key)]
+        if not changed:
+            return False
+        before = {key: before.get(key) for key in changed}
+        after = {key: after[key] for key in changed}
+    record(db, action, operator_id=operator_id, details={**subject, "before": before, "after": after})
+    return True
