@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
         app.state.credential_box = CredentialBox(settings.credentials_key.get_secret_value())
         app.state.inbox_cache = {}
+        # IP -> region (GeoIP, domain.routing.RegionResolver): the website widget brings one;
+        # until then routing tools take a region and say an IP cannot be looked up
+        app.state.region_resolver = None
         await warm_pool(engine, settings.db_pool_size)
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
         await app.state.hub.start()

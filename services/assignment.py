@@ -110,6 +110,12 @@ async def branch_schedules(load: ScheduleRows, *, reload: bool = False) -> dict[
     return _schedules[1]
 
 
+def forget_branch_schedules() -> None:
+    """This process reads every schedule afresh next time (after an admin changed one here)."""
+    global _schedules
+    _schedules = (float("-inf"), {})
+
+
 def is_open(schedule: WorkingHours | None, at: datetime) -> bool:
     return schedule is None or schedule.is_open(at)
 
