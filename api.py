@@ -21,11 +21,12 @@ from starlette.routing import Route
 
 from channels.registry import build_adapters
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.mail import Mailer
 from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
-from web import auth, cabinet, docs, problems, settings as settings_pages, webhooks
+from web import auth, cabinet, docs, invites, problems, settings as settings_pages, webhooks
 from web.events import EventStream
 
 log = logging.getLogger("switchboard.api")
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # IP -> region (GeoIP, domain.routing.RegionResolver): the website widget brings one;
         # until then routing tools take a region and say an IP cannot be looked up
         app.state.region_resolver = None
+        app.state.mailer = Mailer.from_settings(settings)
         await warm_pool(engine, settings.db_pool_size)
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
         await app.state.hub.start()
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
     app.include_router(auth.router)
+    app.include_router(invites.router)
     app.include_router(cabinet.router)
     app.include_router(settings_pages.router)
     app.include_router(webhooks.router)

@@ -175,6 +175,9 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
+    # what the operator's session list shows to tell their devices apart
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 class Inbox(Base):

@@ -1,6 +1,6 @@
 """admin settings: labels, canned replies, password links (invitations and resets), worker
 heartbeats; operators' languages and notification preferences; an inbox's default branch and bot
-name; audit log indexes for its filters
+name; audit log indexes for its filters; a session's user agent and address
 
 Revision ID: 0005_admin_settings
 Revises: 0004_operator_preferences
@@ -121,9 +121,13 @@ def upgrade() -> None:
     op.add_column(
         "operators", sa.Column("notify_when_focused", sa.Boolean(), server_default=sa.text("false"), nullable=False)
     )
+    op.add_column("web_sessions", sa.Column("user_agent", sa.String(length=300), nullable=True))
+    op.add_column("web_sessions", sa.Column("address", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("web_sessions", "address")
+    op.drop_column("web_sessions", "user_agent")
     op.drop_column("operators", "notify_when_focused")
     op.drop_column("operators", "notify_sound")
     op.drop_column("operators", "notify_mode")
