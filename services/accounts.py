@@ -26,8 +26,8 @@ from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import OperatorRole, OperatorStatus
 from domain.events import OperatorStatusChanged
 from domain.wording import N_, invalid
-from infra.models import Branch, Conversation, Operator, PasswordLink, WebSession
 from infra.event_log import publish
+from infra.models import Branch, Conversation, Operator, PasswordLink, WebSession
 from infra.security import hash_password, new_token, token_digest
 from services import audit
 from services.assignment import LIVE, set_assignee
@@ -282,7 +282,7 @@ async def deactivate(db: AsyncSession, actor: Operator, operator_id: int) -> lis
         )
     ).all()
     for conversation in conversations:
-        await set_assignee(db, conversation, None, action="conversation.unassigned", actor_operator_id=actor.id)
+        await set_assignee(db, conversation, None, action="conversation.returned", actor_operator_id=actor.id)
         if conversation.branch_id is not None:
             # the workflow reassigns it (first free operator of the branch, else the pool)
             notice = ConversationNotice(

@@ -33,6 +33,7 @@ _REASONS = {
     "conversation.assigned_from_pool": AssignmentReason.FROM_POOL,
     "conversation.transferred": AssignmentReason.TRANSFERRED,
     "conversation.taken": AssignmentReason.TAKEN,
+    "conversation.returned": AssignmentReason.RETURNED,
 }
 _BRANCH_LOCK_SPACE = 0x0B4A
 

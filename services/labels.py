@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.wording import N_, invalid
 from infra.models import ConversationLabel, Label, Operator
 from services import audit
-from services.conversations import conversation_for
 from services.errors import Forbidden, Invalid, unique_or_invalid
 from services.operators import require_admin
+from services.visibility import load_conversation, staff
 
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 NAME_MAX = 50
@@ -101,7 +101,7 @@ async def set_conversation_labels(
 ) -> list[int]:
     """Make the conversation carry exactly `label_ids` (ids that are no label are refused);
     returns them sorted. Anyone who may see the conversation may label it."""
-    conversation = await conversation_for(db, operator, conversation_id, lock=True)
+    conversation = await load_conversation(db, staff(operator), conversation_id, lock=True)
     wanted = set(label_ids)
     known = set((await db.scalars(select(Label.id).where(Label.id.in_(wanted)))).all()) if wanted else set()
     if wanted - known:

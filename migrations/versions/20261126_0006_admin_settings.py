@@ -2,9 +2,9 @@
 heartbeats; operators' languages and notification preferences; an inbox's default branch and bot
 name; audit log indexes for its filters; a session's user agent and address
 
-Revision ID: 0005_admin_settings
-Revises: 0004_operator_preferences
-Create Date: 2026-11-25 09:00:00
+Revision ID: 0006_admin_settings
+Revises: 0005_realtime_events
+Create Date: 2026-11-26 09:00:00
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005_admin_settings"
-down_revision: str | None = "0004_operator_preferences"
+revision: str = "0006_admin_settings"
+down_revision: str | None = "0005_realtime_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
