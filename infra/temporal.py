@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.conversation import CONVERSATION_WORKFLOW, NOTIFY, ConversationInput, ConversationNotice
 from domain.delivery import DELIVERY_WORKFLOW, DeliveryInput
@@ -128,6 +129,18 @@ class WorkflowStarter:
             rpc_timeout=self._rpc_timeout,
         )
         return workflow_id
+
+    async def poller_running(self, inbox_id: int) -> bool:
+        """Whether poller-{inbox_id} runs now (the settings and health pages show it)."""
+        try:
+            described = await self.client.get_workflow_handle(poller_workflow_id(inbox_id)).describe(
+                rpc_timeout=self._rpc_timeout or timedelta(seconds=5)
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status == WorkflowExecutionStatus.RUNNING
 
     async def start_singletons(self) -> None:
         """The housekeeping and webhook-check workflows, one each, left alone when running."""

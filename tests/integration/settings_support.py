@@ -3,15 +3,18 @@ CSRF token, talking to the live app over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from domain.enums import OperatorRole
 from infra.models import Branch, Operator
 from infra.security import hash_password
+from tests.conftest import LiveServer
 
 PASSWORD = "staff-password"
 HTML = {"accept": "text/html"}
@@ -56,3 +59,16 @@ async def sign_in(base_url: str, email: str, password: str = PASSWORD) -> Client
     assert answer.status_code == 303, answer.text
     home = await http.get("/")
     return Client(http, csrf_of(home.text))
+
+
+@pytest.fixture
+async def https_api(app_settings):
+    """The app as deployed behind https://switchboard.test: bots are connected by webhook (tests
+    post the provider's updates to its real address themselves)."""
+    from api import create_app
+
+    server = await asyncio.to_thread(
+        LiveServer(create_app(app_settings.model_copy(update={"public_url": "https://switchboard.test"}))).start
+    )
+    yield server
+    await asyncio.to_thread(server.stop)
