@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 
 import httpx
 import uvloop
@@ -23,6 +24,7 @@ from infra.db import make_engine, make_sessionmaker, warm_pool
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services.health import heartbeat_forever
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
 from workflows.conversation import ConversationWorkflow
@@ -105,9 +107,12 @@ async def main() -> None:
         worker = build_worker(client, settings, build_activities(factory, settings, http))
         # the outbox relay lives beside the worker: it needs the same Temporal client
         relay = OutboxRelay(factory, client, settings.temporal_task_queue)
+        me = f"{socket.gethostname()}:{os.getpid()}"
         background = [
             asyncio.create_task(relay.run_forever(stop)),
             asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+            # the health page's "is a worker running": a stamp every few seconds
+            asyncio.create_task(heartbeat_forever(factory, stop, worker=me, task_queue=settings.temporal_task_queue)),
         ]
         async with worker:
             starter = WorkflowStarter(client, settings.temporal_task_queue)

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from web.deps import PageDep
-from web.settings import branches, canned_replies, inboxes, labels, operators, profile
+from web.settings import audit, branches, canned_replies, health, inboxes, labels, operators, profile
 from web.settings.nav import sections_for
 
 router = APIRouter()
@@ -19,5 +19,5 @@ async def settings_home(page: PageDep) -> RedirectResponse:
     return RedirectResponse(sections_for(page)[0].href, status_code=303)
 
 
-for module in (branches, operators, inboxes, canned_replies, labels, profile):
+for module in (branches, operators, inboxes, canned_replies, labels, audit, health, profile):
     router.include_router(module.router)
