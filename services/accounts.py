@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.contracts import RowId
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import OperatorRole, OperatorStatus
 from domain.events import OperatorStatusChanged
@@ -72,7 +73,7 @@ class AccountInput(BaseModel):
     email: str = Field(min_length=3, max_length=320)
     display_name: str = Field(min_length=1, max_length=200)
     role: OperatorRole = OperatorRole.OPERATOR
-    branch_id: int | None = None
+    branch_id: RowId | None = None
     languages: list[str] = Field(default_factory=list, max_length=len(SPOKEN_LANGUAGES))
 
     @field_validator("email")

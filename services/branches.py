@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.contracts import RowId
 from domain.routing import RegionRule as RuleSpec, matching_rule
 from domain.schedule import WorkingHours
 from domain.wording import N_, invalid
@@ -133,7 +134,7 @@ class RegionRuleInput(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     region: str = Field(min_length=1, max_length=100)
-    branch_id: int
+    branch_id: RowId
 
 
 @dataclass(frozen=True)

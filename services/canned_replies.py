@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.contracts import RowId
 from domain.wording import N_, invalid
 from infra.models import Branch, CannedReply, Operator
 from services import audit
@@ -38,7 +39,7 @@ class CannedReplyInput(BaseModel):
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    branch_id: int | None = None
+    branch_id: RowId | None = None
     shortcut: str = Field(min_length=1, max_length=SHORTCUT_MAX)
     text: str = Field(min_length=1, max_length=TEXT_MAX)
 

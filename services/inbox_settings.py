@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import BotProfile, ChannelAdapter, Identity, Polling, Sending, Webhook
-from domain.contracts import DeliveryError, OutboundMessage, PermanentError
+from domain.contracts import DeliveryError, OutboundMessage, PermanentError, RowId
 from domain.enums import ChannelKind, MessageFormat, RatingMode
 from domain.wording import N_, invalid
 from infra.models import Branch, Inbox, Operator
@@ -86,7 +86,7 @@ class InboxSettingsInput(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    default_branch_id: int | None = None
+    default_branch_id: RowId | None = None
     escalation_minutes: float = Field(default=4, ge=0.5, le=24 * 60)
     offline_text: str = Field(default="", max_length=4000)
     auto_reply: str = Field(default="", max_length=4000)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.contracts import INT64_MAX
 from domain.wording import N_, invalid
 from infra.models import ConversationLabel, Label, Operator
 from services import audit
@@ -103,6 +104,8 @@ async def set_conversation_labels(
     returns them sorted. Anyone who may see the conversation may label it."""
     conversation = await load_conversation(db, staff(operator), conversation_id, lock=True)
     wanted = set(label_ids)
+    if any(not 0 < label_id <= INT64_MAX for label_id in wanted):
+        raise Invalid(N_("That label does not exist any more."), field="labels")
     known = set((await db.scalars(select(Label.id).where(Label.id.in_(wanted)))).all()) if wanted else set()
     if wanted - known:
         raise Invalid(N_("That label does not exist any more."), field="labels")

@@ -5,7 +5,8 @@ the API takes too), and every failure worded next to its field in the page's lan
     if form.data is None: re-render with form.values and form.errors (status 422)
 
 Fields are read by the model's annotations: lists from repeated fields, booleans from checkboxes
-(absent is False), an empty optional field as None. Whatever else was posted is ignored.
+(absent is False), an empty optional field as None; NUL characters are dropped. Whatever else
+was posted is ignored.
 """
 
 from __future__ import annotations
@@ -103,20 +104,23 @@ def _kind(annotation: Any) -> str:
     return "plain"
 
 
+def _text(value: object) -> str:
+    # a file where text belongs reads as nothing; NUL, which PostgreSQL cannot store, goes
+    return value.replace("\x00", "") if isinstance(value, str) else ""
+
+
 def values_for(model: type[BaseModel], posted: FormData) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         kind = _kind(info.annotation)
         if kind == "list":
-            items = [v.strip() for v in posted.getlist(name) if isinstance(v, str) and v.strip()]
+            items = [_text(v).strip() for v in posted.getlist(name) if _text(v).strip()]
             if name in posted or items:
                 values[name] = items
         elif kind == "bool":
             values[name] = posted.get(name) in ("on", "true", "1", "yes")
         elif name in posted:
-            value = posted.get(name)
-            if not isinstance(value, str):  # a file where text belongs
-                value = ""
+            value = _text(posted.get(name))
             values[name] = None if kind == "optional" and not value.strip() else value
     return values
 
