@@ -22,12 +22,13 @@ from starlette.routing import Route
 from channels.registry import build_adapters
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
 from infra.logs import configure_logging
+from infra.mail import Mailer
 from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
-from web import auth, cabinet, docs, problems, webhooks
+from web import auth, cabinet, docs, invites, problems, settings as settings_pages, webhooks
 from web.events import EventStream
 
 log = logging.getLogger("switchboard.api")
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
         app.state.credential_box = CredentialBox(settings.credentials_key.get_secret_value())
         app.state.inbox_cache = {}
+        # IP -> region (GeoIP, domain.routing.RegionResolver): the website widget brings one;
+        # until then routing tools take a region and say an IP cannot be looked up
+        app.state.region_resolver = None
+        app.state.mailer = Mailer.from_settings(settings)
         await warm_pool(engine, settings.db_pool_size)
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
         await app.state.hub.start()
@@ -68,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
     app.include_router(auth.router)
+    app.include_router(invites.router)
     app.include_router(cabinet.router)
+    app.include_router(settings_pages.router)
     app.include_router(webhooks.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))
 

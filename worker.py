@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 
 import httpx
 import uvloop
@@ -25,6 +26,7 @@ from infra.logs import configure_logging
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services.health import heartbeat_forever
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
 from workflows.conversation import ConversationWorkflow
@@ -107,9 +109,12 @@ async def main() -> None:
         worker = build_worker(client, settings, build_activities(factory, settings, http))
         # the outbox relay lives beside the worker: it needs the same Temporal client
         relay = OutboxRelay(factory, client, settings.temporal_task_queue)
+        me = f"{socket.gethostname()}:{os.getpid()}"
         background = [
             asyncio.create_task(relay.run_forever(stop)),
             asyncio.create_task(listen_for_wakeups(settings.database_url, relay, stop)),
+            # the health page's "is a worker running": a stamp every few seconds
+            asyncio.create_task(heartbeat_forever(factory, stop, worker=me, task_queue=settings.temporal_task_queue)),
         ]
         async with worker:
             starter = WorkflowStarter(client, settings.temporal_task_queue)

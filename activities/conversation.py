@@ -58,12 +58,12 @@ from domain.events import (
     ConversationStatusChanged,
     EscalationExhausted,
 )
-from domain.routing import RegionRule as RegionRuleSpec, branch_for_region
 from infra.event_log import conversation_ids, load_conversation_ids, publish
-from infra.models import Branch, Contact, Conversation, Inbox, Operator, RegionRule
+from infra.models import Branch, Contact, Conversation, Inbox, Operator
 from infra.settings import Settings
 from services import audit
 from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
+from services.branches import which_branch
 from services.outgoing import queue_message
 
 
@@ -106,7 +106,8 @@ class ConversationActivities:
             contact = await db.get(Contact, conversation.contact_id)
             assert inbox is not None and contact is not None
             if conversation.branch_id is None:
-                conversation.branch_id = await self._route(db, contact.region)
+                routed = await which_branch(db, contact.region, inbox_default=inbox.default_branch_id)
+                conversation.branch_id = routed.branch.id if routed.branch else None
                 await publish(db, ConversationRouted.of(conversation_ids(conversation)))
             branch = await _settings_row(db, Branch, conversation.branch_id)
             return ConversationState(
@@ -137,15 +138,6 @@ class ConversationActivities:
         if row is None:
             raise ApplicationError(f"conversation {request.conversation_id} does not exist", non_retryable=True)
         return ConversationSettings(policy=self._policy(row.settings), schedule=row.working_hours or None)
-
-    async def _route(self, db: AsyncSession, region: str | None) -> int | None:
-        rules = [RegionRuleSpec(region=r.region, branch_id=r.branch_id) for r in await db.scalars(select(RegionRule))]
-        default = await db.scalar(select(Branch.id).where(Branch.is_default))
-        if default is None:
-            default = await db.scalar(select(Branch.id).order_by(Branch.id).limit(1))
-        if default is None:
-            return None
-        return branch_for_region(rules, region, default)
 
     def _policy(self, settings: dict[str, Any]) -> InboxPolicy:
         defaults = {

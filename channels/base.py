@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypedDict
 
 import httpx
@@ -61,6 +61,23 @@ class ChannelAdapter:
         if not token:
             raise PermanentError("inbox has no bot token configured")
         return token
+
+
+class BotProfile(TypedDict):
+    """A bot as its provider describes it."""
+
+    id: str
+    name: str
+    username: str | None
+
+
+class Identity(ChannelAdapter, ABC):
+    """Who the bot behind a token is (Telegram getMe, MAX GET /me): a token is checked with the
+    provider, and the bot named, before an inbox keeps it. A bad token raises PermanentError
+    (HTTP 401 from the provider)."""
+
+    @abstractmethod
+    async def bot_profile(self, credentials: Credentials) -> BotProfile: ...
 
 
 class Sending(ChannelAdapter, ABC):
@@ -129,13 +146,22 @@ class Webhook(Inbound, ABC):
     secret_header: ClassVar[str]
 
     def verify_webhook(self, headers: Mapping[str, str], credentials: Credentials) -> bool:
-        """Constant-time check of the provider's secret header; False when none is configured."""
-        expected = credentials.get("webhook_secret")
-        if not expected:
-            return False
+        """Constant-time check of the provider's secret header; False when none is configured.
+
+        While a secret is being rotated the previous one is accepted too, until
+        `previous_webhook_secret_until` (ISO time): updates the provider signed before the
+        switch, and its retries of them, still get in."""
         wanted = self.secret_header.lower()
         got = next((v for k, v in headers.items() if k.lower() == wanted), None)
-        return got is not None and hmac.compare_digest(got.encode(), expected.encode())
+        if got is None:
+            return False
+        accepted = [credentials.get("webhook_secret")]
+        until = credentials.get("previous_webhook_secret_until")
+        if until and datetime.fromisoformat(until) > datetime.now(UTC):
+            accepted.append(credentials.get("previous_webhook_secret"))
+        # every candidate is compared, so the time taken does not tell which one matched
+        matches = [hmac.compare_digest(got.encode(), secret.encode()) for secret in accepted if secret]
+        return any(matches)
 
     @abstractmethod
     async def register_webhook(self, credentials: Credentials, url: str, secret: str) -> None: ...

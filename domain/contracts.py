@@ -41,6 +41,8 @@ REGION_MAX = 100
 FILE_NAME_MAX = 300
 MIME_TYPE_MAX = 200
 INT64_MAX = 2**63 - 1
+# the id of one of our rows, as a form or the API names it: a number the database can hold
+RowId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 def _storable(value: str) -> str:

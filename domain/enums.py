@@ -55,6 +55,14 @@ class Theme(StrEnum):
     DARK = "dark"
 
 
+class NotifyMode(StrEnum):
+    """Which events sound and show a browser notification for an operator."""
+
+    ALL = "all"  # every new conversation and message they can see
+    MINE = "mine"  # conversations assigned to them
+    OFF = "off"
+
+
 class ConversationStatus(StrEnum):
     OPEN = "open"
     PENDING = "pending"

@@ -134,6 +134,7 @@ class AssignmentReason(StrEnum):
     FROM_POOL = "from_pool"  # an operator came online and took it from the branch's pool
     TRANSFERRED = "transferred"
     TAKEN = "taken"  # the assignee took it: "assign to me" from the pool, or a supervisor's take-over
+    RETURNED = "returned"  # its assignee was deactivated: back in the branch's pool (assignee None)
 
 
 class ConversationAssigned(Reassignment):

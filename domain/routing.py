@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,10 +35,10 @@ class RegionRule(BaseModel):
     branch_id: int
 
 
-def branch_for_region(rules: Sequence[RegionRule], region: str | None, default_branch_id: int) -> int:
-    """The branch for a contact's region; `default_branch_id` when no rule applies."""
+def matching_rule(rules: Sequence[RegionRule], region: str | None) -> RegionRule | None:
+    """The rule that decides for `region` (steps 1 and 2 above), None when none does."""
     if region is None or not region.strip():
-        return default_branch_id
+        return None
     wanted = _normalize(region)
     lookups = [wanted]
     if code := _ISO_3166_2.fullmatch(wanted):
@@ -45,5 +46,18 @@ def branch_for_region(rules: Sequence[RegionRule], region: str | None, default_b
     for lookup in lookups:
         for rule in rules:
             if _normalize(rule.region) == lookup:
-                return rule.branch_id
-    return default_branch_id
+                return rule
+    return None
+
+
+def branch_for_region(rules: Sequence[RegionRule], region: str | None, default_branch_id: int) -> int:
+    """The branch for a contact's region; `default_branch_id` when no rule applies."""
+    rule = matching_rule(rules, region)
+    return default_branch_id if rule is None else rule.branch_id
+
+
+class RegionResolver(Protocol):
+    """Where an IP address is (GeoIP): the region `branch_for_region` takes, None when unknown.
+    The website widget brings the first one; until an app has one, routing tools take a region."""
+
+    def region_for(self, ip: str) -> str | None: ...

@@ -78,7 +78,8 @@ def throttle_keys(email: str, address: str) -> dict[str, Backoff]:
 
 async def take_attempt(db: AsyncSession, keys: dict[str, Backoff]) -> tuple[timedelta, int]:
     """Count one sign-in attempt against every key, unless a key must still wait: then count
-    nothing. Returns (the wait left, the account's failures counted so far). Commits."""
+    nothing. Returns (the wait left, the account's failures counted so far, 0 without an
+    account key). Commits."""
     rows = {key: (await db.execute(_LOCK, {"key": key})).one() for key in sorted(keys)}  # fixed order: no deadlocks
     now = max(row.now for row in rows.values())  # no later than a row's own creation
     wait = max(row.blocked_until - now for row in rows.values())
@@ -92,8 +93,8 @@ async def take_attempt(db: AsyncSession, keys: dict[str, Backoff]) -> tuple[time
             )
         await db.execute(_FORGET, {"forget": FORGET_AFTER})
     await db.commit()
-    account = next(key for key in keys if key.startswith("account:"))
-    return max(wait, timedelta(0)), failures[account]
+    account = next((key for key in keys if key.startswith("account:")), None)
+    return max(wait, timedelta(0)), failures[account] if account else 0
 
 
 async def clear(db: AsyncSession, keys: dict[str, Backoff]) -> None:

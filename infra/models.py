@@ -127,9 +127,32 @@ class Operator(Base):
     locale: Mapped[str] = mapped_column(String(8), server_default="ru")
     timezone: Mapped[str | None] = mapped_column(String(64))
     theme: Mapped[str] = mapped_column(String(8), server_default="auto")
+    # languages the operator answers in (Locale-like codes: "ru", "en", ...)
+    languages: Mapped[list[str]] = mapped_column(JSONB, server_default=sql("'[]'::jsonb"))
+    # cabinet notifications: a domain.enums.NotifyMode value, a sound, and whether they play
+    # while the cabinet's tab has the focus too
+    notify_mode: Mapped[str] = mapped_column(String(8), server_default="mine")
+    notify_sound: Mapped[bool] = mapped_column(server_default=sql("true"))
+    notify_when_focused: Mapped[bool] = mapped_column(server_default=sql("false"))
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("uq_operators_email", func.lower(sql("email")), unique=True),)
+
+
+class PasswordLink(Base):
+    """A one-time link that lets an operator set their password: an invitation or a reset.
+    Stored by digest, like sessions; used once, then kept for the audit trail."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = _pk()
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))  # invite | reset
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class LoginThrottle(Base):
@@ -155,6 +178,9 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
+    # what the operator's session list shows to tell their devices apart
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 class Inbox(Base):
@@ -175,6 +201,11 @@ class Inbox(Base):
     # the provider's last delivery error (Telegram last_error_message), shown to admins
     webhook_error: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(server_default=sql("true"))
+    # where a contact no region rule places goes (before the default branch)
+    default_branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"))
+    # the bot as its provider names it (getMe / GET /me), shown to admins
+    bot_name: Mapped[str | None] = mapped_column(String(200))
+    bot_username: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
 
@@ -412,6 +443,67 @@ class AuditEvent(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+    __table_args__ = (
+        # the audit log's filters, newest first by id (its cursor)
+        Index("ix_audit_events_actor_id", "actor_operator_id", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+    )
+
+
+class Label(Base):
+    __tablename__ = "labels"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(50))
+    colour: Mapped[str] = mapped_column(String(7))  # #rrggbb
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("uq_labels_name", func.lower(sql("name")), unique=True),)
+
+
+class ConversationLabel(Base):
+    __tablename__ = "conversation_labels"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class CannedReply(Base):
+    """A prepared answer an operator inserts with "/" + its shortcut: global (no branch) or one
+    branch's. The text is Markdown-lite with {contact_name} and {operator_name}."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = _pk()
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"))
+    shortcut: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        # one shortcut per scope (the global scope is branch 0)
+        Index(
+            "uq_canned_replies_scope_shortcut",
+            func.coalesce(sql("branch_id"), 0),
+            func.lower(sql("shortcut")),
+            unique=True,
+        ),
+    )
+
+
+class WorkerHeartbeat(Base):
+    """Each worker process stamps its row every few seconds: the health page's "is anyone
+    working the task queue" answer."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    task_queue: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class OutboxEvent(Base):

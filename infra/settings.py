@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # Provider send limits (messages/s, held across all workers) over the adapters' defaults:
     # "telegram.per_bot=25,max.per_chat=1" (e.g. for Telegram's paid broadcasts); 0 lifts one.
     rate_overrides: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    # Outgoing e-mail (invitations, password resets). Unset: the cabinet shows the link to copy.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Switchboard <noreply@localhost>"
 
     default_escalation_minutes: float = 4.0
     delivery_give_up_hours: float = 24.0

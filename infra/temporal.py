@@ -151,6 +151,18 @@ class WorkflowStarter:
         )
         return workflow_id
 
+    async def poller_running(self, inbox_id: int) -> bool:
+        """Whether poller-{inbox_id} runs now (the settings and health pages show it)."""
+        try:
+            described = await self.client.get_workflow_handle(poller_workflow_id(inbox_id)).describe(
+                rpc_timeout=self._rpc_timeout or timedelta(seconds=5)
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status == WorkflowExecutionStatus.RUNNING
+
     async def start_singletons(self) -> None:
         """The housekeeping and webhook-check workflows, one each, left alone when running."""
         await self.client.start_workflow(

@@ -33,6 +33,7 @@ _REASONS = {
     "conversation.assigned_from_pool": AssignmentReason.FROM_POOL,
     "conversation.transferred": AssignmentReason.TRANSFERRED,
     "conversation.taken": AssignmentReason.TAKEN,
+    "conversation.returned": AssignmentReason.RETURNED,
 }
 _BRANCH_LOCK_SPACE = 0x0B4A
 
@@ -108,6 +109,12 @@ async def branch_schedules(load: ScheduleRows, *, reload: bool = False) -> dict[
             loaded[branch_id] = WorkingHours.model_validate(hours) if hours else None
         _schedules = (time.monotonic(), loaded)
     return _schedules[1]
+
+
+def forget_branch_schedules() -> None:
+    """This process reads every schedule afresh next time (after an admin changed one here)."""
+    global _schedules
+    _schedules = (float("-inf"), {})
 
 
 def is_open(schedule: WorkingHours | None, at: datetime) -> bool:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import Locale
 from infra import login_throttle
@@ -80,8 +81,7 @@ async def login(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
         return _login_page(request, error=N_("The form has expired. Please try again."), email=email, status_code=400)
-    # The address the app sees; X-Forwarded-For is not trusted here (no trusted proxies yet).
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     keys = login_throttle.throttle_keys(email, address)
     wait, failures = await login_throttle.take_attempt(db, keys)
     if wait:
@@ -99,6 +99,13 @@ async def login(
         await db.commit()
         return _login_page(request, error=N_("Wrong e-mail or password."), email=email, status_code=401)
 
+    audit.record(db, "operator.login", operator_id=operator.id)
+    await login_throttle.clear(db, keys)
+    return await signed_in(request, db, operator)
+
+
+async def signed_in(request: Request, db: AsyncSession, operator: Operator, to: str = "/") -> Response:
+    """Open a session for `operator` (commits) and send the browser to `to` with its cookie."""
     settings = request.app.state.settings
     token = new_token()
     db.add(
@@ -107,12 +114,12 @@ async def login(
             operator_id=operator.id,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=datetime.now(UTC) + timedelta(days=settings.session_days),
+            user_agent=(request.headers.get("user-agent") or "")[:300] or None,
+            address=client_address(request)[:64],
         )
     )
-    audit.record(db, "operator.login", operator_id=operator.id)
-    await login_throttle.clear(db, keys)
     await db.commit()
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(to, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -124,6 +131,11 @@ async def login(
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     remember_preferences(request, response, locale=operator.locale, theme=operator.theme)
     return response
+
+
+def client_address(request: Request) -> str:
+    """The address the app sees; X-Forwarded-For is not trusted here (no trusted proxies yet)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _too_many_failures(page: PageContext, seconds: int) -> str:

@@ -21,15 +21,11 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 from domain.enums import Locale
+from domain.wording import N_ as N_
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DEFAULT_LOCALE = Locale.RU
 UTC_ZONE = ZoneInfo("UTC")
-
-
-def N_(message: str) -> str:
-    """Marks a message for extraction where the locale is not known yet; translate it later."""
-    return message
 
 
 def _compile(locale: Locale) -> Translations:

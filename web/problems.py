@@ -54,15 +54,19 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or "HX-Request" in request.headers
 
 
-def error_page(request: Request, status: int, words: tuple[str, str] | None = None) -> Response:
-    """The cabinet's answer to a failure: a page, or for HTMX a toast and no swap."""
+def error_page(
+    request: Request, status: int, words: tuple[str, str] | None = None, params: dict[str, object] | None = None
+) -> Response:
+    """The cabinet's answer to a failure: a page, or for HTMX a toast and no swap. `params` fill
+    the explanation's placeholders."""
     title, explanation = words or ERRORS.get(status) or (ERRORS[500] if status >= 500 else OTHER_CLIENT_ERROR)
     page = public_page(request)
+    explained = page.gettext(explanation, **(params or {}))
     if is_htmx(request):
         response = Response(status_code=status, headers={"HX-Reswap": "none"})
-        trigger(response, HxEvent.TOAST, {"level": "error", "text": page.gettext(explanation)})
+        trigger(response, HxEvent.TOAST, {"level": "error", "text": explained})
         return response
-    context = {"status": status, "title": page.gettext(title), "explanation": page.gettext(explanation)}
+    context = {"status": status, "title": page.gettext(title), "explanation": explained}
     return render(page, "errors/error.html", context, status_code=status)
 
 
@@ -89,10 +93,12 @@ def install(app: FastAPI) -> None:
         return problem(404, "Not Found", "No such object, or not yours.")
 
     @app.exception_handler(Invalid)
-    async def _not_possible(request: Request, exc: Invalid) -> Response:
+    async def _refused(request: Request, exc: Invalid) -> Response:
+        """A service's refusal no route turned into a form error."""
         if _wants_html(request):
-            return error_page(request, 422, (ERRORS[422][0], str(exc)))
-        return problem(422, "Unprocessable Content", str(exc), code=exc.code)
+            return error_page(request, 422, (ERRORS[422][0], exc.message), exc.params)
+        detail = exc.message % exc.params if exc.params else exc.message
+        return problem(422, "Unprocessable Content", detail, code=exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

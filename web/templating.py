@@ -56,7 +56,7 @@ SUPERVISORS = frozenset({OperatorRole.SUPERVISOR, OperatorRole.ADMIN})
 NAV = (
     NavItem("home", N_("Conversations"), EVERYONE, badge="unread"),
     NavItem("supervisor", N_("Supervisor"), SUPERVISORS),
-    NavItem("settings", N_("Settings"), frozenset({OperatorRole.ADMIN})),
+    NavItem("settings", N_("Settings"), SUPERVISORS),
 )
 
 
@@ -129,7 +129,9 @@ class PageContext:
             except NoMatchFound:
                 continue
             badge = getattr(self.counts, item.badge) if item.badge else None
-            links.append(NavLink(href, item.label, self.request.url.path == href, badge))
+            path = self.request.url.path
+            current = path == href or (href != "/" and path.startswith(href + "/"))
+            links.append(NavLink(href, item.label, current, badge))
         return links
 
     def template_context(self) -> dict[str, Any]:

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # Inbox credentials change rarely; a webhook burst should not decrypt them per request.
 CACHE_SECONDS = 30.0
+# A secret that does not match credentials this old is checked against the database again (a
+# rotation in another process), at most this often per inbox.
+RECHECK_AFTER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,12 @@ class _InboxAuth:
     loaded_at: float
 
 
-async def _inbox_auth(request: Request, inbox_id: int) -> _InboxAuth | None:
+async def _inbox_auth(request: Request, inbox_id: int, *, fresh: bool = False) -> _InboxAuth | None:
     if not 0 < inbox_id <= INT64_MAX:
         return None  # no such row, and the database would refuse the number
     cache: dict[int, _InboxAuth] = request.app.state.inbox_cache
     cached = cache.get(inbox_id)
-    if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
+    if not fresh and cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
         return cached
     async with request.app.state.sessionmaker() as db:
         row = (
@@ -70,7 +73,10 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
     if auth is None or auth.channel.value != channel:
         return problem(404, "Not Found", "No such inbox for this channel.")
     if not adapter.verify_webhook(request.headers, auth.credentials):
-        return problem(401, "Unauthorized", "The webhook secret does not match.")
+        if time.monotonic() - auth.loaded_at > RECHECK_AFTER_SECONDS:
+            auth = await _inbox_auth(request, inbox_id, fresh=True)
+        if auth is None or not adapter.verify_webhook(request.headers, auth.credentials):
+            return problem(401, "Unauthorized", "The webhook secret does not match.")
     body = await _body(request)
     if body is None:
         return problem(413, "Content Too Large", f"An update is at most {MAX_BODY_BYTES} bytes.")

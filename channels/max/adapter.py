@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from channels.base import Credentials, Cursor, Files, Polling, Sending, Webhook, WebhookStatus
+from channels.base import BotProfile, Credentials, Cursor, Files, Identity, Polling, Sending, Webhook, WebhookStatus
 from channels.max.errors import AttachmentNotReady, result_or_raise
 from channels.max.parse import parse_update
 from channels.plan import Step
@@ -31,7 +31,7 @@ LONG_POLL_SLACK = 10  # seconds the HTTP timeout exceeds the long-poll timeout
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
-class MaxAdapter(Sending, Webhook, Polling, Files):
+class MaxAdapter(Identity, Sending, Webhook, Polling, Files):
     kind = ChannelKind.MAX
     base_setting = "max_api_base"
     secret_header = "X-Max-Bot-Api-Secret"
@@ -48,6 +48,13 @@ class MaxAdapter(Sending, Webhook, Polling, Files):
 
     def update_cursor(self, payload: Any) -> int | None:
         return None  # MAX numbers batches with a marker, not single updates
+
+    async def bot_profile(self, credentials: Credentials) -> BotProfile:
+        me = await self._call(self.token(credentials), "GET", "/me")
+        if not isinstance(me, dict) or "user_id" not in me:
+            raise RetryableError("GET /me returned no bot")
+        name = me.get("name") or " ".join(str(p) for p in (me.get("first_name"), me.get("last_name")) if p)
+        return BotProfile(id=str(me["user_id"]), name=name or str(me["user_id"]), username=me.get("username"))
 
     async def _call(self, token: str, method: str, path: str, **kwargs: Any) -> Any:
         # The token goes bare in Authorization (no "Bearer"); MAX refuses it as a query parameter.

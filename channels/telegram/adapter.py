@@ -6,7 +6,7 @@ import mimetypes
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.base import Credentials, Cursor, Files, Polling, Sending, Webhook, WebhookStatus
+from channels.base import BotProfile, Credentials, Cursor, Files, Identity, Polling, Sending, Webhook, WebhookStatus
 from channels.plan import Step
 from channels.telegram.errors import result_or_raise
 from channels.telegram.parse import parse_update
@@ -22,7 +22,7 @@ DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
 LONG_POLL_SLACK = 10  # seconds the HTTP timeout exceeds the long-poll timeout
 
 
-class TelegramAdapter(Sending, Webhook, Polling, Files):
+class TelegramAdapter(Identity, Sending, Webhook, Polling, Files):
     kind = ChannelKind.TELEGRAM
     base_setting = "telegram_api_base"
     secret_header = "X-Telegram-Bot-Api-Secret-Token"
@@ -38,6 +38,13 @@ class TelegramAdapter(Sending, Webhook, Polling, Files):
     def update_cursor(self, payload: Any) -> int | None:
         update_id = payload.get("update_id") if isinstance(payload, dict) else None
         return update_id if isinstance(update_id, int) else None
+
+    async def bot_profile(self, credentials: Credentials) -> BotProfile:
+        me = await self._call(self.token(credentials), "getMe")
+        if not isinstance(me, dict) or "id" not in me:
+            raise RetryableError("getMe returned no bot")
+        name = " ".join(str(part) for part in (me.get("first_name"), me.get("last_name")) if part)
+        return BotProfile(id=str(me["id"]), name=name or str(me["id"]), username=me.get("username"))
 
     async def _call(self, token: str, method: str, **kwargs: Any) -> Any:
         resp = await request(self.http, "POST", f"{self.api_base}/bot{token}/{method}", **kwargs)

@@ -192,6 +192,7 @@ class FakeTelegram(FakeProvider):
         self.max_long_poll = MAX_LONG_POLL
         # at most this many updates per getUpdates answer, whatever its limit (None: 100)
         self.updates_per_poll: int | None = None
+        self._other_bots: dict[str, dict[str, Any]] = {}  # token -> the bot getMe names
 
     # --- scripting -------------------------------------------------------------------------
     @property
@@ -227,6 +228,11 @@ class FakeTelegram(FakeProvider):
             stored = _StoredFile(f"BQACAgIAAxkBAAI{n:08d}", f"AgAD{n:06d}", path, content)
             self._files[stored.file_id] = stored
             return stored.file_id
+
+    def add_bot(self, token: str, *, bot_id: int, first_name: str, username: str) -> None:
+        """Another bot, known until reset(): its token is accepted and getMe answers with it."""
+        with self._lock:
+            self._other_bots[token] = {"id": bot_id, "is_bot": True, "first_name": first_name, "username": username}
 
     def set_webhook_error(self, message: str) -> None:
         self._webhook_failed(message)
@@ -340,10 +346,13 @@ class FakeTelegram(FakeProvider):
         else:
             call.refusal = _error(404, "Not Found")
             return call
-        if token not in self.tokens:
+        with self._lock:
+            known = token in self.tokens or token in self._other_bots
+        if not known:
             call.refusal = _error(401, "Unauthorized")
             return call
         call.bot = token
+        call.authorization = token  # the bot's token travels in the path: which bot is asking
         try:
             params, call.files = await read_body(request)
         except ValueError:
@@ -532,8 +541,10 @@ class FakeTelegram(FakeProvider):
         return _ok(True)
 
     async def _m_getme(self, call: Call, req: GetMe) -> Response:
+        with self._lock:
+            bot = self._other_bots.get(call.authorization or "", BOT_USER)
         return _ok(
-            BOT_USER | {"can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+            bot | {"can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
         )
 
     def _download(self, file_path: str) -> Response:

@@ -92,7 +92,8 @@ def test_channels_import_only_domain_their_own_package_httpx_and_pydantic():
 
 
 def test_domain_is_pure():
-    allowed = ("domain", "pydantic", "temporalio.common", *sys.stdlib_module_names)
+    # pydantic_core: the custom validation error that carries a msgid (domain/wording.py)
+    allowed = ("domain", "pydantic", "pydantic_core", "temporalio.common", *sys.stdlib_module_names)
     offenders = [
         f"{module} imports {name}"
         for module, path in MODULES.items()

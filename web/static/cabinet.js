@@ -84,4 +84,16 @@
     const region = toastRegion();
     if (region) region.querySelectorAll(".toast").forEach(dismissLater);
   });
+
+  // Settings: a button with data-copy="<selector>" copies that element's text (a link or password
+  // shown once) and says so; selecting the text by hand works without it.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button || !navigator.clipboard) return;
+    const source = document.querySelector(button.dataset.copy);
+    if (!source) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(() => {
+      showToast("success", button.dataset.copied);
+    });
+  });
 })();

@@ -99,7 +99,8 @@ def test_english_page():
     ("role", "sections"),
     [
         (OperatorRole.OPERATOR, ["Conversations"]),
-        (OperatorRole.SUPERVISOR, ["Conversations", "Supervisor"]),
+        # supervisors read the audit log and the health page under Settings
+        (OperatorRole.SUPERVISOR, ["Conversations", "Supervisor", "Settings"]),
         (OperatorRole.ADMIN, ["Conversations", "Supervisor", "Settings"]),
     ],
 )
@@ -108,6 +109,13 @@ def test_navigation_shows_each_role_its_sections_once_their_routes_exist(role, s
     links = _page(request, operator=_operator(role)).nav()
     assert [link.label for link in links] == sections
     assert [link.href for link in links if link.current] == (["/supervisor"] if role != OperatorRole.OPERATOR else [])
+
+
+def test_a_section_stays_current_on_its_sub_pages():
+    links = _page(
+        _request(_app("home", "settings"), path="/settings/labels"), operator=_operator(OperatorRole.ADMIN)
+    ).nav()
+    assert [(link.label, link.current) for link in links] == [("Conversations", False), ("Settings", True)]
 
 
 def test_navigation_leaves_out_sections_that_are_not_built():

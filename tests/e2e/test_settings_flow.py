@@ -1,0 +1,132 @@
+"""An admin runs Switchboard from the browser (issue: admin settings): connects a Telegram bot
+(the fake Telegram on loopback answers getMe and takes the webhook), gives it an offline text,
+closes the branch for today, and a customer's message through the Telegram webhook is answered
+with the offline text by the real conversation and delivery workflows; then invites an operator
+who opens the link, sets a password and goes online; a supervisor is refused the settings pages."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+from playwright.async_api import expect
+from sqlalchemy import select
+
+from domain.enums import OperatorRole, OperatorStatus
+from infra.models import Branch, Inbox, Operator
+from tests.e2e.axe import assert_accessible
+from tests.e2e.conftest import PASSWORD
+from tests.fakes.telegram import TOKEN
+from tests.integration.conftest import engine_stack  # noqa: F401 - the worker and the outbox relay
+from tests.integration.settings_support import https_api  # noqa: F401 - the app behind an https PUBLIC_URL
+
+OFFLINE = "Мы сейчас закрыты и ответим завтра с 9:00."
+CUSTOMER_CHAT = 50505
+
+
+async def _login(browser, base_url: str, email: str, password: str, **context):
+    ctx = await browser.new_context(locale="ru-RU", **context)
+    page = await ctx.new_page()
+    await page.goto(f"{base_url}/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", password)
+    await page.click("form.login-card button[type=submit]")
+    await page.wait_for_url(f"{base_url}/")
+    return page
+
+
+async def _toast(page) -> str:
+    toast = page.locator("#toasts .toast-text").last
+    await toast.wait_for()
+    return await toast.inner_text()
+
+
+async def test_an_admin_sets_up_a_bot_closed_hours_and_an_operator_in_the_browser(
+    browser, https_api, staff, engine_stack, fake_telegram, clean_db, screenshot
+):
+    url = https_api.url
+    admin = await _login(browser, url, staff[OperatorRole.ADMIN].email, PASSWORD)
+
+    # connect the bot: the token is checked with Telegram and the bot named before it is kept
+    await admin.get_by_role("navigation", name="Разделы").get_by_role("link", name="Настройки").click()
+    await admin.get_by_role("navigation", name="Настройки").get_by_role("link", name="Источники").click()
+    await admin.get_by_role("link", name="Подключить бота").click()
+    await admin.get_by_label("Telegram").check()
+    await admin.get_by_label("Название источника", exact=True).fill("Магазин")
+    await admin.get_by_label("Токен", exact=True).fill(TOKEN)
+    await admin.get_by_role("button", name="Проверить токен").click()
+    await expect(admin.locator("#bot-name")).to_have_text("Switchboard")
+    assert "@switchboard_test_bot" in await admin.locator(".facts").inner_text()
+    await screenshot(admin, "1-bot-checked")
+    await admin.get_by_role("button", name="Подключить", exact=True).click()
+    assert await _toast(admin) == "Источник «Магазин» подключён."
+    async with clean_db() as db:
+        inbox = await db.scalar(select(Inbox).where(Inbox.name == "Магазин"))
+    assert fake_telegram.webhook["url"] == f"https://switchboard.test/webhooks/telegram/{inbox.id}"
+    assert TOKEN not in await admin.content()
+
+    # its offline text
+    await admin.get_by_label("Текст вне рабочего времени", exact=True).fill(OFFLINE)
+    await admin.locator(f"form[action='/settings/inboxes/{inbox.id}'] button[type=submit]").click()
+    assert await _toast(admin) == "Настройки источника «Магазин» сохранены."
+    await screenshot(admin, "2-inbox")
+
+    # the branch is closed today: a holiday in its own timezone (UTC for the seeded branch)
+    await admin.get_by_role("navigation", name="Настройки").get_by_role("link", name="Филиалы").click()
+    await admin.get_by_role("link", name="Main branch").click()
+    await admin.get_by_label("Выходные", exact=True).fill(datetime.now(UTC).date().isoformat())
+    await admin.get_by_role("button", name="Сохранить рабочие часы").click()
+    assert await _toast(admin) == "Рабочие часы филиала «Main branch» сохранены."
+    await expect(admin.locator(".page-head")).to_contain_text("Сейчас закрыт")
+    await assert_accessible(admin)
+    await screenshot(admin, "3-branch-closed")
+
+    # a customer writes: Telegram posts the update to the webhook with the secret it was given
+    update = fake_telegram.inject_message(CUSTOMER_CHAT, "Здравствуйте, заказ готов?", first_name="Ирина")
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{url}/webhooks/telegram/{inbox.id}",
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": fake_telegram.webhook["secret_token"]},
+        )
+    assert answer.status_code == 200
+    for _ in range(600):  # the workflows answer within seconds; give up after a minute
+        if [m.text for m in fake_telegram.sent_messages(CUSTOMER_CHAT)]:
+            break
+        await asyncio.sleep(0.1)
+    assert [m.text for m in fake_telegram.sent_messages(CUSTOMER_CHAT)] == [OFFLINE]
+
+    # invite an operator; they open the link, choose a password and go online
+    await admin.get_by_role("navigation", name="Настройки").get_by_role("link", name="Сотрудники").click()
+    await admin.get_by_label("Имя", exact=True).fill("Глеб")
+    await admin.get_by_label("Эл. почта", exact=True).fill("gleb@example.com")
+    await admin.get_by_label("Русский", exact=True).check()
+    await admin.get_by_role("button", name="Пригласить").click()
+    link = (await admin.locator("#handover-secret").inner_text()).strip()
+    await screenshot(admin, "4-invitation-link")
+
+    ctx = await browser.new_context(locale="ru-RU")
+    gleb = await ctx.new_page()
+    await gleb.goto(link.replace("https://switchboard.test", url))
+    await expect(gleb.locator("h1")).to_have_text("Добро пожаловать, Глеб!")
+    await gleb.get_by_label("Пароль", exact=True).fill("gleb-password-1")
+    await gleb.get_by_label("Тот же пароль ещё раз").fill("gleb-password-1")
+    await screenshot(gleb, "5-invitation-accepted")
+    await gleb.get_by_role("button", name="Задать пароль и войти").click()
+    await gleb.wait_for_url(f"{url}/")
+    await gleb.locator("#status-switch summary").click()
+    await gleb.locator("#status-switch").get_by_role("button", name="В сети", exact=True).click()
+    assert await _toast(gleb) == "Ваш статус: В сети"
+    async with clean_db() as db:
+        joined = await db.scalar(select(Operator).where(Operator.email == "gleb@example.com"))
+        branch = await db.scalar(select(Branch).where(Branch.is_default))
+    assert (joined.status, joined.branch_id, joined.languages) == (OperatorStatus.ONLINE, branch.id, ["ru"])
+    await ctx.close()
+
+    # a supervisor is refused the admins' settings pages
+    supervisor = await _login(browser, url, staff[OperatorRole.SUPERVISOR].email, PASSWORD)
+    for path in ("/settings/branches", "/settings/inboxes", "/settings/operators"):
+        response = await supervisor.goto(url + path)
+        assert response.status == 403 and await supervisor.locator("h1").inner_text() == "Нет доступа"
+    await screenshot(supervisor, "6-supervisor-refused")
+    for page in (admin, supervisor):
+        await page.context.close()
