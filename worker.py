@@ -17,20 +17,24 @@ from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.webhooks import WebhookActivities
 from channels.base import Polling
 from channels.registry import build_adapters, supporting
-from infra.db import make_engine, make_sessionmaker, warm_pool
+from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.event_log import Wakeups
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
+from services.webhooks import endpoint_ids
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 log = logging.getLogger("switchboard.worker")
 
@@ -41,6 +45,7 @@ WORKFLOWS = [
     PollerWorkflow,
     WebhookCheckWorkflow,
     FetchAttachmentsWorkflow,
+    WebhookEndpointWorkflow,
 ]
 
 
@@ -55,6 +60,7 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
         *ChannelActivities(factory, adapters, box, settings).all(),
+        *WebhookActivities(factory, box, settings, http, Wakeups(asyncpg_dsn(settings.database_url))).all(),
     ]
 
 
@@ -114,6 +120,10 @@ async def main() -> None:
             await starter.start_singletons()
             # inboxes without a public webhook URL are long-polled, one poller workflow each
             await ensure_pollers(factory, supporting(Polling), starter)
+            # every outgoing-webhook endpoint has its workflow draining its queue
+            async with factory() as db:
+                for endpoint_id in await endpoint_ids(db):
+                    await starter.wake_webhook_endpoint(endpoint_id)
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
         await asyncio.gather(*background, return_exceptions=True)

@@ -18,6 +18,11 @@ def files_workflow_id(message_id: int) -> str:
     return f"files-{message_id}"
 
 
+def webhook_endpoint_workflow_id(endpoint_id: int) -> str:
+    """Drains one outgoing-webhook endpoint's queue."""
+    return f"webhook-endpoint-{endpoint_id}"
+
+
 # singletons the worker starts at boot
 HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
 WEBHOOK_CHECK_WORKFLOW_ID = "webhook-check"

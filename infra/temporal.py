@@ -23,9 +23,11 @@ from domain.ids import (
     delivery_workflow_id,
     files_workflow_id,
     poller_workflow_id,
+    webhook_endpoint_workflow_id,
 )
 from domain.polling import DEFAULT_POLL_TIMEOUT, POLLER_WORKFLOW, PollerInput
 from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
+from domain.webhooks import WAKE, WEBHOOK_ENDPOINT_WORKFLOW, EndpointInput
 from infra.settings import Settings
 
 
@@ -128,6 +130,20 @@ class WorkflowStarter:
             rpc_timeout=self._rpc_timeout,
         )
         return workflow_id
+
+    async def wake_webhook_endpoint(self, endpoint_id: int) -> None:
+        """Signal webhook-endpoint-{id} to look at its queue now, starting it when it is not
+        running (a new endpoint, or one whose workflow ended)."""
+        await self.client.start_workflow(
+            WEBHOOK_ENDPOINT_WORKFLOW,
+            EndpointInput(endpoint_id=endpoint_id),
+            id=webhook_endpoint_workflow_id(endpoint_id),
+            task_queue=self.task_queue,
+            start_signal=WAKE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
 
     async def start_singletons(self) -> None:
         """The housekeeping and webhook-check workflows, one each, left alone when running."""

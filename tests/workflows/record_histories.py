@@ -1,6 +1,6 @@
 """Re-record the saved histories the replay test checks:
-`python -m tests.workflows.record_histories [conversation delivery poller files webhook_check housekeeping]`
-(all of them without arguments).
+`python -m tests.workflows.record_histories [NAME ...]` with names from RECORDERS (conversation, delivery,
+poller, files, webhook_check, housekeeping, webhook_endpoint); all of them without arguments.
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
@@ -29,6 +29,7 @@ from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
+from domain.webhooks import DRAIN_WEBHOOK_QUEUE, DrainOutcome, DrainRequest, EndpointInput, EndpointState
 from setup.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.standins import Branch
@@ -41,6 +42,7 @@ from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -160,6 +162,36 @@ async def record_housekeeping(env: WorkflowEnvironment) -> None:
     )
 
 
+async def record_webhook_endpoint(env: WorkflowEnvironment) -> None:
+    """A failed round and its retry timer, a delivered round, a pause woken by a signal, deletion."""
+    script = iter(
+        [
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, failed=2, next_due=now + timedelta(seconds=10)),
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, next_due=now + timedelta(seconds=10)),
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, delivered=2),
+            lambda now: DrainOutcome(state=EndpointState.PAUSED),
+            lambda now: DrainOutcome(state=EndpointState.GONE),
+        ]
+    )
+
+    @activity.defn(name=DRAIN_WEBHOOK_QUEUE)
+    async def drain(request: DrainRequest) -> DrainOutcome:
+        return next(script)(request.now)
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[WebhookEndpointWorkflow], activities=[drain]):
+        handle = await env.client.start_workflow(
+            WebhookEndpointWorkflow.run,
+            EndpointInput(endpoint_id=4, watch_seconds=0),
+            id=f"webhook-endpoint-{queue}",
+            task_queue=queue,
+        )
+        await env.sleep(timedelta(minutes=5))
+        await handle.signal(WebhookEndpointWorkflow.wake)
+        await handle.result()
+        _save("webhook_endpoint_v1.json", await handle.fetch_history())
+
+
 async def _first_run(
     env: WorkflowEnvironment, name: str, workflow: type, activities: list, start: Callable[[str], Awaitable]
 ) -> None:
@@ -186,6 +218,7 @@ RECORDERS = {
     "files": record_files,
     "webhook_check": record_webhook_check,
     "housekeeping": record_housekeeping,
+    "webhook_endpoint": record_webhook_endpoint,
 }
 
 

@@ -13,6 +13,7 @@ from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 WORKFLOWS = [
     ConversationWorkflow,
@@ -21,6 +22,7 @@ WORKFLOWS = [
     FetchAttachmentsWorkflow,
     WebhookCheckWorkflow,
     HousekeepingWorkflow,
+    WebhookEndpointWorkflow,
 ]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
