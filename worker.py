@@ -60,7 +60,7 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
         *ChannelActivities(factory, adapters, box, settings).all(),
-        *WebhookActivities(factory, box, settings, http, Wakeups(asyncpg_dsn(settings.database_url))).all(),
+        *WebhookActivities(factory, box, settings, Wakeups(asyncpg_dsn(settings.database_url))).all(),
     ]
 
 

@@ -44,8 +44,10 @@ from domain.delivery import (
 )
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
 from domain.events import ContactReachabilityChanged, MessageStatusChanged
+from infra import metrics
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
+from infra.logs import correlated
 from infra.models import Attachment, ContactIdentity, Conversation, DeliveryAttempt, Inbox, Message
 from infra.ratelimit import reserve
 from infra.security import CredentialBox
@@ -152,20 +154,31 @@ class DeliveryActivities:
             format=message.format,
             attachments=await self._attachments(message.id),
         )
-        correlation = f"{activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
+        # the request that queued the message names every attempt in the journal and the logs
+        correlation = (
+            f"{message.correlation_id or activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
+        )
+        channel = inbox.channel.value
+        if request.attempt > 1:
+            metrics.DELIVERY_RETRIES.labels(channel=channel).inc()
         began = time.monotonic()
         try:
-            result = await adapter.send(
-                self._box.open(inbox.credentials_encrypted),
-                outbound,
-                self._files(outbound),
-                skip_parts=len(request.sent_parts),
-            )
+            with correlated(message.correlation_id):
+                result = await adapter.send(
+                    self._box.open(inbox.credentials_encrypted),
+                    outbound,
+                    self._files(outbound),
+                    skip_parts=len(request.sent_parts),
+                )
         except DeliveryError as exc:
             latency = int((time.monotonic() - began) * 1000)
+            metrics.DELIVERIES.labels(channel=channel, outcome=exc.error_class.value).inc()
+            metrics.DELIVERY_LATENCY.labels(channel=channel).observe(latency / 1000)
             sent = request.sent_parts + list(getattr(exc, "sent_message_ids", ()))
             return await self._failed_attempt(message, identity, request.attempt, exc, latency, correlation, sent)
         latency = int((time.monotonic() - began) * 1000)
+        metrics.DELIVERIES.labels(channel=channel, outcome="sent").inc()
+        metrics.DELIVERY_LATENCY.labels(channel=channel).observe(latency / 1000)
         sent = request.sent_parts + list(result.provider_message_ids)
         # The provider has it now: if recording failed and Temporal retried this activity, it
         # would send again. So the record itself is retried here first.

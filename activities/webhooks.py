@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,14 +92,13 @@ class WebhookActivities:
         factory: async_sessionmaker[AsyncSession],
         box: CredentialBox,
         settings: Settings,
-        http: httpx.AsyncClient,
         wakeups: Wakeups,
     ) -> None:
         self._factory = factory
         self._box = box
         self._settings = settings
-        self._http = http
         self._wakeups = wakeups
+        self._http: aiohttp.ClientSession | None = None
 
     @activity.defn(name=DRAIN_WEBHOOK_QUEUE)
     async def drain_webhook_queue(self, request: DrainRequest) -> DrainOutcome:
@@ -182,7 +181,7 @@ class WebhookActivities:
         correlation_id = row.correlation_id or f"event-{row.event_id}"
         body = outgoing_webhooks.envelope(row.event_id, row.event_type, row.created_at, data)
         answer = await outgoing_webhooks.post(
-            self._http,
+            self._session(),
             endpoint.url,
             secrets,
             row.event_id,
@@ -303,6 +302,16 @@ class WebhookActivities:
             .values(status=DeliveryState.DEAD)
         )
         metrics.WEBHOOK_DEAD_LETTERS.inc(given_up.rowcount)
+
+    def _session(self) -> aiohttp.ClientSession:
+        # made on first use, inside the worker's event loop; it lives as long as the process
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
     def all(self) -> list[Any]:
         return [self.drain_webhook_queue]

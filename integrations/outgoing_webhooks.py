@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from domain.webhooks import ENVELOPE_VERSION
 
@@ -55,7 +55,7 @@ class Answer:
 
 
 async def post(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     url: str,
     secrets: list[str],
     event_id: int,
@@ -64,7 +64,8 @@ async def post(
     correlation_id: str,
     timeout: float,
 ) -> Answer:
-    """One delivery attempt; any 2xx is accepted. Never raises for the receiver's failures."""
+    """One delivery attempt; any 2xx is accepted (a redirect is not followed: it fails). Never
+    raises for the receiver's failures; reads at most the start of the answer."""
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
@@ -76,10 +77,13 @@ async def post(
     }
     began = time.monotonic()
     try:
-        resp = await http.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
+        async with http.post(
+            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+        ) as resp:
+            excerpt = (await resp.content.read(EXCERPT_CHARS * 4)).decode(errors="replace")[:EXCERPT_CHARS]
+            return Answer(200 <= resp.status < 300, resp.status, _ms(began), excerpt)
+    except (aiohttp.ClientError, TimeoutError) as exc:
         return Answer(False, None, _ms(began), f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
-    return Answer(resp.is_success, resp.status_code, _ms(began), resp.text[:EXCERPT_CHARS])
 
 
 def _ms(began: float) -> int:

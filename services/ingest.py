@@ -37,7 +37,9 @@ from domain.events import (
     MessageUpdated,
 )
 from domain.rating import parse_rating
+from infra import metrics
 from infra.event_log import conversation_ids, event_select, events_insert_sql, load_conversation_ids, publish
+from infra.logs import correlation_id, new_correlation_id
 from infra.models import Attachment, Contact, ContactIdentity, Conversation, Inbox, Message
 from services.assignment import branch_is_open, branch_schedules, is_open
 from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
@@ -60,17 +62,28 @@ class _DuplicateMessage(Exception):
 async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent) -> IngestResult:
     """Raises SQLAlchemy's DBAPIError when the database refuses the event (see
     `refused_for_its_data`) or is away; an event is stored whole or not at all."""
+    # the request that brought it (the webhook's), or one of its own (a long poll's batch)
+    correlation = correlation_id() or new_correlation_id()
+    result = await _ingest_any(factory, event, correlation)
+    if result.message_id is not None and not result.duplicate and event.kind == InboundKind.MESSAGE:
+        metrics.INBOUND_MESSAGES.labels(channel=event.channel.value).inc()
+    return result
+
+
+async def _ingest_any(factory: async_sessionmaker[AsyncSession], event: InboundEvent, correlation: str) -> IngestResult:
     if event.kind == InboundKind.MESSAGE and not event.attachments:
         try:
             async with _driver_connection(factory) as raw:
-                fast = await _message_into_open_conversation(raw, event) or await _first_message(raw, event)
+                fast = await _message_into_open_conversation(raw, event, correlation) or await _first_message(
+                    raw, event, correlation
+                )
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
             fast = None  # the general path meets the same refusal and reports it the one way
         if fast is not None:
             return fast
     try:
         async with factory() as db, db.begin():
-            return await _ingest(db, event)
+            return await _ingest(db, event, correlation)
     except _DuplicateMessage:
         async with factory() as db:
             return IngestResult(None, await _stored_message_id(db, event), duplicate=True)
@@ -90,7 +103,7 @@ async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | Non
     )
 
 
-async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
+async def _ingest(db: AsyncSession, event: InboundEvent, correlation: str) -> IngestResult:
     # No "already stored?" query first: duplicates are rare, and the message insert's
     # ON CONFLICT catches them (rolling back whatever this transaction did before it).
     identity = await _identity(db, event)
@@ -104,7 +117,7 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
             seen = ContactTyping if event.kind == InboundKind.TYPING else ContactRead
             await publish(db, seen.of(conversation_ids(conversation)))
         return IngestResult(None, None)
-    return await _message(db, event, identity)
+    return await _message(db, event, identity, correlation)
 
 
 # The common case, a known contact writing into its open conversation, is one statement on the
@@ -139,8 +152,8 @@ _FAST_MESSAGE = f"""
         FOR UPDATE OF c
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
-                              provider_message_id, delivery_status, provider_time)
-        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
+                              provider_message_id, delivery_status, provider_time, correlation_id)
+        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6, $12
         FROM conv WHERE conv.branch_known
         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
         RETURNING id, conversation_id
@@ -178,7 +191,9 @@ async def _driver_connection(factory: async_sessionmaker[AsyncSession]) -> Async
             raise
 
 
-async def _message_into_open_conversation(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+async def _message_into_open_conversation(
+    raw: asyncpg.Connection, event: InboundEvent, correlation: str
+) -> IngestResult | None:
     """None when another path must decide (new contact or conversation, resolved, closed)."""
     for reload in (False, True):
         schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
@@ -196,6 +211,7 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
             NOTICE,
             _OFF_HOURS,
             WAKE_CHANNEL,
+            correlation,
         )
         if row is None:
             return None
@@ -248,8 +264,8 @@ _FIRST_MESSAGE = f"""
         RETURNING id, contact_id
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
-                              provider_message_id, delivery_status, provider_time)
-        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
+                              provider_message_id, delivery_status, provider_time, correlation_id)
+        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6, $15
         FROM conv
         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
         RETURNING id, conversation_id
@@ -271,7 +287,7 @@ class _LeaveIt(Exception):
     """Roll back the hand-written attempt: the general path decides."""
 
 
-async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+async def _first_message(raw: asyncpg.Connection, event: InboundEvent, correlation: str) -> IngestResult | None:
     profile = event.profile
     try:
         async with raw.transaction():
@@ -291,6 +307,7 @@ async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> Ingest
                 NOTICE,
                 _STARTED,
                 WAKE_CHANNEL,
+                correlation,
             )
             if row is None or row["message_id"] is None:
                 raise _LeaveIt
@@ -376,7 +393,7 @@ async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
     return IngestResult(message.conversation_id, message.id)
 
 
-async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> IngestResult:
+async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdentity, correlation: str) -> IngestResult:
     conversation, created = await _live_conversation(db, event, identity)
     now = datetime.now(UTC)
     notice: NoticeKind | None = NoticeKind.STARTED if created else None
@@ -417,6 +434,7 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             provider_message_id=event.provider_message_id,
             delivery_status=DeliveryStatus.RECEIVED,
             provider_time=event.provider_time,
+            correlation_id=correlation,
         )
         .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
         .returning(Message.id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
 from infra.event_log import conversation_ids, publish
+from infra.logs import correlation_id
 from infra.models import Conversation, Message
 from services.outbox import add_delivery
 
@@ -40,6 +41,7 @@ async def queue_message(
             format=fmt,
             idempotency_key=idempotency_key,
             delivery_status=DeliveryStatus.QUEUED,
+            correlation_id=correlation_id(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Message.id)

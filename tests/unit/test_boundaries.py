@@ -116,8 +116,8 @@ def test_channels_import_only_domain_their_own_package_httpx_and_pydantic():
     assert offenders == []
 
 
-def test_integrations_import_only_domain_their_own_package_and_httpx():
-    allowed = ("integrations", "domain", "httpx", *sys.stdlib_module_names)
+def test_integrations_import_only_domain_their_own_package_and_http_clients():
+    allowed = ("integrations", "domain", "httpx", "aiohttp", *sys.stdlib_module_names)
     offenders = [
         f"{module} imports {name}"
         for module, path in MODULES.items()
