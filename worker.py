@@ -9,6 +9,7 @@ import signal
 
 import httpx
 import uvloop
+from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -22,6 +23,7 @@ from channels.base import Polling
 from channels.registry import build_adapters, supporting
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
 from infra.event_log import Wakeups
+from infra.logs import configure as configure_logging
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
@@ -98,7 +100,11 @@ async def connect_with_retry(settings: Settings) -> Client:
 
 async def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_metrics_port:
+        # the worker's own counters (sends, webhook deliveries, escalations); the database
+        # gauges are the api's /metrics
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     engine = make_engine(settings)
     await warm_pool(engine, settings.db_pool_size)
     client = await connect_with_retry(settings)

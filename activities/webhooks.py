@@ -98,7 +98,6 @@ class WebhookActivities:
         self._box = box
         self._settings = settings
         self._wakeups = wakeups
-        self._http: aiohttp.ClientSession | None = None
 
     @activity.defn(name=DRAIN_WEBHOOK_QUEUE)
     async def drain_webhook_queue(self, request: DrainRequest) -> DrainOutcome:
@@ -108,9 +107,11 @@ class WebhookActivities:
             return request.now + timedelta(seconds=time.monotonic() - began)
 
         delivered = failed = 0
-        async with _heartbeating():
+        # one session per drain: its connections to the receiver are reused for the drain's
+        # rounds and closed with it
+        async with _heartbeating(), aiohttp.ClientSession() as http:
             while True:
-                result = await self._round(request.endpoint_id, clock())
+                result = await self._round(http, request.endpoint_id, clock())
                 if isinstance(result, EndpointState):
                     return DrainOutcome(state=result, delivered=delivered, failed=failed)
                 round_delivered, round_failed, next_due = result
@@ -128,7 +129,9 @@ class WebhookActivities:
                 if await self._wakeups.wait(wait):
                     await asyncio.sleep(GATHER_SECONDS)
 
-    async def _round(self, endpoint_id: int, now: datetime) -> EndpointState | tuple[int, int, datetime | None]:
+    async def _round(
+        self, http: aiohttp.ClientSession, endpoint_id: int, now: datetime
+    ) -> EndpointState | tuple[int, int, datetime | None]:
         """(delivered, failed, next due) of one round, or why there is nothing to do."""
         async with self._factory() as db, db.begin():
             if not await db.scalar(_LOCK, {"endpoint_id": endpoint_id}):
@@ -143,7 +146,7 @@ class WebhookActivities:
             rows = (await db.execute(_DUE, {"endpoint_id": endpoint_id, "now": now, "limit": ROUND_LIMIT})).all()
             if rows:
                 secrets = active_secrets(self._box, endpoint, now)
-                sent = await self._send_all(endpoint, secrets, rows)
+                sent = await self._send_all(http, endpoint, secrets, rows)
                 delivered, failed = await self._record(db, endpoint, sent, now)
             else:
                 delivered = failed = 0
@@ -154,7 +157,9 @@ class WebhookActivities:
                 next_due = min(filter(None, (next_due, endpoint.retry_at)))
             return delivered, failed, next_due
 
-    async def _send_all(self, endpoint: WebhookEndpoint, secrets: list[str], rows: list[Any]) -> list[_Sent]:
+    async def _send_all(
+        self, http: aiohttp.ClientSession, endpoint: WebhookEndpoint, secrets: list[str], rows: list[Any]
+    ) -> list[_Sent]:
         """Each conversation's rows in order, stopping at its first failure; conversations side by
         side, at most `webhook_concurrency` requests at once."""
         gate = asyncio.Semaphore(self._settings.webhook_concurrency)
@@ -166,7 +171,7 @@ class WebhookActivities:
             done = []
             for row in group:
                 async with gate:
-                    done.append(await self._send(endpoint, secrets, row))
+                    done.append(await self._send(http, endpoint, secrets, row))
                 if not done[-1].answer.ok:
                     break
             return done
@@ -174,14 +179,16 @@ class WebhookActivities:
         results = await asyncio.gather(*(conversation(group) for group in groups))
         return [sent for group in results for sent in group]
 
-    async def _send(self, endpoint: WebhookEndpoint, secrets: list[str], row: Any) -> _Sent:
+    async def _send(
+        self, http: aiohttp.ClientSession, endpoint: WebhookEndpoint, secrets: list[str], row: Any
+    ) -> _Sent:
         data = dict(row.payload)
         if row.message_text is not None:
             data["text"] = row.message_text
         correlation_id = row.correlation_id or f"event-{row.event_id}"
         body = outgoing_webhooks.envelope(row.event_id, row.event_type, row.created_at, data)
         answer = await outgoing_webhooks.post(
-            self._session(),
+            http,
             endpoint.url,
             secrets,
             row.event_id,
@@ -302,16 +309,6 @@ class WebhookActivities:
             .values(status=DeliveryState.DEAD)
         )
         metrics.WEBHOOK_DEAD_LETTERS.inc(given_up.rowcount)
-
-    def _session(self) -> aiohttp.ClientSession:
-        # made on first use, inside the worker's event loop; it lives as long as the process
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60))
-        return self._http
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
 
     def all(self) -> list[Any]:
         return [self.drain_webhook_queue]

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,13 +100,25 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (a test runner swaps and closes its captures)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure(level: str, fmt: str) -> None:
     """One handler on the root logger (uvicorn's and the SDK's records included), idempotent."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_switchboard", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler()
+    handler = _Stderr()
     handler._switchboard = True  # type: ignore[attr-defined]
     handler.addFilter(MaskingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

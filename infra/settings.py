@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
 
     log_level: str = Field(default="INFO")
+    # "text" (human-readable lines, the default) or "json" (one object per line, for collectors)
+    log_format: Literal["text", "json"] = "text"
+
+    # GET /metrics on the api: with a token, only `Authorization: Bearer <token>`; without one,
+    # only callers on the api's own machine (loopback). The worker serves its counters on its own
+    # port, bound to WORKER_METRICS_HOST (loopback unless set; 0 as the port turns it off).
+    metrics_token: SecretStr | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

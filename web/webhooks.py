@@ -24,6 +24,7 @@ from channels.base import MalformedUpdate, Webhook
 from channels.payload import MAX_BODY_BYTES, UnreadableUpdate, load_json
 from domain.contracts import INT64_MAX
 from domain.enums import ChannelKind
+from infra import metrics
 from infra.models import Inbox
 from services.ingest import ingest, refused_for_its_data
 from web.problems import problem
@@ -70,6 +71,7 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
     if auth is None or auth.channel.value != channel:
         return problem(404, "Not Found", "No such inbox for this channel.")
     if not adapter.verify_webhook(request.headers, auth.credentials):
+        metrics.WEBHOOK_VERIFICATION_FAILURES.labels(channel=channel).inc()
         return problem(401, "Unauthorized", "The webhook secret does not match.")
     body = await _body(request)
     if body is None:
