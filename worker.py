@@ -104,7 +104,10 @@ async def main() -> None:
     if settings.worker_metrics_port:
         # the worker's own counters (sends, webhook deliveries, escalations); the database
         # gauges are the api's /metrics
-        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:  # a second worker on the same machine: it works, unscraped
+            log.warning("worker metrics not served on port %s: %s", settings.worker_metrics_port, exc)
     engine = make_engine(settings)
     await warm_pool(engine, settings.db_pool_size)
     client = await connect_with_retry(settings)
