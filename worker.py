@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.bitrix24 import Bitrix24Activities
 from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
@@ -30,6 +31,7 @@ from infra.temporal import WorkflowStarter, connect_temporal
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
 from services.webhooks import endpoint_ids
+from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
@@ -48,6 +50,7 @@ WORKFLOWS = [
     WebhookCheckWorkflow,
     FetchAttachmentsWorkflow,
     WebhookEndpointWorkflow,
+    Bitrix24TaskWorkflow,
 ]
 
 
@@ -62,6 +65,7 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
         *ChannelActivities(factory, adapters, box, settings).all(),
+        *Bitrix24Activities(factory, box, settings, http).all(),
         *WebhookActivities(factory, box, settings, Wakeups(asyncpg_dsn(settings.database_url))).all(),
     ]
 

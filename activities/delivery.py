@@ -12,8 +12,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.heartbeats import heartbeating
 from channels.base import ChannelAdapter, Sending
 from domain.contracts import (
     ChatMigratedError,
@@ -106,7 +105,7 @@ class DeliveryActivities:
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendOutcome:
-        async with _heartbeating():
+        async with heartbeating(HEARTBEAT_EVERY):
             return await self._send(request)
 
     async def _send(self, request: SendRequest) -> SendOutcome:
@@ -390,19 +389,3 @@ class DeliveryActivities:
 
     def all(self) -> list[Any]:
         return [self.prepare_delivery, self.send_message, self.fail_delivery]
-
-
-@asynccontextmanager
-async def _heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
-    """Heartbeat in the background while the body waits on the rate slot or the provider."""
-
-    async def pump() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()

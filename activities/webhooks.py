@@ -16,10 +16,8 @@ dies between a receiver's answer and our record of it: receivers deduplicate on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -31,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.heartbeats import heartbeating
 from domain.events import MessageCreated, WebhookEndpointPaused
 from domain.webhooks import (
     DRAIN_WEBHOOK_QUEUE,
@@ -109,7 +108,7 @@ class WebhookActivities:
         delivered = failed = 0
         # one session per drain: its connections to the receiver are reused for the drain's
         # rounds and closed with it
-        async with _heartbeating(), aiohttp.ClientSession() as http:
+        async with heartbeating(HEARTBEAT_EVERY), aiohttp.ClientSession() as http:
             while True:
                 result = await self._round(http, request.endpoint_id, clock())
                 if isinstance(result, EndpointState):
@@ -317,17 +316,3 @@ class WebhookActivities:
 def _describe(answer: outgoing_webhooks.Answer) -> str:
     head = f"HTTP {answer.status_code}" if answer.status_code is not None else "no answer"
     return f"{head}: {answer.excerpt}"[:500] if answer.excerpt else head
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    async def pump() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()

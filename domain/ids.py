@@ -23,6 +23,11 @@ def webhook_endpoint_workflow_id(endpoint_id: int) -> str:
     return f"webhook-endpoint-{endpoint_id}"
 
 
+def bitrix24_task_workflow_id(conversation_id: int, purpose: str) -> str:
+    """Creates one Bitrix24 task for a conversation (one per purpose)."""
+    return f"b24-task-{conversation_id}-{purpose}"
+
+
 # singletons the worker starts at boot
 HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
 WEBHOOK_CHECK_WORKFLOW_ID = "webhook-check"

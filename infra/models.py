@@ -494,3 +494,57 @@ class WebhookAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
     __table_args__ = (Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),)
+
+
+class Bitrix24Connection(Base):
+    """Where "Send to B24" creates tasks for an inbox's or a branch's conversations (the inbox's
+    wins): the portal's inbound-webhook URL, sealed (its path holds the secret code)."""
+
+    __tablename__ = "bitrix24_connections"
+
+    id: Mapped[int] = _pk()
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), unique=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), unique=True)
+    webhook_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    responsible_id: Mapped[int] = mapped_column(Integer)  # the Bitrix24 user the task is for
+    deadline_hours: Mapped[int] = mapped_column(Integer, server_default="24")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("(branch_id IS NULL) <> (inbox_id IS NULL)", name="one_owner"),)
+
+
+class Bitrix24Task(Base):
+    """A task asked for a conversation, one per purpose: its workflow is `b24-task-{id}-{purpose}`."""
+
+    __tablename__ = "bitrix24_tasks"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # pending | ready | failed
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    task_url: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(String(500))
+    requested_by_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class StaffNotificationRule(Base):
+    """Who hears in Telegram of new customer messages in a branch: a staff chat (every message,
+    the first of a conversation, or while unassigned), or an operator's own chat (only the
+    conversations assigned to them). One workflow per rule, `staff-notify-{id}`, reads the
+    realtime log from `cursor` on."""
+
+    __tablename__ = "staff_notification_rules"
+
+    id: Mapped[int] = _pk()
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # domain.staff_notifications.Mode
+    chat_id: Mapped[str] = mapped_column(String(64))  # the Telegram chat
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    bot_inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))  # whose bot sends
+    cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")  # the last realtime event read
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()

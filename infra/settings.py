@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     webhook_log_retention_days: int = Field(default=90, ge=1)
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
 
+    # Bitrix24 requests per second per portal, held across every worker (the portals' leaky
+    # bucket drains about 2/s; 5 on Enterprise)
+    bitrix24_rate_per_second: float = Field(default=2.0, gt=0)
+
     log_level: str = Field(default="INFO")
     # "text" (human-readable lines, the default) or "json" (one object per line, for collectors)
     log_format: Literal["text", "json"] = "text"

@@ -12,6 +12,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from domain.bitrix24 import BITRIX24_TASK_WORKFLOW, TaskRequest
 from domain.conversation import CONVERSATION_WORKFLOW, NOTIFY, ConversationInput, ConversationNotice
 from domain.delivery import DELIVERY_WORKFLOW, DeliveryInput
 from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput
@@ -19,6 +20,7 @@ from domain.housekeeping import HOUSEKEEPING_WORKFLOW
 from domain.ids import (
     HOUSEKEEPING_WORKFLOW_ID,
     WEBHOOK_CHECK_WORKFLOW_ID,
+    bitrix24_task_workflow_id,
     conversation_workflow_id,
     delivery_workflow_id,
     files_workflow_id,
@@ -140,6 +142,19 @@ class WorkflowStarter:
             id=webhook_endpoint_workflow_id(endpoint_id),
             task_queue=self.task_queue,
             start_signal=WAKE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
+
+    async def start_bitrix24_task(self, conversation_id: int, purpose: str) -> None:
+        """Start b24-task-{id}-{purpose} unless it runs. After it finished, a new start runs again:
+        only a request for a task that is not ready (a failed one) comes here."""
+        await self.client.start_workflow(
+            BITRIX24_TASK_WORKFLOW,
+            TaskRequest(conversation_id=conversation_id, purpose=purpose),
+            id=bitrix24_task_workflow_id(conversation_id, purpose),
+            task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             rpc_timeout=self._rpc_timeout,

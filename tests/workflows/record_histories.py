@@ -1,6 +1,6 @@
 """Re-record the saved histories the replay test checks:
-`python -m tests.workflows.record_histories [NAME ...]` with names from RECORDERS (conversation, delivery,
-poller, files, webhook_check, housekeeping, webhook_endpoint); all of them without arguments.
+`python -m tests.workflows.record_histories [NAME ...]` with names from RECORDERS below; all of them
+without arguments.
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.bitrix24 import CREATE_BITRIX24_TASK, FAIL_BITRIX24_TASK, TaskFailure, TaskRequest
 from domain.conversation import ConversationNotice, InboxPolicy, NoticeKind
 from domain.delivery import DeliveryInput, Outcome, SendOutcome
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
@@ -36,6 +37,7 @@ from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually
 from tests.workflows.test_delivery import Provider
 from tests.workflows.test_polling import ScriptedPoller
+from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
@@ -192,6 +194,36 @@ async def record_webhook_endpoint(env: WorkflowEnvironment) -> None:
         _save("webhook_endpoint_v1.json", await handle.fetch_history())
 
 
+async def record_bitrix24_task(env: WorkflowEnvironment) -> None:
+    """A rate-limited attempt retried after its pause, then the task; and a refused one, recorded."""
+
+    @activity.defn(name=CREATE_BITRIX24_TASK)
+    async def create(request: TaskRequest) -> str:
+        if request.conversation_id == 2:
+            raise ApplicationError("tasks.task.add: HTTP 401", type="Bitrix24Refused", non_retryable=True)
+        if activity.info().attempt == 1:
+            raise ApplicationError(
+                "QUERY_LIMIT_EXCEEDED", type="Bitrix24RateLimited", next_retry_delay=timedelta(seconds=1)
+            )
+        return "3711"
+
+    @activity.defn(name=FAIL_BITRIX24_TASK)
+    async def fail(failure: TaskFailure) -> None:
+        return None
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[Bitrix24TaskWorkflow], activities=[create, fail]):
+        for conversation_id, name in ((1, "bitrix24_task_v1_created.json"), (2, "bitrix24_task_v1_refused.json")):
+            handle = await env.client.start_workflow(
+                Bitrix24TaskWorkflow.run,
+                TaskRequest(conversation_id=conversation_id),
+                id=f"b24-task-{conversation_id}-{queue}",
+                task_queue=queue,
+            )
+            await handle.result()
+            _save(name, await handle.fetch_history())
+
+
 async def _first_run(
     env: WorkflowEnvironment, name: str, workflow: type, activities: list, start: Callable[[str], Awaitable]
 ) -> None:
@@ -219,6 +251,7 @@ RECORDERS = {
     "webhook_check": record_webhook_check,
     "housekeeping": record_housekeeping,
     "webhook_endpoint": record_webhook_endpoint,
+    "bitrix24_task": record_bitrix24_task,
 }
 
 
