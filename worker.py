@@ -19,6 +19,7 @@ from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.staff_notifications import StaffNotificationActivities
 from activities.webhooks import WebhookActivities
 from channels.base import Polling
 from channels.registry import build_adapters, supporting
@@ -30,6 +31,7 @@ from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
+from services.staff_notifications import rules as staff_notification_rules
 from services.webhooks import endpoint_ids
 from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
@@ -37,6 +39,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
 
@@ -51,6 +54,7 @@ WORKFLOWS = [
     FetchAttachmentsWorkflow,
     WebhookEndpointWorkflow,
     Bitrix24TaskWorkflow,
+    StaffNotifierWorkflow,
 ]
 
 
@@ -60,13 +64,15 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
     box = CredentialBox(settings.credentials_key.get_secret_value())
     adapters = build_adapters(http, settings)
+    wakeups = Wakeups(asyncpg_dsn(settings.database_url))
     return [
         *ConversationActivities(factory, settings).all(),
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
         *ChannelActivities(factory, adapters, box, settings).all(),
         *Bitrix24Activities(factory, box, settings, http).all(),
-        *WebhookActivities(factory, box, settings, Wakeups(asyncpg_dsn(settings.database_url))).all(),
+        *WebhookActivities(factory, box, settings, wakeups).all(),
+        *StaffNotificationActivities(factory, adapters, box, settings, wakeups).all(),
     ]
 
 
@@ -133,10 +139,12 @@ async def main() -> None:
             await starter.start_singletons()
             # inboxes without a public webhook URL are long-polled, one poller workflow each
             await ensure_pollers(factory, supporting(Polling), starter)
-            # every outgoing-webhook endpoint has its workflow draining its queue
+            # every outgoing-webhook endpoint and staff notification rule has its workflow
             async with factory() as db:
                 for endpoint_id in await endpoint_ids(db):
                     await starter.wake_webhook_endpoint(endpoint_id)
+                for rule in await staff_notification_rules(db):
+                    await starter.start_staff_notifier(rule.id)
             log.info("worker running on task queue %s", settings.temporal_task_queue)
             await stop.wait()
         await asyncio.gather(*background, return_exceptions=True)

@@ -28,6 +28,11 @@ def bitrix24_task_workflow_id(conversation_id: int, purpose: str) -> str:
     return f"b24-task-{conversation_id}-{purpose}"
 
 
+def staff_notifier_workflow_id(rule_id: int) -> str:
+    """Sends one staff notification rule's Telegram messages."""
+    return f"staff-notify-{rule_id}"
+
+
 # singletons the worker starts at boot
 HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
 WEBHOOK_CHECK_WORKFLOW_ID = "webhook-check"

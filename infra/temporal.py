@@ -25,9 +25,11 @@ from domain.ids import (
     delivery_workflow_id,
     files_workflow_id,
     poller_workflow_id,
+    staff_notifier_workflow_id,
     webhook_endpoint_workflow_id,
 )
 from domain.polling import DEFAULT_POLL_TIMEOUT, POLLER_WORKFLOW, PollerInput
+from domain.staff_notifications import STAFF_NOTIFIER_WORKFLOW, NotifierInput
 from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
 from domain.webhooks import WAKE, WEBHOOK_ENDPOINT_WORKFLOW, EndpointInput
 from infra.settings import Settings
@@ -154,6 +156,18 @@ class WorkflowStarter:
             BITRIX24_TASK_WORKFLOW,
             TaskRequest(conversation_id=conversation_id, purpose=purpose),
             id=bitrix24_task_workflow_id(conversation_id, purpose),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
+
+    async def start_staff_notifier(self, rule_id: int) -> None:
+        """Start staff-notify-{rule_id} unless it runs."""
+        await self.client.start_workflow(
+            STAFF_NOTIFIER_WORKFLOW,
+            NotifierInput(rule_id=rule_id),
+            id=staff_notifier_workflow_id(rule_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

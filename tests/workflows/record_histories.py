@@ -29,6 +29,7 @@ from domain.delivery import DeliveryInput, Outcome, SendOutcome
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
+from domain.staff_notifications import NOTIFY_STAFF, NotifierInput, NotifyOutcome, NotifyRequest
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
 from domain.webhooks import DRAIN_WEBHOOK_QUEUE, DrainOutcome, DrainRequest, EndpointInput, EndpointState
 from setup.devstack import venv_binary
@@ -43,6 +44,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
 
@@ -224,6 +226,23 @@ async def record_bitrix24_task(env: WorkflowEnvironment) -> None:
             _save(name, await handle.fetch_history())
 
 
+async def record_staff_notifier(env: WorkflowEnvironment) -> None:
+    """Two rounds (one sent, one failed), then the rule is deleted."""
+    script = iter([NotifyOutcome(sent=1), NotifyOutcome(failed=1), NotifyOutcome(gone=True)])
+
+    @activity.defn(name=NOTIFY_STAFF)
+    async def notify(request: NotifyRequest) -> NotifyOutcome:
+        return next(script)
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[StaffNotifierWorkflow], activities=[notify]):
+        handle = await env.client.start_workflow(
+            StaffNotifierWorkflow.run, NotifierInput(rule_id=3, watch_seconds=1), id=f"staff-{queue}", task_queue=queue
+        )
+        await handle.result()
+        _save("staff_notifier_v1.json", await handle.fetch_history())
+
+
 async def _first_run(
     env: WorkflowEnvironment, name: str, workflow: type, activities: list, start: Callable[[str], Awaitable]
 ) -> None:
@@ -252,6 +271,7 @@ RECORDERS = {
     "housekeeping": record_housekeeping,
     "webhook_endpoint": record_webhook_endpoint,
     "bitrix24_task": record_bitrix24_task,
+    "staff_notifier": record_staff_notifier,
 }
 
 

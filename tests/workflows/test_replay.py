@@ -13,6 +13,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
 
@@ -25,6 +26,7 @@ WORKFLOWS = [
     HousekeepingWorkflow,
     WebhookEndpointWorkflow,
     Bitrix24TaskWorkflow,
+    StaffNotifierWorkflow,
 ]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
