@@ -212,3 +212,35 @@ async def test_a_rotated_secret_signs_only_during_its_overlap(clean_db, overlap_
     assert webhooks.active_secrets(BOX, endpoint, now)[0] == second
     assert (first in webhooks.active_secrets(BOX, endpoint, now)) == bool(overlap_hours)
     assert webhooks.active_secrets(BOX, endpoint, now + timedelta(hours=2)) == [second]
+
+
+async def test_housekeeping_keeps_the_webhook_journal_and_events_for_the_retention_setting(world, settings):
+    from activities.housekeeping import HousekeepingActivities
+
+    endpoint_id, _ = await _endpoint(world.factory, "https://example.com/hooks")
+    await _ingest_conversations(world, ["fay"], per_user=2)
+    async with world.factory() as db, db.begin():
+        events = (await db.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))).all()
+        for n, event in enumerate(events):
+            db.add(
+                WebhookAttempt(
+                    endpoint_id=endpoint_id,
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    attempt=1,
+                    outcome="delivered",
+                    latency_ms=3,
+                    correlation_id="c",
+                )
+            )
+            if n == 0:  # the oldest is past the retention, with its journal
+                event.created_at = datetime.now(UTC) - timedelta(days=settings.webhook_log_retention_days, hours=1)
+        await db.flush()
+        await db.execute(
+            WebhookAttempt.__table__.update()
+            .where(WebhookAttempt.event_id == events[0].event_id)
+            .values(created_at=events[0].created_at)
+        )
+    purged = await HousekeepingActivities(world.factory, settings).purge_expired()
+    assert (purged["webhook_events"], purged["webhook_attempts"]) == (1, 1)
+    assert await _queued_event_ids(world.factory, endpoint_id) == sorted(e.event_id for e in events[1:])
