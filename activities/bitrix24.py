@@ -29,6 +29,7 @@ from domain.bitrix24 import (
     xml_id,
 )
 from domain.enums import MessageDirection
+from domain.links import conversation_url
 from infra import metrics
 from infra.models import Bitrix24Task, Contact, Conversation, Message
 from infra.ratelimit import reserve
@@ -149,8 +150,7 @@ class Bitrix24Activities:
             f"{'>' if direction == MessageDirection.IN else '<'} {text[:SUMMARY_LINE_CHARS]}"
             for direction, text, _ in reversed(rows)
         ]
-        link = f"{self._settings.public_url.rstrip('/')}/conversations/{conversation.id}"
-        return "\n".join([*lines, "", link])
+        return "\n".join([*lines, "", conversation_url(self._settings.public_url, conversation.id)])
 
     def all(self) -> list[Any]:
         return [self.create_bitrix24_task, self.fail_bitrix24_task]

@@ -24,6 +24,7 @@ from channels.base import ChannelAdapter, Sending
 from domain.contracts import DeliveryError, OutboundMessage
 from domain.enums import ChannelKind
 from domain.events import MessageCreated
+from domain.links import conversation_url
 from domain.staff_notifications import NOTIFY_STAFF, Mode, NotifyOutcome, NotifyRequest, summary, wanted
 from infra import metrics
 from infra.event_log import Wakeups
@@ -120,12 +121,15 @@ class StaffNotificationActivities:
         return bool(picked)
 
     def _text(self, rows: list[Any]) -> str:
-        base = self._settings.public_url.rstrip("/")
         conversations: dict[int, tuple[int, str, str]] = {}
         for row in reversed(rows):  # newest first
             conversations.setdefault(
                 row.conversation_id,
-                (row.conversation_id, row.display_name, f"{base}/conversations/{row.conversation_id}"),
+                (
+                    row.conversation_id,
+                    row.display_name,
+                    conversation_url(self._settings.public_url, row.conversation_id),
+                ),
             )
         return summary(len(rows), list(conversations.values()))
 
