@@ -130,17 +130,19 @@ async def run(args: argparse.Namespace) -> None:
             began = time.perf_counter()
             await open_loop(args.rate, args.events, send, began)
             sent_s = time.perf_counter() - began
-        # until the queue is empty (or it stops moving)
-        last, still = -1, time.monotonic()
+        # until the queue is empty twice a second apart (late events: assignments, statuses), or
+        # it stops moving
+        last, still, empty = -1, time.monotonic(), 0
         while True:
             states = await queued(stack)
-            if not states.get("pending"):
+            empty = 0 if states.get("pending") else empty + 1
+            if empty == 2:
                 break
             if len(receiver.arrivals) != last:
                 last, still = len(receiver.arrivals), time.monotonic()
             elif time.monotonic() - still > 30:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2 if not empty else 1.0)
         drained_s = time.perf_counter() - began
         states = await queued(stack)
 
