@@ -76,10 +76,7 @@ async def add_endpoint(stack: BenchStack, url: str) -> int:
         endpoint, _ = await webhooks.create_endpoint(
             db,
             CredentialBox(stack.env["CREDENTIALS_KEY"]),
-            name="bench",
-            url=url,
-            events=list(WEBHOOK_EVENTS),
-            inbox_id=None,
+            webhooks.EndpointInput(name="bench", url=url, events=list(WEBHOOK_EVENTS)),
             operator_id=None,
         )
         endpoint_id = endpoint.id

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,33 +38,42 @@ def active_secrets(box: CredentialBox, endpoint: WebhookEndpoint, now: datetime)
     return [s["secret"] for s in stored if s.get("expires_at") is None or datetime.fromisoformat(s["expires_at"]) > now]
 
 
-def _check(name: str, url: str, events: list[str]) -> tuple[str, str, list[str]]:
-    name, url = name.strip(), url.strip()
-    if not name or len(name) > 200:
-        raise Invalid("Give the endpoint a name (up to 200 characters).")
+class EndpointInput(BaseModel):
+    """An endpoint as an admin (or the API) gives it."""
+
+    name: str = Field(max_length=200)
+    url: str = Field(max_length=URL_MAX)
+    events: list[str] = Field(default_factory=list)
+    inbox_id: int | None = Field(default=None, ge=1, description="One inbox's events; none: every inbox's.")
+
+
+class RedeliverInput(BaseModel):
+    """One event again (`event_id`), or every event since a time (`since`)."""
+
+    event_id: int | None = Field(default=None, ge=1)
+    since: AwareDatetime | None = None
+
+
+def _check(data: EndpointInput) -> tuple[str, str, list[str]]:
+    name, url = data.name.strip(), data.url.strip()
+    if not name:
+        raise Invalid("Give the endpoint a name.")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > URL_MAX:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Invalid("The URL must be an http:// or https:// address.")
-    unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
-    if unknown:
-        raise Invalid(f"Unknown events: {', '.join(unknown)}.")
-    if not events:
+    if set(data.events) - set(WEBHOOK_EVENTS):
+        raise Invalid("Choose events from the list.")
+    if not data.events:
         raise Invalid("Choose at least one event.")
-    return name, url, [e for e in WEBHOOK_EVENTS if e in events]
+    return name, url, [e for e in WEBHOOK_EVENTS if e in data.events]
 
 
 async def create_endpoint(
-    db: AsyncSession,
-    box: CredentialBox,
-    *,
-    name: str,
-    url: str,
-    events: list[str],
-    inbox_id: int | None,
-    operator_id: int | None,
+    db: AsyncSession, box: CredentialBox, data: EndpointInput, *, operator_id: int | None
 ) -> tuple[WebhookEndpoint, str]:
     """The endpoint and its secret, which is never shown again. Flushed, not committed."""
-    name, url, events = _check(name, url, events)
+    name, url, events = _check(data)
+    inbox_id = data.inbox_id
     if inbox_id is not None and await db.get(Inbox, inbox_id) is None:
         raise Invalid("There is no such inbox.")
     secret = new_secret()
@@ -81,11 +91,14 @@ async def create_endpoint(
 
 
 async def update_endpoint(
-    db: AsyncSession, endpoint: WebhookEndpoint, *, name: str, url: str, events: list[str], operator_id: int | None
+    db: AsyncSession, endpoint: WebhookEndpoint, data: EndpointInput, *, operator_id: int | None
 ) -> None:
-    """Events already queued stay queued; from the commit on, the new subscription applies."""
-    endpoint.name, endpoint.url, endpoint.events = _check(name, url, events)
-    audit.record(db, "webhook.updated", operator_id=operator_id, details={"endpoint_id": endpoint.id, "url": url})
+    """Events already queued stay queued; from the commit on, the new subscription applies (the
+    inbox it is for stays as it was made)."""
+    endpoint.name, endpoint.url, endpoint.events = _check(data)
+    audit.record(
+        db, "webhook.updated", operator_id=operator_id, details={"endpoint_id": endpoint.id, "url": endpoint.url}
+    )
 
 
 async def rotate_secret(
@@ -133,15 +146,11 @@ async def delete_endpoint(db: AsyncSession, endpoint: WebhookEndpoint, *, operat
 
 
 async def redeliver(
-    db: AsyncSession,
-    endpoint: WebhookEndpoint,
-    *,
-    event_id: int | None = None,
-    since: datetime | None = None,
-    operator_id: int | None,
+    db: AsyncSession, endpoint: WebhookEndpoint, data: RedeliverInput, *, operator_id: int | None
 ) -> int:
     """Queue one event (`event_id`) or every event since `since` again, delivered or given up,
     in their original order; resumes the endpoint. How many were queued."""
+    event_id, since = data.event_id, data.since
     if (event_id is None) == (since is None):
         raise Invalid("Redeliver one event, or every event since a time.")
     query = update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)

@@ -44,7 +44,7 @@ def signed_by(secret: str, request: Received) -> bool:
 async def _endpoint(factory, url: str) -> tuple[int, str]:
     async with factory() as db, db.begin():
         endpoint, secret = await webhooks.create_endpoint(
-            db, BOX, name="CRM", url=url, events=SUBSCRIBED, inbox_id=None, operator_id=None
+            db, BOX, webhooks.EndpointInput(name="CRM", url=url, events=SUBSCRIBED), operator_id=None
         )
         return endpoint.id, secret
 
@@ -185,7 +185,7 @@ async def test_a_receiver_down_for_30_hours_ends_dead_lettered_and_redelivery_se
                 again = await webhooks.redeliver(
                     db,
                     await db.get(WebhookEndpoint, endpoint_id),
-                    since=datetime.now(UTC) - timedelta(days=1),
+                    webhooks.RedeliverInput(since=datetime.now(UTC) - timedelta(days=1)),
                     operator_id=None,
                 )
             assert again == len(queued)
@@ -203,7 +203,7 @@ async def test_a_receiver_down_for_30_hours_ends_dead_lettered_and_redelivery_se
 async def test_a_rotated_secret_signs_only_during_its_overlap(clean_db, overlap_hours):
     async with clean_db() as db, db.begin():
         endpoint, first = await webhooks.create_endpoint(
-            db, BOX, name="x", url="https://example.com/h", events=SUBSCRIBED, inbox_id=None, operator_id=None
+            db, BOX, webhooks.EndpointInput(name="x", url="https://example.com/h", events=SUBSCRIBED), operator_id=None
         )
         second = await webhooks.rotate_secret(
             db, BOX, endpoint, overlap=timedelta(hours=overlap_hours), operator_id=None
@@ -244,3 +244,26 @@ async def test_housekeeping_keeps_the_webhook_journal_and_events_for_the_retenti
     purged = await HousekeepingActivities(world.factory, settings).purge_expired()
     assert (purged["webhook_events"], purged["webhook_attempts"]) == (1, 1)
     assert await _queued_event_ids(world.factory, endpoint_id) == sorted(e.event_id for e in events[1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "events", "inbox_id"),
+    [
+        ("", "https://example.com/h", SUBSCRIBED, None),
+        ("CRM", "ftp://example.com/h", SUBSCRIBED, None),
+        ("CRM", "https://", SUBSCRIBED, None),
+        ("CRM", "https://example.com/h", [], None),
+        ("CRM", "https://example.com/h", ["message.created", "operator.typing"], None),
+        ("CRM", "https://example.com/h", SUBSCRIBED, 10**9),
+    ],
+)
+async def test_an_endpoint_that_cannot_work_is_refused_and_nothing_is_kept(clean_db, name, url, events, inbox_id):
+    from services.errors import Invalid
+
+    async with clean_db() as db:
+        with pytest.raises(Invalid):
+            await webhooks.create_endpoint(
+                db, BOX, webhooks.EndpointInput(name=name, url=url, events=events, inbox_id=inbox_id), operator_id=None
+            )
+        await db.rollback()
+        assert (await db.scalars(select(WebhookEndpoint))).all() == []
