@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.bitrix24 import FOLLOW_UP, TaskStatus, valid_webhook_url
-from infra.models import Bitrix24Connection, Bitrix24Task, Conversation
+from infra.models import Bitrix24Connection, Bitrix24Task, Branch, Conversation, Inbox
 from infra.security import CredentialBox
 from services import audit
 from services.errors import Invalid
@@ -32,40 +33,47 @@ async def connection_for(db: AsyncSession, conversation: Conversation) -> Bitrix
     return next((c for c in rows if c.inbox_id is not None), None) or next(iter(rows), None)
 
 
+class ConnectionInput(BaseModel):
+    """A branch's or an inbox's portal as an admin gives it."""
+
+    owner: str = Field(pattern=r"^(branch|inbox):\d{1,18}$", description="branch:<id> or inbox:<id>")
+    webhook_url: str = Field(max_length=500)
+    responsible_id: int = Field(ge=1, description="The Bitrix24 user the tasks are for.")
+    deadline_hours: int = Field(default=24, ge=1, le=24 * 90)
+
+
 async def connect(
-    db: AsyncSession,
-    box: CredentialBox,
-    *,
-    webhook_url: str,
-    responsible_id: int,
-    deadline_hours: int = 24,
-    branch_id: int | None = None,
-    inbox_id: int | None = None,
-    operator_id: int | None,
+    db: AsyncSession, box: CredentialBox, data: ConnectionInput, *, operator_id: int | None
 ) -> Bitrix24Connection:
-    """Connect a branch or an inbox (one of them) to a portal, replacing what it had."""
-    if (branch_id is None) == (inbox_id is None):
-        raise Invalid("Connect either a branch or an inbox.")
-    if not valid_webhook_url(webhook_url):
+    """Connect a branch or an inbox to a portal, replacing what it had."""
+    kind, _, number = data.owner.partition(":")
+    owner_id = int(number)
+    if await db.get(Branch if kind == "branch" else Inbox, owner_id) is None:
+        raise Invalid("There is no such branch or inbox.")
+    if not valid_webhook_url(data.webhook_url):
         raise Invalid("Paste the inbound webhook URL as Bitrix24 shows it: https://<portal>/rest/<user>/<code>/")
-    if responsible_id <= 0 or not 1 <= deadline_hours <= 24 * 90:
-        raise Invalid("Give the responsible user's id and a deadline of 1 hour to 90 days.")
-    owner = Bitrix24Connection.inbox_id == inbox_id if inbox_id else Bitrix24Connection.branch_id == branch_id
-    connection = await db.scalar(select(Bitrix24Connection).where(owner))
+    column = Bitrix24Connection.branch_id if kind == "branch" else Bitrix24Connection.inbox_id
+    connection = await db.scalar(select(Bitrix24Connection).where(column == owner_id))
     if connection is None:
-        connection = Bitrix24Connection(branch_id=branch_id, inbox_id=inbox_id)
+        connection = Bitrix24Connection(**{f"{kind}_id": owner_id})
         db.add(connection)
-    connection.webhook_url_encrypted = box.seal({"webhook_url": webhook_url.strip()})
-    connection.responsible_id = responsible_id
-    connection.deadline_hours = deadline_hours
+    connection.webhook_url_encrypted = box.seal({"webhook_url": data.webhook_url.strip()})
+    connection.responsible_id = data.responsible_id
+    connection.deadline_hours = data.deadline_hours
     await db.flush()
     audit.record(
         db,
         "bitrix24.connected",
         operator_id=operator_id,
-        details={"branch_id": branch_id, "inbox_id": inbox_id, "responsible_id": responsible_id},
+        details={"owner": data.owner, "responsible_id": data.responsible_id},
     )
     return connection
+
+
+async def disconnect(db: AsyncSession, connection: Bitrix24Connection, *, operator_id: int | None) -> None:
+    """Tasks already created stay in Bitrix24; asking for new ones there is refused with a reason."""
+    audit.record(db, "bitrix24.disconnected", operator_id=operator_id, details={"connection_id": connection.id})
+    await db.delete(connection)
 
 
 async def request_task(

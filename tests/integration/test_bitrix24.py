@@ -35,7 +35,12 @@ async def _conversation(world, user: str) -> int:
 async def _connect(world, portal: FakeBitrix24) -> None:
     async with world.factory() as db, db.begin():
         await bitrix24.connect(
-            db, BOX, webhook_url=portal.webhook_url, responsible_id=7, branch_id=world.branch_id, operator_id=None
+            db,
+            BOX,
+            bitrix24.ConnectionInput(
+                owner=f"branch:{world.branch_id}", webhook_url=portal.webhook_url, responsible_id=7
+            ),
+            operator_id=None,
         )
 
 
