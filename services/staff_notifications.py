@@ -6,8 +6,7 @@ a deleted rule's workflow ends by itself."""
 
 from __future__ import annotations
 
-import re
-
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,39 +16,29 @@ from infra.models import Branch, Inbox, Operator, RealtimeEvent, StaffNotificati
 from services import audit
 from services.errors import Invalid
 
-_CHAT_ID = re.compile(r"-?\d{1,20}")
+
+class RuleInput(BaseModel):
+    branch_id: int = Field(ge=1)
+    mode: Mode = Mode.EVERY
+    chat_id: str = Field(pattern=r"^-?\d{1,20}$", description="The Telegram chat (groups start with -100).")
+    bot_inbox_id: int = Field(ge=1, description="The Telegram inbox whose bot sends.")
+    operator_id: int | None = Field(default=None, ge=1, description="An operator's own chat: their conversations.")
 
 
-async def add_rule(
-    db: AsyncSession,
-    *,
-    branch_id: int,
-    mode: str,
-    chat_id: str,
-    bot_inbox_id: int,
-    operator_id: int | None = None,
-    actor_operator_id: int | None,
-) -> StaffNotificationRule:
-    if await db.get(Branch, branch_id) is None:
+async def add_rule(db: AsyncSession, data: RuleInput, *, actor_operator_id: int | None) -> StaffNotificationRule:
+    if await db.get(Branch, data.branch_id) is None:
         raise Invalid("There is no such branch.")
-    try:
-        mode = Mode(mode)
-    except ValueError:
-        raise Invalid("Choose when to notify: every message, the first of a conversation, or unassigned.") from None
-    chat_id = chat_id.strip()
-    if not _CHAT_ID.fullmatch(chat_id):
-        raise Invalid("A Telegram chat id is a number (groups start with -100).")
-    inbox = await db.get(Inbox, bot_inbox_id)
+    inbox = await db.get(Inbox, data.bot_inbox_id)
     if inbox is None or inbox.channel != ChannelKind.TELEGRAM or not inbox.is_active:
         raise Invalid("Choose an active Telegram bot to send the notifications.")
-    if operator_id is not None and await db.get(Operator, operator_id) is None:
+    if data.operator_id is not None and await db.get(Operator, data.operator_id) is None:
         raise Invalid("There is no such operator.")
     rule = StaffNotificationRule(
-        branch_id=branch_id,
-        mode=mode,
-        chat_id=chat_id,
-        bot_inbox_id=bot_inbox_id,
-        operator_id=operator_id,
+        branch_id=data.branch_id,
+        mode=data.mode,
+        chat_id=data.chat_id,
+        bot_inbox_id=data.bot_inbox_id,
+        operator_id=data.operator_id,
         # a new rule speaks of what comes, not of the past
         cursor=await db.scalar(select(func.coalesce(func.max(RealtimeEvent.id), 0))),
     )
@@ -59,7 +48,7 @@ async def add_rule(
         db,
         "staff_notifications.rule_added",
         operator_id=actor_operator_id,
-        details={"rule_id": rule.id, "branch_id": branch_id, "mode": mode.value, "for_operator": operator_id},
+        details={"rule_id": rule.id, "branch_id": data.branch_id, "mode": data.mode.value, "for": data.operator_id},
     )
     return rule
 

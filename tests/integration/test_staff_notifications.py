@@ -38,11 +38,13 @@ async def _rule(world, engine, *, mode: str = "every", operator_id: int | None =
     async with world.factory() as db, db.begin():
         rule = await staff_notifications.add_rule(
             db,
-            branch_id=world.branch_id,
-            mode=mode,
-            chat_id=STAFF_CHAT,
-            bot_inbox_id=world.inbox_id,
-            operator_id=operator_id,
+            staff_notifications.RuleInput(
+                branch_id=world.branch_id,
+                mode=mode,
+                chat_id=STAFF_CHAT,
+                bot_inbox_id=world.inbox_id,
+                operator_id=operator_id,
+            ),
             actor_operator_id=None,
         )
     await engine.client.start_workflow(
