@@ -152,45 +152,52 @@ async def test_a_receiver_down_for_30_hours_ends_dead_lettered_and_redelivery_se
                 id=webhook_endpoint_workflow_id(endpoint_id),
                 task_queue=task_queue,
             )
-            await env.sleep(timedelta(hours=30))
+            # the session's time-skipping server is shared: a workflow left running would keep
+            # its clock from skipping for the tests after this one
+            try:
+                await env.sleep(timedelta(hours=30))
 
-            async with world.factory() as db:
-                endpoint = await db.get(WebhookEndpoint, endpoint_id)
-                states = set(
-                    await db.scalars(select(WebhookDelivery.status).where(WebhookDelivery.endpoint_id == endpoint_id))
-                )
-                alerts = (
-                    await db.scalars(
-                        select(RealtimeEvent.payload).where(RealtimeEvent.type == WebhookEndpointPaused.NAME)
+                async with world.factory() as db:
+                    endpoint = await db.get(WebhookEndpoint, endpoint_id)
+                    states = set(
+                        await db.scalars(
+                            select(WebhookDelivery.status).where(WebhookDelivery.endpoint_id == endpoint_id)
+                        )
                     )
-                ).all()
-            assert endpoint.paused_at is not None and "failing since" in endpoint.pause_reason
-            assert states == {DeliveryState.DEAD.value}
-            assert [a["endpoint_id"] for a in alerts] == [endpoint_id]
-            # retried on the schedule, not in a loop: at 0, then after 10 s, 1 m, 5 m, 15 m, 1 h, 3 h and
-            # 12 h (16 h 21 m in), then once more right at 24 h
-            async with world.factory() as db:
-                tries = (
-                    await db.scalars(
-                        select(WebhookAttempt.attempt)
-                        .where(WebhookAttempt.event_id == queued[0])
-                        .order_by(WebhookAttempt.id)
-                    )
-                ).all()
-            assert tries == list(range(1, 10))
-            assert not receiver.accepted()
+                    alerts = (
+                        await db.scalars(
+                            select(RealtimeEvent.payload).where(RealtimeEvent.type == WebhookEndpointPaused.NAME)
+                        )
+                    ).all()
+                assert endpoint.paused_at is not None and "failing since" in endpoint.pause_reason
+                assert states == {DeliveryState.DEAD.value}
+                assert [a["endpoint_id"] for a in alerts] == [endpoint_id]
+                # retried on the schedule, not in a loop: at 0, then after 10 s, 1 m, 5 m, 15 m, 1 h, 3 h and
+                # 12 h (16 h 21 m in), then once more right at 24 h
+                async with world.factory() as db:
+                    tries = (
+                        await db.scalars(
+                            select(WebhookAttempt.attempt)
+                            .where(WebhookAttempt.event_id == queued[0])
+                            .order_by(WebhookAttempt.id)
+                        )
+                    ).all()
+                assert tries == list(range(1, 10))
+                assert not receiver.accepted()
 
-            receiver.up()
-            async with world.factory() as db, db.begin():
-                again = await webhooks.redeliver(
-                    db,
-                    await db.get(WebhookEndpoint, endpoint_id),
-                    webhooks.RedeliverInput(since=datetime.now(UTC) - timedelta(days=1)),
-                    operator_id=None,
-                )
-            assert again == len(queued)
-            await handle.signal("wake")
-            await wait_until(lambda: _delivered(world.factory, endpoint_id, len(queued)), timeout=60)
+                receiver.up()
+                async with world.factory() as db, db.begin():
+                    again = await webhooks.redeliver(
+                        db,
+                        await db.get(WebhookEndpoint, endpoint_id),
+                        webhooks.RedeliverInput(since=datetime.now(UTC) - timedelta(days=1)),
+                        operator_id=None,
+                    )
+                assert again == len(queued)
+                await handle.signal("wake")
+                await wait_until(lambda: _delivered(world.factory, endpoint_id, len(queued)), timeout=60)
+            finally:
+                await handle.terminate()
 
     accepted = receiver.accepted()
     assert sorted(int(r.json["id"]) for r in accepted) == queued
