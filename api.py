@@ -21,14 +21,14 @@ from starlette.routing import Route
 
 from channels.registry import build_adapters
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
-from infra.logs import configure_logging
+from infra.logs import configure as configure_logging
 from infra.mail import Mailer
 from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
-from web import auth, cabinet, docs, invites, problems, settings as settings_pages, webhooks
+from web import auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks
 from web.events import EventStream
 
 log = logging.getLogger("switchboard.api")
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         engine = make_engine(settings)
         app.state.settings = settings
         app.state.engine = engine
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /docs and /redoc come from web.docs, with assets we serve instead of a CDN's
     app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     problems.install(app)
+    app.add_middleware(metrics.RequestMetrics)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
     app.include_router(auth.router)
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cabinet.router)
     app.include_router(settings_pages.router)
     app.include_router(webhooks.router)
+    app.include_router(metrics.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))
 
     @app.get("/healthz", tags=["health"])

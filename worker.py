@@ -11,30 +11,40 @@ import socket
 
 import httpx
 import uvloop
+from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.bitrix24 import Bitrix24Activities
 from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.staff_notifications import StaffNotificationActivities
+from activities.webhooks import WebhookActivities
 from channels.base import Polling
 from channels.registry import build_adapters, supporting
-from infra.db import make_engine, make_sessionmaker, warm_pool
-from infra.logs import configure_logging
+from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.event_log import Wakeups
+from infra.logs import configure as configure_logging
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
 from services.health import heartbeat_forever
 from services.inboxes import ensure_pollers
 from services.outbox import OutboxRelay, listen_for_wakeups
+from services.staff_notifications import rules as staff_notification_rules
+from services.webhooks import endpoint_ids
+from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 log = logging.getLogger("switchboard.worker")
 
@@ -45,6 +55,9 @@ WORKFLOWS = [
     PollerWorkflow,
     WebhookCheckWorkflow,
     FetchAttachmentsWorkflow,
+    WebhookEndpointWorkflow,
+    Bitrix24TaskWorkflow,
+    StaffNotifierWorkflow,
 ]
 
 
@@ -54,11 +67,15 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
     box = CredentialBox(settings.credentials_key.get_secret_value())
     adapters = build_adapters(http, settings)
+    wakeups = Wakeups(asyncpg_dsn(settings.database_url))
     return [
         *ConversationActivities(factory, settings).all(),
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
         *ChannelActivities(factory, adapters, box, settings).all(),
+        *Bitrix24Activities(factory, box, settings, http).all(),
+        *WebhookActivities(factory, box, settings, wakeups).all(),
+        *StaffNotificationActivities(factory, adapters, box, settings, wakeups).all(),
     ]
 
 
@@ -96,7 +113,14 @@ async def connect_with_retry(settings: Settings) -> Client:
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_metrics_port:
+        # the worker's own counters (sends, webhook deliveries, escalations); the database
+        # gauges are the api's /metrics
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:  # a second worker on the same machine: it works, unscraped
+            log.warning("worker metrics not served on port %s: %s", settings.worker_metrics_port, exc)
     engine = make_engine(settings)
     await warm_pool(engine, settings.db_pool_size)
     client = await connect_with_retry(settings)
@@ -121,6 +145,12 @@ async def main() -> None:
             await starter.start_singletons()
             # inboxes without a public webhook URL are long-polled, one poller workflow each
             await ensure_pollers(factory, supporting(Polling), starter)
+            # every outgoing-webhook endpoint and staff notification rule has its workflow
+            async with factory() as db:
+                for endpoint_id in await endpoint_ids(db):
+                    await starter.wake_webhook_endpoint(endpoint_id)
+                for rule in await staff_notification_rules(db):
+                    await starter.start_staff_notifier(rule.id)
             # Measured: full collections of everything loaded at start (SDK, models, adapters) paused
             # the event loop 120-200 ms every ~10 s, and every send whose rate slot fell in a pause
             # left late, bunched with the next ones. Frozen, they are no longer scanned.

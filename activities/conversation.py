@@ -58,6 +58,7 @@ from domain.events import (
     ConversationStatusChanged,
     EscalationExhausted,
 )
+from infra import metrics
 from infra.event_log import conversation_ids, load_conversation_ids, publish
 from infra.models import Branch, Contact, Conversation, Inbox, Operator
 from infra.settings import Settings
@@ -181,6 +182,7 @@ class ConversationActivities:
             candidates = await online_candidates(db, branch_id) if branch_id is not None else []
             target = next_escalation_target(candidates, set(request.timed_out), current)
             await set_assignee(db, conversation, target, action="conversation.escalated")
+            metrics.ESCALATIONS.inc()
             return Assignment(assignee_id=target, branch_id=conversation.branch_id)
 
     @activity.defn(name=ALERT_SUPERVISORS)

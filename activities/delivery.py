@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.heartbeats import heartbeating
 from channels.base import ChannelAdapter, Sending
 from domain.contracts import (
     ChatMigratedError,
@@ -45,8 +46,10 @@ from domain.delivery import (
 )
 from domain.enums import ChannelKind, DeliveryStatus, ErrorClass, MessageDirection, SenderKind
 from domain.events import ContactReachabilityChanged, MessageStatusChanged
+from infra import metrics
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
+from infra.logs import correlated
 from infra.models import Attachment, ContactChat, Conversation, DeliveryAttempt, Inbox, Message, OutboxEvent
 from infra.ratelimit import Limit, reserve
 from infra.security import CredentialBox
@@ -159,7 +162,7 @@ class DeliveryActivities:
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendOutcome:
-        async with _heartbeating():
+        async with heartbeating(HEARTBEAT_EVERY):
             return await self._send(request)
 
     async def _send(self, request: SendRequest) -> SendOutcome:
@@ -211,12 +214,19 @@ class DeliveryActivities:
         credentials = self._box.open(inbox.credentials_encrypted)
         files = self._files(outbound)
         pace = _Pacer(slot, lambda: self._reserve_slot(adapter, inbox, chat_id))
-        correlation = f"{activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
+        # the request that queued the message names every attempt in the journal and the logs
+        correlation = (
+            f"{message.correlation_id or activity.info().workflow_id}/{request.attempt}/{uuid.uuid4().hex[:8]}"
+        )
+        channel = inbox.channel.value
+        if request.attempt > 1:
+            metrics.DELIVERY_RETRIES.labels(channel=channel).inc()
         began = time.monotonic()
         try:
-            result = await adapter.send(
-                credentials, outbound, files, skip_parts=len(request.sent_parts), before_step=pace
-            )
+            with correlated(message.correlation_id):
+                result = await adapter.send(
+                    credentials, outbound, files, skip_parts=len(request.sent_parts), before_step=pace
+                )
         except _SlotFarOff as far:  # a later part's slot: the workflow waits for it
             return SendOutcome(
                 outcome=Outcome.RATE_LIMITED,
@@ -227,9 +237,13 @@ class DeliveryActivities:
             )
         except DeliveryError as exc:
             latency = int((time.monotonic() - began - pace.waited) * 1000)
+            metrics.DELIVERIES.labels(channel=channel, outcome=exc.error_class.value).inc()
+            metrics.DELIVERY_LATENCY.labels(channel=channel).observe(latency / 1000)
             sent = request.sent_parts + list(getattr(exc, "sent_message_ids", ()))
             return await self._failed_attempt(message, chat, request.attempt, exc, latency, correlation, sent)
         latency = int((time.monotonic() - began - pace.waited) * 1000)
+        metrics.DELIVERIES.labels(channel=channel, outcome="sent").inc()
+        metrics.DELIVERY_LATENCY.labels(channel=channel).observe(latency / 1000)
         sent = request.sent_parts + list(result.provider_message_ids)
         # The provider has it now: if recording failed and Temporal retried this activity, it
         # would send again. So the record itself is retried here first.

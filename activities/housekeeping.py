@@ -1,5 +1,6 @@
 """Activities for HousekeepingWorkflow: expired sessions, the delivery journal past its retention,
-realtime events past theirs."""
+realtime events past theirs, outgoing webhooks' journal and finished (or never sent) events past
+WEBHOOK_LOG_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from temporalio import activity
 
 from domain.housekeeping import PURGE_EXPIRED
 from infra import event_log
-from infra.models import DeliveryAttempt, WebSession
+from infra.models import DeliveryAttempt, WebhookAttempt, WebhookDelivery, WebSession
 from infra.settings import Settings
 
 
@@ -31,4 +32,17 @@ class HousekeepingActivities:
                 )
             )
             events = await event_log.prune(db, now - timedelta(hours=self._settings.realtime_retention_hours))
-        return {"sessions": sessions.rowcount, "attempts": attempts.rowcount, "realtime_events": events}
+            webhook_cutoff = now - timedelta(days=self._settings.webhook_log_retention_days)
+            webhook_attempts = await db.execute(
+                delete(WebhookAttempt).where(WebhookAttempt.created_at < webhook_cutoff)
+            )
+            webhook_events = await db.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.created_at < webhook_cutoff)
+            )
+        return {
+            "sessions": sessions.rowcount,
+            "attempts": attempts.rowcount,
+            "realtime_events": events,
+            "webhook_attempts": webhook_attempts.rowcount,
+            "webhook_events": webhook_events.rowcount,
+        }

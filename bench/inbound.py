@@ -192,6 +192,14 @@ async def run(args: argparse.Namespace) -> None:
         client = await Client.connect(stack.temporal.address, data_converter=pydantic_data_converter)
         sws_rate = await raw_signal_with_start_rate(client, min(args.events, 1000), args.concurrency)
 
+        receiver = None
+        if args.webhook_endpoints:
+            from bench.webhooks import Receiver, add_endpoint
+
+            receiver = Receiver()
+            url = await receiver.start()
+            for _ in range(args.webhook_endpoints):
+                await add_endpoint(stack, url)
         stack.start_app()
         announced: dict[int, float] = {}  # message_id -> time the NOTIFY arrived
 
@@ -310,7 +318,8 @@ async def run(args: argparse.Namespace) -> None:
         print(
             f"\ninbound benchmark: {args.events} webhook updates {offered}, at most {args.concurrency} in flight, "
             f"{args.contacts} contacts ({args.contacts / args.events:.0%} new conversations), "
-            f"api workers {args.api_workers}, cores {os.cpu_count()}; "
+            f"api workers {args.api_workers}, cores {os.cpu_count()}, "
+            f"outgoing-webhook endpoints {args.webhook_endpoints}; "
             f"after {args.warmup:g} s of unmeasured warm-up traffic"
         )
         print(f"  throughput               {args.events / elapsed:8.0f} events/s   (target 300)")
@@ -376,6 +385,9 @@ async def run(args: argparse.Namespace) -> None:
         for name, (rate, p99) in raw_writes.items():
             print(f"    {name + ' (asyncpg pool 20)':34} {rate:8.0f} rows/s, p99 {p99:.1f} ms")
         print(f"    plain signal-with-start         {sws_rate:8.0f} /s")
+        if receiver is not None:
+            print(f"  webhook events received  {len(receiver.arrivals)} by the end of the run")
+            await receiver.stop()
     except BaseException:
         stack.stop(show_log=True)
         raise
@@ -391,6 +403,13 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=300)
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured traffic first")
+    parser.add_argument(
+        "--webhook-endpoints",
+        type=int,
+        default=0,
+        help="outgoing-webhook endpoints subscribed to every event (each event is queued for each, and "
+        "delivered to a receiver in this process while the run goes on)",
+    )
     asyncio.run(run(parser.parse_args()))
     os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from channels.api import ApiChannelAdapter
 from channels.base import ChannelAdapter, Sending
 from channels.max import MaxAdapter
 from channels.telegram import TelegramAdapter
@@ -14,6 +15,7 @@ from domain.enums import ChannelKind
 ADAPTERS: Mapping[ChannelKind, type[ChannelAdapter]] = {
     ChannelKind.TELEGRAM: TelegramAdapter,
     ChannelKind.MAX: MaxAdapter,
+    ChannelKind.API: ApiChannelAdapter,
 }
 
 

@@ -10,6 +10,7 @@ class ChannelKind(StrEnum):
     WHATSAPP = "whatsapp"
     VK = "vk"
     EMAIL = "email"
+    API = "api"  # an integrator's own system, through the REST API and outgoing webhooks
 
 
 class Interface(StrEnum):

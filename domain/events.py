@@ -252,6 +252,17 @@ class OutboxParked(Event):
     error: str = Field(max_length=TEXT_LIMIT)
 
 
+class WebhookEndpointPaused(Event):
+    """An outgoing-webhook endpoint failed for the whole retry window: its events were set aside
+    (dead letters) and it was paused until an admin redelivers or resumes it."""
+
+    NAME: ClassVar[str] = "alert.webhook_endpoint_paused"
+    AUDIENCE: ClassVar[Audience] = Audience.SUPERVISORS
+
+    endpoint_id: int
+    reason: str = Field(max_length=TEXT_LIMIT)
+
+
 class ResyncReason(StrEnum):
     GAP_TOO_OLD = "gap_too_old"  # what the client missed is older than the event log keeps
     UNKNOWN_ID = "unknown_id"  # the client's last id was never issued here
@@ -288,5 +299,6 @@ EVENTS: tuple[type[Event], ...] = (
     EscalationExhausted,
     ConversationActionFailed,
     OutboxParked,
+    WebhookEndpointPaused,
 )
 BY_NAME: dict[str, type[Event]] = {event.NAME: event for event in EVENTS}

@@ -10,17 +10,22 @@ before it. Live-only events (typing, presence) skip the table: id 0, never repla
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.events import ConversationIds, Event
 from infra.models import Conversation, RealtimeEvent
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "switchboard_events"
 # The transaction-scoped lock the commit trigger takes (pg_advisory_xact_lock key).
@@ -144,3 +149,53 @@ async def prune(db: AsyncSession | AsyncConnection, older_than: datetime) -> int
     """Delete events created before `older_than` (walking the ids from the oldest, no scan of
     the rest); how many."""
     return (await db.execute(_PRUNE, {"cutoff": older_than})).rowcount
+
+
+class Wakeups:
+    """One LISTEN connection for a process's waiters: `wait` returns once an event has committed
+    after it was called, or at its timeout. For queues filled by the commit trigger (outgoing
+    webhooks), so their drains learn of new rows at once without asking the table in a loop.
+    While the connection is down, waits simply run to their timeout and it is opened again."""
+
+    def __init__(self, dsn: dict[str, Any]) -> None:
+        self._dsn = dsn
+        self._conn: Any = None
+        self._connecting = asyncio.Lock()
+        self._waiters: set[asyncio.Event] = set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when woken by an event, False at the timeout."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        try:
+            await self._ensure_listening()
+            async with asyncio.timeout(max(timeout, 0)):
+                await waiter.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.discard(waiter)
+
+    def _heard(self, *_: object) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def _ensure_listening(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            return
+        async with self._connecting:
+            if self._conn is not None and not self._conn.is_closed():
+                return
+            try:
+                conn = await asyncpg.connect(**self._dsn, timeout=5)
+                await conn.add_listener(CHANNEL, self._heard)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                log.warning("event log LISTEN connection could not be opened; waits time out meanwhile")
+                return
+            self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

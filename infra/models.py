@@ -350,6 +350,9 @@ class Message(Base):
     sent_provider_ids: Mapped[list[str]] = mapped_column(JSONB, server_default=sql("'[]'::jsonb"))
     # a failed message a supervisor dismissed from the dead-letter list
     discarded_at: Mapped[datetime | None]
+    # the request that brought it (a provider's webhook, an operator's or integrator's call):
+    # logs, the delivery journal and outgoing webhooks' journal name it
+    correlation_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -558,4 +561,141 @@ class RealtimeEvent(Base):
     )
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookEndpoint(Base):
+    """An integrator's URL that receives signed events (domain/webhooks.py), for one inbox or
+    all. Its queue keeps filling while it is paused: nothing is dropped."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    # NULL: every inbox
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), index=True)
+    # Fernet-encrypted JSON {"secrets": [{"secret", "expires_at"}]}: the newest first; during a
+    # rotation the previous one signs too until it expires
+    secrets_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    paused_at: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(String(500))
+    # the receiver as a whole: failing since when, how many rounds in a row, next try
+    failing_since: Mapped[datetime | None]
+    failing_rounds: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One event queued for one endpoint, written by the realtime log's commit trigger in the
+    transaction of the change; kept after delivery (for redelivery) until the log's retention."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = _pk()
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigInteger)  # realtime_events.id: commit-ordered, stable
+    event_type: Mapped[str] = mapped_column(String(64))
+    # events of one conversation are delivered in order; others (no conversation) stand alone
+    order_key: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = _created()
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # domain.webhooks.DeliveryState
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    first_failed_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_pending", "endpoint_id", "id", postgresql_where=sql("status = 'pending'")),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
+
+
+class WebhookBlocked(Base):
+    """A conversation whose head event failed: its later events wait behind it until `until`."""
+
+    __tablename__ = "webhook_blocked"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    order_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    until: Mapped[datetime]
+
+
+class WebhookAttempt(Base):
+    """The integration journal of outgoing webhooks: one row per request sent."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = _pk()
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20))  # delivered | failed | dead
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(String(500))
+    correlation_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+    __table_args__ = (Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),)
+
+
+class Bitrix24Connection(Base):
+    """Where "Send to B24" creates tasks for an inbox's or a branch's conversations (the inbox's
+    wins): the portal's inbound-webhook URL, sealed (its path holds the secret code)."""
+
+    __tablename__ = "bitrix24_connections"
+
+    id: Mapped[int] = _pk()
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), unique=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), unique=True)
+    webhook_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    responsible_id: Mapped[int] = mapped_column(Integer)  # the Bitrix24 user the task is for
+    deadline_hours: Mapped[int] = mapped_column(Integer, server_default="24")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("(branch_id IS NULL) <> (inbox_id IS NULL)", name="one_owner"),)
+
+
+class Bitrix24Task(Base):
+    """A task asked for a conversation, one per purpose: its workflow is `b24-task-{id}-{purpose}`."""
+
+    __tablename__ = "bitrix24_tasks"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # pending | ready | failed
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    task_url: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(String(500))
+    requested_by_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class StaffNotificationRule(Base):
+    """Who hears in Telegram of new customer messages in a branch: a staff chat (every message,
+    the first of a conversation, or while unassigned), or an operator's own chat (only the
+    conversations assigned to them). One workflow per rule, `staff-notify-{id}`, reads the
+    realtime log from `cursor` on."""
+
+    __tablename__ = "staff_notification_rules"
+
+    id: Mapped[int] = _pk()
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # domain.staff_notifications.Mode
+    chat_id: Mapped[str] = mapped_column(String(64))  # the Telegram chat
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    bot_inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))  # whose bot sends
+    cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")  # the last realtime event read
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,8 +12,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.enums import ChannelKind
+from domain.webhooks import DEFAULT_RETRY_SCHEDULE
 
 ROOT = Path(__file__).resolve().parent.parent
+_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 class Settings(BaseSettings):
@@ -64,7 +67,44 @@ class Settings(BaseSettings):
     resolved_close_days: int = 7
     inactive_resolve_days: int = 3
 
+    # Outgoing webhooks: the retry schedule (the last step repeats until 24 h have passed),
+    # how long a receiver may take, how many requests one endpoint has in flight, how long
+    # delivered events and the delivery log are kept, a rotated secret's overlap.
+    webhook_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=16, ge=1)
+    webhook_log_retention_days: int = Field(default=90, ge=1)
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
+
+    # Bitrix24 requests per second per portal, held across every worker (the portals' leaky
+    # bucket drains about 2/s; 5 on Enterprise)
+    bitrix24_rate_per_second: float = Field(default=2.0, gt=0)
+
     log_level: str = Field(default="INFO")
+    # "text" (human-readable lines, the default) or "json" (one object per line, for collectors)
+    log_format: Literal["text", "json"] = "text"
+
+    # GET /metrics on the api: with a token, only `Authorization: Bearer <token>`; without one,
+    # only callers on the api's own machine (loopback). The worker serves its counters on its own
+    # port, bound to WORKER_METRICS_HOST (loopback unless set; 0 as the port turns it off).
+    metrics_token: SecretStr | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        steps = []
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            number, unit = item[:-1], item[-1:]
+            if unit not in _UNITS or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+                raise ValueError(f"WEBHOOK_RETRY_SCHEDULE: {item!r} is not a duration such as 30s, 5m, 1h")
+            steps.append(timedelta(seconds=float(number) * _UNITS[unit]))
+        if not steps:
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE needs at least one step")
+        return tuple(steps)
 
     @field_validator("rate_overrides", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.bitrix24 import BITRIX24_TASK_WORKFLOW, TaskRequest
 from domain.conversation import CONVERSATION_WORKFLOW, NOTIFY, ConversationInput, ConversationNotice
 from domain.delivery import DELIVERY_WORKFLOW, DeliveryInput
 from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput
@@ -20,13 +21,18 @@ from domain.housekeeping import HOUSEKEEPING_WORKFLOW
 from domain.ids import (
     HOUSEKEEPING_WORKFLOW_ID,
     WEBHOOK_CHECK_WORKFLOW_ID,
+    bitrix24_task_workflow_id,
     conversation_workflow_id,
     delivery_workflow_id,
     files_workflow_id,
     poller_workflow_id,
+    staff_notifier_workflow_id,
+    webhook_endpoint_workflow_id,
 )
 from domain.polling import DEFAULT_POLL_TIMEOUT, POLLER_WORKFLOW, PollerInput
+from domain.staff_notifications import STAFF_NOTIFIER_WORKFLOW, NotifierInput
 from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
+from domain.webhooks import WAKE, WEBHOOK_ENDPOINT_WORKFLOW, EndpointInput
 from infra.settings import Settings
 
 
@@ -162,6 +168,45 @@ class WorkflowStarter:
                 return False
             raise
         return described.status == WorkflowExecutionStatus.RUNNING
+
+    async def wake_webhook_endpoint(self, endpoint_id: int) -> None:
+        """Signal webhook-endpoint-{id} to look at its queue now, starting it when it is not
+        running (a new endpoint, or one whose workflow ended)."""
+        await self.client.start_workflow(
+            WEBHOOK_ENDPOINT_WORKFLOW,
+            EndpointInput(endpoint_id=endpoint_id),
+            id=webhook_endpoint_workflow_id(endpoint_id),
+            task_queue=self.task_queue,
+            start_signal=WAKE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
+
+    async def start_bitrix24_task(self, conversation_id: int, purpose: str) -> None:
+        """Start b24-task-{id}-{purpose} unless it runs. After it finished, a new start runs again:
+        only a request for a task that is not ready (a failed one) comes here."""
+        await self.client.start_workflow(
+            BITRIX24_TASK_WORKFLOW,
+            TaskRequest(conversation_id=conversation_id, purpose=purpose),
+            id=bitrix24_task_workflow_id(conversation_id, purpose),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
+
+    async def start_staff_notifier(self, rule_id: int) -> None:
+        """Start staff-notify-{rule_id} unless it runs."""
+        await self.client.start_workflow(
+            STAFF_NOTIFIER_WORKFLOW,
+            NotifierInput(rule_id=rule_id),
+            id=staff_notifier_workflow_id(rule_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            rpc_timeout=self._rpc_timeout,
+        )
 
     async def start_singletons(self) -> None:
         """The housekeeping and webhook-check workflows, one each, left alone when running."""

@@ -45,7 +45,9 @@ from domain.events import (
     MessageUpdated,
 )
 from domain.rating import parse_rating
+from infra import metrics
 from infra.event_log import conversation_ids, event_select, events_insert_sql, load_conversation_ids, publish
+from infra.logs import correlation_id, new_correlation_id
 from infra.models import (
     Attachment,
     Contact,
@@ -77,17 +79,28 @@ class _DuplicateMessage(Exception):
 async def ingest(factory: async_sessionmaker[AsyncSession], event: InboundEvent) -> IngestResult:
     """Raises SQLAlchemy's DBAPIError when the database refuses the event (see
     `refused_for_its_data`) or is away; an event is stored whole or not at all."""
+    # the request that brought it (the webhook's), or one of its own (a long poll's batch)
+    correlation = correlation_id() or new_correlation_id()
+    result = await _ingest_any(factory, event, correlation)
+    if result.message_id is not None and not result.duplicate and event.kind == InboundKind.MESSAGE:
+        metrics.INBOUND_MESSAGES.labels(channel=event.channel.value).inc()
+    return result
+
+
+async def _ingest_any(factory: async_sessionmaker[AsyncSession], event: InboundEvent, correlation: str) -> IngestResult:
     if event.kind == InboundKind.MESSAGE and not event.attachments:
         try:
             async with _driver_connection(factory) as raw:
-                fast = await _message_into_open_conversation(raw, event) or await _first_message(raw, event)
+                fast = await _message_into_open_conversation(raw, event, correlation) or await _first_message(
+                    raw, event, correlation
+                )
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
             fast = None  # the general path meets the same refusal and reports it the one way
         if fast is not None:
             return fast
     try:
         async with factory() as db, db.begin():
-            return await _ingest(db, event)
+            return await _ingest(db, event, correlation)
     except _DuplicateMessage:
         async with factory() as db:
             return IngestResult(None, await _stored_message_id(db, event), duplicate=True)
@@ -124,7 +137,7 @@ async def _stored_message_id(db: AsyncSession, event: InboundEvent) -> int | Non
     )
 
 
-async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
+async def _ingest(db: AsyncSession, event: InboundEvent, correlation: str) -> IngestResult:
     # Edits, typing and read receipts concern what exists already: they never create a contact.
     if event.kind == InboundKind.EDIT:
         return await _edit(db, event)
@@ -136,7 +149,7 @@ async def _ingest(db: AsyncSession, event: InboundEvent) -> IngestResult:
     chat = await _chat(db, event, identity)
     if event.kind in (InboundKind.BLOCKED, InboundKind.STARTED):
         return await _reachability(db, event, identity, chat)
-    return await _message(db, event, identity)
+    return await _message(db, event, identity, correlation)
 
 
 # The common case, a known contact writing into its open conversation, is one statement on the
@@ -173,8 +186,8 @@ _FAST_MESSAGE = f"""
         FOR UPDATE OF c
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
-                              provider_message_id, delivery_status, provider_time)
-        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
+                              provider_message_id, delivery_status, provider_time, correlation_id)
+        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6, $13
         FROM conv WHERE conv.branch_known
         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
         RETURNING id, conversation_id
@@ -212,7 +225,9 @@ async def _driver_connection(factory: async_sessionmaker[AsyncSession]) -> Async
             raise
 
 
-async def _message_into_open_conversation(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+async def _message_into_open_conversation(
+    raw: asyncpg.Connection, event: InboundEvent, correlation: str
+) -> IngestResult | None:
     """None when another path must decide (new contact or conversation, resolved, closed)."""
     for reload in (False, True):
         schedules = await branch_schedules(lambda: raw.fetch(_ALL_SCHEDULES), reload=reload)
@@ -231,6 +246,7 @@ async def _message_into_open_conversation(raw: asyncpg.Connection, event: Inboun
             _OFF_HOURS,
             WAKE_CHANNEL,
             event.provider_chat_id,
+            correlation,
         )
         if row is None:
             return None
@@ -287,8 +303,8 @@ _FIRST_MESSAGE = f"""
         RETURNING id, contact_id
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
-                              provider_message_id, delivery_status, provider_time)
-        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6
+                              provider_message_id, delivery_status, provider_time, correlation_id)
+        SELECT conv.id, $1, 'in', 'contact', $4, 'plain', $5, 'received', $6, $15
         FROM conv
         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING
         RETURNING id, conversation_id
@@ -310,7 +326,7 @@ class _LeaveIt(Exception):
     """Roll back the hand-written attempt: the general path decides."""
 
 
-async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> IngestResult | None:
+async def _first_message(raw: asyncpg.Connection, event: InboundEvent, correlation: str) -> IngestResult | None:
     profile = event.profile
     try:
         async with raw.transaction():
@@ -330,6 +346,7 @@ async def _first_message(raw: asyncpg.Connection, event: InboundEvent) -> Ingest
                 NOTICE,
                 _STARTED,
                 WAKE_CHANNEL,
+                correlation,
             )
             if row is None or row["message_id"] is None:
                 raise _LeaveIt
@@ -469,7 +486,7 @@ async def _edit(db: AsyncSession, event: InboundEvent) -> IngestResult:
     return IngestResult(message.conversation_id, message.id)
 
 
-async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdentity) -> IngestResult:
+async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdentity, correlation: str) -> IngestResult:
     conversation, created = await _live_conversation(db, event, identity)
     now = datetime.now(UTC)
     notice: NoticeKind | None = NoticeKind.STARTED if created else None
@@ -514,6 +531,7 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             delivery_status=DeliveryStatus.RECEIVED,
             provider_time=event.provider_time,
             **content,
+            correlation_id=correlation,
         )
         .on_conflict_do_nothing(index_elements=["inbox_id", "provider_message_id"])
         .returning(Message.id)

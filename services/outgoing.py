@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
 from infra.event_log import conversation_ids, publish
+from infra.logs import correlation_id
 from infra.models import ContactChat, Conversation, Message
 from services.errors import ContactUnreachable
 from services.outbox import add_delivery
@@ -53,6 +54,7 @@ async def queue_message(
             format=fmt,
             idempotency_key=idempotency_key,
             delivery_status=DeliveryStatus.QUEUED,
+            correlation_id=correlation_id(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Message.id)

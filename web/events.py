@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from domain.visibility import Staff
+from infra import metrics
 from infra.realtime import Hub, Subscriber
 from web.deps import load_session
 from web.problems import problem
@@ -52,6 +53,7 @@ class EventStream:
             return
         del request  # a stream lives for hours: keep only what it needs
         sub = hub.subscribe(viewer, last_event_id)
+        metrics.SSE_CONNECTIONS.inc()
         sub.task = asyncio.current_task()
         watcher = asyncio.create_task(_until_disconnect(receive, sub))
         try:
@@ -73,6 +75,7 @@ class EventStream:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             hub.unsubscribe(sub)
+            metrics.SSE_CONNECTIONS.dec()
             watcher.cancel()
 
 

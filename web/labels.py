@@ -25,6 +25,7 @@ CHANNEL = {
     ChannelKind.WHATSAPP: N_("WhatsApp"),
     ChannelKind.VK: N_("VK"),
     ChannelKind.EMAIL: N_("E-mail"),
+    ChannelKind.API: N_("API"),
 }
 ROLE = {
     OperatorRole.OPERATOR: N_("Operator"),

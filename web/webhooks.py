@@ -24,6 +24,7 @@ from channels.base import MalformedUpdate, Webhook
 from channels.payload import MAX_BODY_BYTES, UnreadableUpdate, load_json
 from domain.contracts import INT64_MAX
 from domain.enums import ChannelKind
+from infra import metrics
 from infra.models import Inbox
 from services.ingest import ingest, refused_for_its_data
 from web.problems import problem
@@ -76,6 +77,7 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
         if time.monotonic() - auth.loaded_at > RECHECK_AFTER_SECONDS:
             auth = await _inbox_auth(request, inbox_id, fresh=True)
         if auth is None or not adapter.verify_webhook(request.headers, auth.credentials):
+            metrics.WEBHOOK_VERIFICATION_FAILURES.labels(channel=channel).inc()
             return problem(401, "Unauthorized", "The webhook secret does not match.")
     body = await _body(request)
     if body is None:

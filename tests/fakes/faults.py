@@ -86,6 +86,11 @@ class FaultScript:
             self._rules.clear()
             self._random = None
 
+    def pending(self) -> int:
+        """Scripted faults not yet taken by a request (a request takes its fault on arrival)."""
+        with self._lock:
+            return sum(rule.remaining or 1 for rule in self._rules)
+
     def take(self, method: str, chat_id: str | None) -> FaultHit | None:
         """The fault this request gets, if any: scripted rules first (in order), then chance."""
         with self._lock:

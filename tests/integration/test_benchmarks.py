@@ -37,3 +37,11 @@ def test_realtime_benchmark_delivers_every_event_once_in_order():
     assert "connected                200/200" in out, out
     assert re.search(r"deliveries\s+expected 3000, received 3000, lost 0, duplicated 0, out of order 0", out), out
     assert re.search(r"NOTIFY -> one asyncio listener at 20/s\s+p50 [\d.]+ ms", out), out
+
+
+def test_webhooks_benchmark_delivers_every_event_once_in_order():
+    out = _run("bench.webhooks", "--events", "200", "--rate", "100", "--contacts", "20")
+    queued = re.search(r"events queued\s+(\d+) \(delivered (\d+)\)", out)
+    assert queued and queued.group(1) == queued.group(2), out
+    assert re.search(rf"delivered\s+{queued.group(1)} distinct, 0 twice, 0 conversations out of order", out), out
+    assert re.search(r"lag commit -> receiver\s+p50\s+[\d.]+ ms", out), out

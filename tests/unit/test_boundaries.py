@@ -1,5 +1,6 @@
 """Which package may import which (DESIGN.md "Top level"): web/api -> services -> infra/domain;
-activities -> services, infra, channels, domain; channels -> domain and themselves; workflows ->
+activities -> services, infra, channels, integrations, domain; channels and integrations -> domain and
+themselves; workflows ->
 domain only, and only worker.py (and workflow tests) import workflows; infra is plumbing and
 imports none of the packages above it; nothing in the application imports setup."""
 
@@ -10,9 +11,30 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPLICATION = ("api", "worker", "web", "services", "infra", "domain", "channels", "activities", "workflows")
+APPLICATION = (
+    "api",
+    "worker",
+    "web",
+    "services",
+    "infra",
+    "domain",
+    "channels",
+    "integrations",
+    "activities",
+    "workflows",
+)
 SKIP = {".venv", ".pytest-tmp", ".data", ".git", "node_modules"}
-FORBIDDEN_IN_WORKFLOWS = ("sqlalchemy", "asyncpg", "httpx", "channels", "activities", "infra", "services", "aiohttp")
+FORBIDDEN_IN_WORKFLOWS = (
+    "sqlalchemy",
+    "asyncpg",
+    "httpx",
+    "channels",
+    "integrations",
+    "activities",
+    "infra",
+    "services",
+    "aiohttp",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -61,17 +83,20 @@ def test_only_the_worker_and_workflow_tests_import_workflows():
 
 def test_infra_is_plumbing():
     assert (
-        _offenders(("infra",), ("services", "web", "activities", "channels", "workflows", "setup", "api", "worker"))
+        _offenders(
+            ("infra",),
+            ("services", "web", "activities", "channels", "integrations", "workflows", "setup", "api", "worker"),
+        )
         == []
     )
 
 
 def test_services_stay_below_the_edges():
-    assert _offenders(("services",), ("web", "activities", "workflows", "setup", "api", "worker")) == []
+    assert _offenders(("services",), ("web", "activities", "integrations", "workflows", "setup", "api", "worker")) == []
 
 
 def test_web_and_api_go_through_services_not_activities_or_workflows():
-    assert _offenders(("web", "api"), ("activities", "workflows", "setup", "worker")) == []
+    assert _offenders(("web", "api"), ("activities", "integrations", "workflows", "setup", "worker")) == []
 
 
 def test_activities_do_not_reach_up_to_the_web():
@@ -85,6 +110,18 @@ def test_channels_import_only_domain_their_own_package_httpx_and_pydantic():
         f"{module} imports {name}"
         for module, path in MODULES.items()
         if _within(module, "channels")
+        for name in _imports(path)
+        if not _within(name, *allowed)
+    ]
+    assert offenders == []
+
+
+def test_integrations_import_only_domain_their_own_package_and_http_clients():
+    allowed = ("integrations", "domain", "httpx", "aiohttp", *sys.stdlib_module_names)
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in MODULES.items()
+        if _within(module, "integrations")
         for name in _imports(path)
         if not _within(name, *allowed)
     ]

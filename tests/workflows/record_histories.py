@@ -1,6 +1,6 @@
 """Re-record the saved histories the replay test checks:
-`python -m tests.workflows.record_histories [conversation delivery poller files webhook_check housekeeping]`
-(all of them without arguments).
+`python -m tests.workflows.record_histories [NAME ...]` with names from RECORDERS below; all of them
+without arguments.
 
 Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, and keep the
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
@@ -25,25 +25,31 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.bitrix24 import CREATE_BITRIX24_TASK, FAIL_BITRIX24_TASK, TaskFailure, TaskRequest
 from domain.conversation import ACTION_REFUSED, TRANSFER_CONVERSATION, ConversationNotice, InboxPolicy, NoticeKind
 from domain.delivery import FAIL_STUCK_DELIVERIES, DeliveryInput, Outcome, SendOutcome
 from domain.enums import ConversationStatus
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
+from domain.staff_notifications import NOTIFY_STAFF, NotifierInput, NotifyOutcome, NotifyRequest
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
+from domain.webhooks import DRAIN_WEBHOOK_QUEUE, DrainOutcome, DrainRequest, EndpointInput, EndpointState
 from setup.devstack import venv_binary
 from tests.conftest import register_search_attributes
 from tests.workflows.delivery_chat import Chat, Row
 from tests.workflows.standins import Branch
 from tests.workflows.test_conversation import conversation, eventually
 from tests.workflows.test_polling import ScriptedPoller
+from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -213,6 +219,83 @@ async def record_housekeeping(env: WorkflowEnvironment) -> None:
     )
 
 
+async def record_webhook_endpoint(env: WorkflowEnvironment) -> None:
+    """A failed round and its retry timer, a delivered round, a pause woken by a signal, deletion."""
+    script = iter(
+        [
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, failed=2, next_due=now + timedelta(seconds=10)),
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, next_due=now + timedelta(seconds=10)),
+            lambda now: DrainOutcome(state=EndpointState.ACTIVE, delivered=2),
+            lambda now: DrainOutcome(state=EndpointState.PAUSED),
+            lambda now: DrainOutcome(state=EndpointState.GONE),
+        ]
+    )
+
+    @activity.defn(name=DRAIN_WEBHOOK_QUEUE)
+    async def drain(request: DrainRequest) -> DrainOutcome:
+        return next(script)(request.now)
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[WebhookEndpointWorkflow], activities=[drain]):
+        handle = await env.client.start_workflow(
+            WebhookEndpointWorkflow.run,
+            EndpointInput(endpoint_id=4, watch_seconds=0),
+            id=f"webhook-endpoint-{queue}",
+            task_queue=queue,
+        )
+        await env.sleep(timedelta(minutes=5))
+        await handle.signal(WebhookEndpointWorkflow.wake)
+        await handle.result()
+        _save("webhook_endpoint_v1.json", await handle.fetch_history())
+
+
+async def record_bitrix24_task(env: WorkflowEnvironment) -> None:
+    """A rate-limited attempt retried after its pause, then the task; and a refused one, recorded."""
+
+    @activity.defn(name=CREATE_BITRIX24_TASK)
+    async def create(request: TaskRequest) -> str:
+        if request.conversation_id == 2:
+            raise ApplicationError("tasks.task.add: HTTP 401", type="Bitrix24Refused", non_retryable=True)
+        if activity.info().attempt == 1:
+            raise ApplicationError(
+                "QUERY_LIMIT_EXCEEDED", type="Bitrix24RateLimited", next_retry_delay=timedelta(seconds=1)
+            )
+        return "3711"
+
+    @activity.defn(name=FAIL_BITRIX24_TASK)
+    async def fail(failure: TaskFailure) -> None:
+        return None
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[Bitrix24TaskWorkflow], activities=[create, fail]):
+        for conversation_id, name in ((1, "bitrix24_task_v1_created.json"), (2, "bitrix24_task_v1_refused.json")):
+            handle = await env.client.start_workflow(
+                Bitrix24TaskWorkflow.run,
+                TaskRequest(conversation_id=conversation_id),
+                id=f"b24-task-{conversation_id}-{queue}",
+                task_queue=queue,
+            )
+            await handle.result()
+            _save(name, await handle.fetch_history())
+
+
+async def record_staff_notifier(env: WorkflowEnvironment) -> None:
+    """Two rounds (one sent, one failed), then the rule is deleted."""
+    script = iter([NotifyOutcome(sent=1), NotifyOutcome(failed=1), NotifyOutcome(gone=True)])
+
+    @activity.defn(name=NOTIFY_STAFF)
+    async def notify(request: NotifyRequest) -> NotifyOutcome:
+        return next(script)
+
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[StaffNotifierWorkflow], activities=[notify]):
+        handle = await env.client.start_workflow(
+            StaffNotifierWorkflow.run, NotifierInput(rule_id=3, watch_seconds=1), id=f"staff-{queue}", task_queue=queue
+        )
+        await handle.result()
+        _save("staff_notifier_v1.json", await handle.fetch_history())
+
+
 async def _first_run(
     env: WorkflowEnvironment, name: str, workflow: type, activities: list, start: Callable[[str], Awaitable]
 ) -> None:
@@ -239,6 +322,9 @@ RECORDERS = {
     "files": record_files,
     "webhook_check": record_webhook_check,
     "housekeeping": record_housekeeping,
+    "webhook_endpoint": record_webhook_endpoint,
+    "bitrix24_task": record_bitrix24_task,
+    "staff_notifier": record_staff_notifier,
 }
 
 

@@ -7,12 +7,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.bitrix24 import Bitrix24TaskWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
+from workflows.webhooks import WebhookEndpointWorkflow
 
 WORKFLOWS = [
     ConversationWorkflow,
@@ -21,6 +24,9 @@ WORKFLOWS = [
     FetchAttachmentsWorkflow,
     WebhookCheckWorkflow,
     HousekeepingWorkflow,
+    WebhookEndpointWorkflow,
+    Bitrix24TaskWorkflow,
+    StaffNotifierWorkflow,
 ]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
