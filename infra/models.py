@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text as sql,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from domain.contracts import (
@@ -152,6 +152,27 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An integrator's REST API token (infra/security.py makes and digests it; only the digest
+    is stored, the token is shown once). It sees the conversations of `branch_ids`, or of every
+    branch when NULL; a branch deleted later leaves an id that matches nothing."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # the token's first characters, so an admin can tell which token a leaked one is
+    hint: Mapped[str] = mapped_column(String(16))
+    branch_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    can_write: Mapped[bool] = mapped_column(server_default=sql("false"))
+    created_by_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    # written at most once a minute per token (services/api_tokens.py)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class Inbox(Base):

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     resolved_close_days: int = 7
     inactive_resolve_days: int = 3
 
+    # REST API requests per token: on average per second, and at once
+    api_rate_per_second: float = Field(default=100.0, gt=0)
+    api_rate_burst: int = Field(default=200, ge=1)
+
     log_level: str = Field(default="INFO")
 
     @field_validator("rate_overrides", mode="before")

@@ -13,11 +13,17 @@ from infra.event_log import publish
 from infra.models import Operator
 from services import audit
 from services.assignment import dispatch_backlog
-from services.errors import Invalid
+from services.errors import Forbidden, Invalid
 
 
 def is_supervisor(operator: Operator) -> bool:
     return operator.role in (OperatorRole.SUPERVISOR, OperatorRole.ADMIN)
+
+
+def require_admin(operator: Operator) -> None:
+    """Settings are the admins' (the pages check first and answer 403; this guards every caller)."""
+    if operator.role != OperatorRole.ADMIN:
+        raise Forbidden()
 
 
 async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatus) -> list[int]:

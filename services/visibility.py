@@ -2,8 +2,9 @@
 one conversation, so a page or an API route cannot see more than the rule allows.
 
 Each key a viewer holds becomes one clause, the mirror of `conversation_keys`:
-everything -> every row; operator N -> assigned to N; branch B -> unassigned in B; visitor C ->
-conversation C. tests/integration/test_visibility_sql.py checks the two agree on every placement.
+everything -> every row; operator N -> assigned to N; branch B -> unassigned in B; in branch B ->
+every row of B; visitor C -> conversation C. tests/integration/test_visibility_sql.py checks the
+two agree on every placement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _clause(key: Key) -> ColumnElement[bool]:
         return and_(Conversation.assignee_id.is_(None), Conversation.branch_id == value)
     if kind == "visitor":
         return Conversation.id == value
+    if kind == "in_branch":
+        return Conversation.branch_id == value
     raise ValueError(f"unknown visibility key {key!r}")
 
 

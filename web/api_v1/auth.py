@@ -1,0 +1,79 @@
+"""Who calls the REST API: an integrator's token in `Authorization: Bearer sb_...`, never a
+cabinet session (cookies are not read here), with the token's request budget.
+
+Every route of the API takes `TokenDep` (through the router) and, to change anything,
+`WriterDep`; ids go through `ConversationDep` and the services' visibility predicate.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from infra import ratelimit
+from infra.models import ApiToken
+from services.api_tokens import authenticate
+from web.deps import SessionDep
+from web.problems import RATE_LIMITED, READ_ONLY_TOKEN, ApiError
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token an admin created (Settings -> API tokens): `Authorization: Bearer sb_...`.",
+)
+# Failed authentications per client address: a stranger's flood is told to wait, and costs
+# one lookup a second once its burst is spent.
+FAILURES_PER_SECOND = 1.0
+FAILURE_BURST = 30
+
+
+def _too_many(wait: timedelta) -> ApiError:
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    return ApiError(
+        429,
+        f"Too many requests: try again in {seconds} s.",
+        type=RATE_LIMITED,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def api_token(
+    request: Request,
+    db: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiToken:
+    """The caller's live token, after its request budget admitted this request. Its checks
+    commit at once (the budget's row is locked until then), before the route's own work."""
+    token = await authenticate(db, credentials.credentials) if credentials else None
+    if token is None:
+        address = request.client.host if request.client else "unknown"
+        wait = await ratelimit.admit(db, f"api-auth:{address}", FAILURES_PER_SECOND, FAILURE_BURST)
+        await db.commit()
+        if wait is not None:
+            raise _too_many(wait)
+        raise ApiError(
+            401, "A valid API token is required: Authorization: Bearer sb_...", headers={"WWW-Authenticate": "Bearer"}
+        )
+    settings = request.app.state.settings
+    wait = await ratelimit.admit(db, f"api:{token.id}", settings.api_rate_per_second, settings.api_rate_burst)
+    await db.commit()
+    if wait is not None:
+        raise _too_many(wait)
+    return token
+
+
+TokenDep = Annotated[ApiToken, Depends(api_token)]
+
+
+async def writer(token: TokenDep) -> ApiToken:
+    """A read-write token; a read-only one is refused before anything happens."""
+    if not token.can_write:
+        raise ApiError(403, "This token is read-only.", type=READ_ONLY_TOKEN)
+    return token
+
+
+WriterDep = Annotated[ApiToken, Depends(writer)]
