@@ -30,6 +30,7 @@ class ActorKind(StrEnum):
     """Who did what an audit entry records."""
 
     OPERATOR = "operator"
+    INTEGRATION = "integration"  # an integrator's API token
     SYSTEM = "system"  # a workflow, a timer, a provider's report
 
 
@@ -71,6 +72,7 @@ class SenderKind(StrEnum):
     CONTACT = "contact"
     OPERATOR = "operator"
     SYSTEM = "system"
+    INTEGRATION = "integration"  # sent through the REST API with an integrator's token
 
 
 class MessageFormat(StrEnum):

@@ -126,6 +126,14 @@ def access(viewer: Viewer, place: Placement) -> Access:
     return Access.READ if shared else Access.NONE
 
 
+def may_move_to(viewer: Viewer, branch_id: int | None) -> bool:
+    """Where a viewer may send a conversation (or find an operator to send it to): staff
+    anywhere; a token only within its branches, so nothing outside them can be probed."""
+    if isinstance(viewer, Integration) and viewer.branch_ids is not None:
+        return branch_id in viewer.branch_ids
+    return True
+
+
 class Audience(StrEnum):
     """Who an event is for, besides what its conversation's placement says."""
 

@@ -290,6 +290,7 @@ class Message(Base):
     direction: Mapped[MessageDirection] = mapped_column(_enum(MessageDirection, "message_direction"))
     sender_kind: Mapped[SenderKind] = mapped_column(_enum(SenderKind, "sender_kind"))
     sender_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    sender_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text, server_default="")
     format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
     # inbound: the provider's id, unique per inbox (dedup of provider retries)
@@ -378,6 +379,7 @@ class AuditEvent(Base):
 
     id: Mapped[int] = _pk()
     actor_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    actor_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     actor_kind: Mapped[str] = mapped_column(String(20))  # domain.enums.ActorKind
     action: Mapped[str] = mapped_column(String(100))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.visibility import Integration
 from infra.models import ApiToken, Branch, Operator
 from infra.security import API_TOKEN_PREFIX, new_api_token, token_digest
 from services import audit
@@ -24,12 +23,6 @@ from services.operators import require_admin
 NAME_MAX = 100
 # what an admin sees of a token after it was shown: enough to tell two apart
 HINT_LENGTH = len(API_TOKEN_PREFIX) + 4
-
-
-def integration(token: ApiToken) -> Integration:
-    """The token as the visibility rule names it."""
-    branches = None if token.branch_ids is None else frozenset(token.branch_ids)
-    return Integration(token.id, branches, token.can_write)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,25 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.visibility import EVERYTHING, Access, Key, Placement, Staff, Viewer, access, viewer_keys
-from infra.models import Conversation, Operator
+from domain.visibility import EVERYTHING, Access, Integration, Key, Placement, Staff, Viewer, access, viewer_keys
+from infra.models import ApiToken, Conversation, Operator
 from services.errors import Forbidden, Invalid
+
+# Who calls a service: an operator in the cabinet, or an integrator's token through the API.
+Caller = Operator | ApiToken
 
 
 def staff(operator: Operator) -> Staff:
     return Staff(operator.id, operator.role, operator.branch_id)
+
+
+def integration(token: ApiToken) -> Integration:
+    branches = None if token.branch_ids is None else frozenset(token.branch_ids)
+    return Integration(token.id, branches, token.can_write)
+
+
+def viewer_of(caller: Caller) -> Viewer:
+    return integration(caller) if isinstance(caller, ApiToken) else staff(caller)
 
 
 def _clause(key: Key) -> ColumnElement[bool]:
