@@ -80,6 +80,12 @@ class MessageCreated(ConversationEvent):
     direction: MessageDirection
     sender_kind: SenderKind
     purpose: str | None = None  # a system message's reason: offline, auto_reply, rating_request
+    note: bool = False  # a private note: for staff, never for the customer
+
+    def scope(self) -> EventScope:
+        if self.note:
+            return EventScope(Audience.STAFF, place=Placement(self.conversation_id, self.branch_id, self.assignee_id))
+        return super().scope()
 
 
 class MessageUpdated(ConversationEvent):

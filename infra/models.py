@@ -293,6 +293,8 @@ class Message(Base):
     sender_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text, server_default="")
     format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
+    # a private note: staff only, never delivered, never shown to the customer
+    is_note: Mapped[bool] = mapped_column(server_default=sql("false"))
     # inbound: the provider's id, unique per inbox (dedup of provider retries)
     provider_message_id: Mapped[str | None] = mapped_column(String(PROVIDER_ID_MAX))
     # outbound: the caller's Idempotency-Key, so a retried send creates one message
