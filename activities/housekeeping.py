@@ -1,5 +1,5 @@
 """Activities for HousekeepingWorkflow: expired sessions, the delivery journal past its retention,
-realtime events past theirs."""
+realtime events past theirs, expired API idempotency keys and idle request budgets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.housekeeping import PURGE_EXPIRED
-from infra import event_log
+from infra import event_log, idempotency, ratelimit
 from infra.models import DeliveryAttempt, WebSession
 from infra.settings import Settings
 
@@ -31,4 +31,13 @@ class HousekeepingActivities:
                 )
             )
             events = await event_log.prune(db, now - timedelta(hours=self._settings.realtime_retention_hours))
-        return {"sessions": sessions.rowcount, "attempts": attempts.rowcount, "realtime_events": events}
+            keys = await idempotency.purge_expired(db, now)
+            # a budget whole for an hour is the same as none (strangers' addresses add up)
+            budgets = await ratelimit.forget_idle(db, "api", timedelta(hours=1))
+        return {
+            "sessions": sessions.rowcount,
+            "attempts": attempts.rowcount,
+            "realtime_events": events,
+            "idempotency_keys": keys,
+            "request_budgets": budgets,
+        }

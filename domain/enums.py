@@ -1,6 +1,6 @@
 """Closed vocabularies shared by the database, the API, channels and workflows."""
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class ChannelKind(StrEnum):
@@ -61,6 +61,16 @@ class ConversationStatus(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+class Priority(IntEnum):
+    """A conversation's priority (conversations.priority); the API names it in lower case."""
+
+    NONE = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    URGENT = 4
 
 
 class MessageDirection(StrEnum):

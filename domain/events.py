@@ -163,6 +163,29 @@ class ConversationStatusChanged(ConversationEvent):
     previous_status: ConversationStatus
 
 
+class ConversationChange(StrEnum):
+    PRIORITY = "priority"
+    LABELS = "labels"
+
+
+class ConversationUpdated(ConversationEvent):
+    """Something about the conversation changed that lists show (not its placement or status)."""
+
+    NAME: ClassVar[str] = "conversation.updated"
+
+    change: ConversationChange
+
+
+class ContactUpdated(ConversationEvent):
+    """A contact's name, phone, e-mail, region or attributes changed; announced in the contact's
+    latest conversation (where it is shown)."""
+
+    NAME: ClassVar[str] = "contact.updated"
+
+    contact_id: int
+    fields: list[str]
+
+
 class ConversationRated(ConversationEvent):
     NAME: ClassVar[str] = "conversation.rated"
 
@@ -267,8 +290,10 @@ EVENTS: tuple[type[Event], ...] = (
     ConversationAssigned,
     ConversationEscalated,
     ConversationStatusChanged,
+    ConversationUpdated,
     ConversationRated,
     ContactTyping,
+    ContactUpdated,
     ContactRead,
     ContactReachabilityChanged,
     OperatorTyping,

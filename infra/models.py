@@ -175,6 +175,23 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class IdempotencyKey(Base):
+    """An API request's Idempotency-Key and the answer it got (infra/idempotency.py). The row is
+    inserted by the request that claims the key and committed with that request's effect and
+    answer, so it is never seen half-done."""
+
+    __tablename__ = "api_idempotency_keys"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # SHA-256 of the method, path and body: the same key with another request is refused
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Inbox(Base):
     __tablename__ = "inboxes"
 
@@ -271,6 +288,8 @@ class Conversation(Base):
         # the inbox list: a branch's conversations by status, newest activity first
         Index("ix_conversations_branch_status_activity", "branch_id", "status", sql("last_activity_at DESC")),
         Index("ix_conversations_assignee_status_activity", "assignee_id", "status", sql("last_activity_at DESC")),
+        # lists of every branch, newest activity first (a backward scan), paged by (last_activity_at, id)
+        Index("ix_conversations_activity_id", "last_activity_at", "id"),
         # the "unanswered" filter: the customer wrote last
         Index(
             "ix_conversations_unanswered",

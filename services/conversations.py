@@ -11,41 +11,27 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import ConversationStatus, MessageFormat, SenderKind
+from domain.enums import ConversationStatus, MessageFormat, Priority, SenderKind
+from domain.events import ConversationChange, ConversationUpdated
 from domain.visibility import may_move_to
-from infra.models import ApiToken, Branch, Contact, Conversation, Inbox, Operator
+from infra.event_log import conversation_ids, publish
+from infra.models import ApiToken, Branch, Conversation, Operator
 from services import audit
 from services.assignment import LIVE, lock_branch, set_assignee
+from services.conversation_list import ConversationFilter, list_conversations
 from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
-from services.visibility import Caller, load_conversation, require_write, staff, viewer_of, visible_to
+from services.visibility import Caller, load_conversation, require_change, require_write, staff, viewer_of
 
 
 async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
     """The latest conversations the operator may see, newest activity first, with the names a
     list shows (contact, channel, assignee)."""
-    assignee = aliased(Operator)
-    query = (
-        select(
-            Conversation.id,
-            Conversation.status,
-            Conversation.last_activity_at,
-            Contact.display_name.label("contact_name"),
-            Inbox.channel,
-            assignee.display_name.label("assignee_name"),
-        )
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .join(Inbox, Inbox.id == Conversation.inbox_id)
-        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
-        .where(visible_to(staff(operator)))
-        .order_by(Conversation.last_activity_at.desc())
-        .limit(limit)
-    )
-    return list((await db.execute(query)).all())
+    rows, _ = await list_conversations(db, staff(operator), ConversationFilter(), limit=limit)
+    return rows
 
 
 async def open_conversation(db: AsyncSession, operator: Operator, conversation_id: int) -> Conversation:
@@ -134,6 +120,23 @@ async def request_resolve(db: AsyncSession, caller: Caller, conversation_id: int
         raise Invalid("This conversation is not open.")
     await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=_operator_id(caller)))
     _audit_request(db, caller, "conversation.resolve_requested", conversation.id)
+
+
+async def set_priority(db: AsyncSession, caller: Caller, conversation_id: int, priority: Priority) -> Conversation:
+    viewer = viewer_of(caller)
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
+    require_change(viewer, conversation)
+    if conversation.priority != priority:
+        previous, conversation.priority = conversation.priority, int(priority)
+        audit.record(
+            db,
+            "conversation.priority",
+            **audit.by(caller),
+            conversation_id=conversation.id,
+            details={"from": previous, "to": int(priority)},
+        )
+        await publish(db, ConversationUpdated.of(conversation_ids(conversation), change=ConversationChange.PRIORITY))
+    return conversation
 
 
 def _operator_id(caller: Caller) -> int | None:

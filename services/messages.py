@@ -7,19 +7,65 @@ list, and the realtime event, whose audience is staff only).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
+from domain.visibility import Viewer, Visitor
 from infra.event_log import conversation_ids, publish
-from infra.models import ApiToken, Message
+from infra.models import ApiToken, Attachment, Message
 from services import audit
 from services.errors import Invalid
-from services.visibility import Caller, load_conversation, require_write, viewer_of
+from services.visibility import Caller, load_conversation, require_change, viewer_of
 
 NOTE_MAX = 10_000
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    messages: list[Message]
+    attachments: dict[int, list[Attachment]]  # by message id
+    next_after: int | None  # pass as `after` (ascending) or `before` (descending) for the next page
+
+
+async def list_messages(
+    db: AsyncSession,
+    viewer: Viewer,
+    conversation_id: int,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    newest_first: bool = False,
+    limit: int = 50,
+) -> MessagePage:
+    """A page of the conversation's messages in id order (oldest first, or newest first), after
+    or before a message id (keyset, never OFFSET). A visitor never gets a note."""
+    conversation = await load_conversation(db, viewer, conversation_id)
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if isinstance(viewer, Visitor):
+        query = query.where(Message.is_note.is_(False))
+    if after is not None:
+        query = query.where(Message.id > after)
+    if before is not None:
+        query = query.where(Message.id < before)
+    query = query.order_by(Message.id.desc() if newest_first else Message.id).limit(limit + 1)
+    messages = list((await db.scalars(query)).all())
+    next_after = messages[limit - 1].id if len(messages) > limit else None
+    messages = messages[:limit]
+    attachments: dict[int, list[Attachment]] = {}
+    if messages:
+        found = await db.scalars(
+            select(Attachment).where(Attachment.message_id.in_([m.id for m in messages])).order_by(Attachment.id)
+        )
+        for attachment in found:
+            attachments.setdefault(attachment.message_id, []).append(attachment)
+    return MessagePage(messages, attachments, next_after)
 
 
 async def add_note(
@@ -35,8 +81,8 @@ async def add_note(
         raise Invalid(f"A note may have at most {NOTE_MAX} characters.")
     viewer = viewer_of(caller)
     conversation = await load_conversation(db, viewer, conversation_id)
+    require_change(viewer, conversation)
     if isinstance(caller, ApiToken):
-        require_write(viewer, conversation)
         sender = {"sender_kind": SenderKind.INTEGRATION, "sender_token_id": caller.id}
         key = f"note:api{caller.id}:{idempotency_key}"
     else:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import Locale, OperatorRole, OperatorStatus, Theme
 from domain.events import OperatorStatusChanged
+from domain.visibility import Integration, Viewer
 from infra.event_log import publish
 from infra.models import Operator
 from services import audit
@@ -63,3 +64,12 @@ async def set_preferences(
     for name, value in changes.items():
         setattr(operator, name, value)
     audit.record(db, "operator.preferences", operator_id=operator.id, details=changes)
+
+
+async def list_operators(db: AsyncSession, viewer: Viewer) -> list[Operator]:
+    """The active operators with their status: all of them, or for a token of some branches the
+    operators of those branches."""
+    query = select(Operator).where(Operator.is_active).order_by(Operator.id)
+    if isinstance(viewer, Integration) and viewer.branch_ids is not None:
+        query = query.where(Operator.branch_id.in_(viewer.branch_ids))
+    return list((await db.scalars(query)).all())

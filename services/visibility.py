@@ -9,11 +9,11 @@ two agree on every placement.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.visibility import EVERYTHING, Access, Integration, Key, Placement, Staff, Viewer, access, viewer_keys
-from infra.models import ApiToken, Conversation, Operator
+from infra.models import ApiToken, Contact, Conversation, Operator
 from services.errors import Forbidden, Invalid
 
 # Who calls a service: an operator in the cabinet, or an integrator's token through the API.
@@ -69,6 +69,21 @@ async def load_conversation(
     if conversation is None:
         raise Forbidden()
     return conversation
+
+
+def require_change(viewer: Viewer, conversation: Conversation) -> None:
+    """Triage (priority, labels, notes) is open to the staff who may see a conversation, a
+    supervisor watching too; a token must be read-write."""
+    if isinstance(viewer, Integration):
+        require_write(viewer, conversation)
+
+
+def contact_visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause on contacts: those with a conversation `viewer` may see (every contact for
+    whoever sees everything)."""
+    if EVERYTHING in viewer_keys(viewer):
+        return true()
+    return exists().where(Conversation.contact_id == Contact.id, visible_to(viewer))
 
 
 def require_write(viewer: Viewer, conversation: Conversation) -> None:

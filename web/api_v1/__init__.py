@@ -7,11 +7,12 @@ route shares: the token dependency and the documented error answers.
 
 from fastapi import APIRouter, Depends
 
-from web.api_v1 import tokens
+from web.api_v1 import contacts, conversations, directory, messages, tokens
 from web.api_v1.auth import api_token
 from web.api_v1.docs import COMMON_ERRORS
 
 PREFIX = "/api/v1"
 
 router = APIRouter(prefix=PREFIX, dependencies=[Depends(api_token)], responses=COMMON_ERRORS)
-router.include_router(tokens.router)
+for module in (conversations, messages, contacts, directory, tokens):
+    router.include_router(module.router)
