@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # REST API requests per token: on average per second, and at once
     api_rate_per_second: float = Field(default=100.0, gt=0)
     api_rate_burst: int = Field(default=200, ge=1)
+    # failed authentications per client address: one a second on average, this many at once
+    api_auth_failure_burst: int = Field(default=30, ge=1)
 
     log_level: str = Field(default="INFO")
 

@@ -134,9 +134,11 @@ async def update_contact(db: AsyncSession, caller: Caller, contact_id: int, chan
     if isinstance(viewer, Integration) and not viewer.writes:
         raise Invalid("This token is read-only.")
     wanted = changes.model_dump(exclude_unset=True)
-    changed = {name: value for name, value in wanted.items() if getattr(contact, name) != value}
-    if "display_name" in changed and not (changed["display_name"] or "").strip():
+    if "attributes" in wanted and wanted["attributes"] is None:
+        wanted["attributes"] = {}  # cleared
+    if "display_name" in wanted and not (wanted["display_name"] or "").strip():
         raise Invalid("A contact's name cannot be empty.")
+    changed = {name: value for name, value in wanted.items() if getattr(contact, name) != value}
     if not changed:
         return contact
     for name, value in changed.items():

@@ -294,3 +294,19 @@ async def test_status_of_a_closed_conversation_cannot_be_resolved(live_api, scen
     async with client(live_api.url, scene.writer) as http:
         assert_problem(await http.post(f"/api/v1/conversations/{scene.my_pool}/resolve"), 422)
         assert_problem(await http.post(f"/api/v1/conversations/{scene.my_pool}/messages", json={"text": "hi"}), 422)
+
+
+async def test_a_contact_update_with_edge_values_never_fails_the_server(live_api, scene):
+    """Cases schemathesis found: attributes null (cleared, the column is not nullable), a name at
+    its longest, empty strings."""
+    contact = scene.contacts[scene.my_pool]
+    body = {"attributes": None, "display_name": "0" * 300, "email": "0@0", "phone": "", "region": ""}
+    async with client(live_api.url, scene.writer) as http:
+        changed = await http.patch(f"/api/v1/contacts/{contact}", json=body)
+        assert changed.status_code == 200, changed.text
+        got = await http.get(f"/api/v1/contacts/{contact}")
+        assert got.status_code == 200, got.text
+        assert got.json()["attributes"] == {} and got.json()["display_name"] == "0" * 300
+        assert_problem(await http.patch(f"/api/v1/contacts/{contact}", json={"display_name": None}), 422)
+        too_long = await http.patch(f"/api/v1/contacts/{contact}", json={"display_name": "0" * 301})
+        assert assert_problem(too_long, 422)["errors"][0]["pointer"] == "#/display_name"

@@ -25,10 +25,9 @@ bearer = HTTPBearer(
     scheme_name="token",
     description="An API token an admin created (Settings -> API tokens): `Authorization: Bearer sb_...`.",
 )
-# Failed authentications per client address: a stranger's flood is told to wait, and costs
-# one lookup a second once its burst is spent.
+# Failed authentications per client address (API_AUTH_FAILURE_BURST at once): a stranger's
+# flood is told to wait, and costs one lookup a second once its burst is spent.
 FAILURES_PER_SECOND = 1.0
-FAILURE_BURST = 30
 
 
 def _too_many(wait: timedelta) -> ApiError:
@@ -48,17 +47,18 @@ async def api_token(
 ) -> ApiToken:
     """The caller's live token, after its request budget admitted this request. Its checks
     commit at once (the budget's row is locked until then), before the route's own work."""
+    settings = request.app.state.settings
     token = await authenticate(db, credentials.credentials) if credentials else None
     if token is None:
         address = request.client.host if request.client else "unknown"
-        wait = await ratelimit.admit(db, f"api-auth:{address}", FAILURES_PER_SECOND, FAILURE_BURST)
+        burst = settings.api_auth_failure_burst
+        wait = await ratelimit.admit(db, f"api-auth:{address}", FAILURES_PER_SECOND, burst)
         await db.commit()
         if wait is not None:
             raise _too_many(wait)
         raise ApiError(
             401, "A valid API token is required: Authorization: Bearer sb_...", headers={"WWW-Authenticate": "Bearer"}
         )
-    settings = request.app.state.settings
     wait = await ratelimit.admit(db, f"api:{token.id}", settings.api_rate_per_second, settings.api_rate_burst)
     await db.commit()
     if wait is not None:

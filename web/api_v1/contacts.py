@@ -147,12 +147,12 @@ async def export(request: Request, token: TokenDep) -> StreamingResponse:
     )
 
 
-@router.get("/{contact_id}", summary="One contact")
+@router.get("/{contact_id:int}", summary="One contact")
 async def get(contact_id: IdPath, token: TokenDep, db: SessionDep) -> ContactOut:
     return contact_out(*await get_contact(db, integration(token), contact_id))
 
 
-@router.patch("/{contact_id}", summary="Change a contact", responses=WRITE_ERRORS)
+@router.patch("/{contact_id:int}", summary="Change a contact", responses=WRITE_ERRORS)
 async def update(contact_id: IdPath, changes: ContactChanges, token: WriterDep, db: SessionDep) -> ContactOut:
     """Fields left out stay as they are; null clears one (the name cannot be cleared)."""
     await update_contact(db, token, contact_id, changes)

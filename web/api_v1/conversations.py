@@ -108,7 +108,7 @@ async def list_(
     return Page(items=[conversation_out(r) for r in rows], next_cursor=following.encode() if following else None)
 
 
-@router.get("/{conversation_id}", summary="One conversation")
+@router.get("/{conversation_id:int}", summary="One conversation")
 async def get(conversation_id: IdPath, token: TokenDep, db: SessionDep) -> ConversationOut:
     return conversation_out(await conversation_row(db, integration(token), conversation_id))
 
@@ -133,7 +133,7 @@ class ConversationChanges(BaseModel):
         return self
 
 
-@router.patch("/{conversation_id}", summary="Change status, assignee or priority", responses=WRITE_ERRORS)
+@router.patch("/{conversation_id:int}", summary="Change status, assignee or priority", responses=WRITE_ERRORS)
 async def update(
     conversation_id: IdPath, changes: ConversationChanges, token: WriterDep, db: SessionDep
 ) -> ConversationOut:
@@ -155,7 +155,7 @@ class Transfer(BaseModel):
 
 
 @router.post(
-    "/{conversation_id}/transfer",
+    "/{conversation_id:int}/transfer",
     status_code=202,
     summary="Transfer to an operator or a branch",
     responses=WRITE_ERRORS,
@@ -173,7 +173,7 @@ async def transfer(
     return response
 
 
-@router.post("/{conversation_id}/resolve", status_code=202, summary="Resolve", responses=WRITE_ERRORS)
+@router.post("/{conversation_id:int}/resolve", status_code=202, summary="Resolve", responses=WRITE_ERRORS)
 async def resolve(conversation_id: IdPath, token: WriterDep, db: SessionDep, once: OnceDep) -> ConversationOut:
     if (first := await once.replay(None)) is not None:
         return first

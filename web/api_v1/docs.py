@@ -28,6 +28,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 # routes that change something: a read-only token is refused, and they take a JSON body
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The body is not well-formed JSON in UTF-8."),
     403: _error("The token is read-only."),
     413: _error("The body is larger than 1 MiB."),
     415: _error("The body is not JSON."),

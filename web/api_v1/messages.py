@@ -21,7 +21,7 @@ from web.api_v1.idempotency import OnceDep
 from web.api_v1.paging import CursorQuery, IdPath, Limit, Page
 from web.deps import SessionDep
 
-router = APIRouter(prefix="/conversations/{conversation_id}", tags=["messages"])
+router = APIRouter(prefix="/conversations/{conversation_id:int}", tags=["messages"])
 
 TEXT_MAX = 10_000
 
