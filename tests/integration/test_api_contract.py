@@ -98,7 +98,7 @@ async def test_the_api_keeps_its_own_openapi_contract(roomy_api, clean_db):
     ]
     env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false"}
     done = await asyncio.to_thread(
-        subprocess.run, command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110
+        subprocess.run, command, cwd=folder, env=env, capture_output=True, text=True, timeout=110
     )
     (folder / "output.txt").write_text(done.stdout + done.stderr)
     summary = done.stdout[done.stdout.rfind("SUMMARY") :]
