@@ -19,7 +19,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from api import create_app
-from infra.settings import ROOT
 from tests.conftest import TMP, LiveServer
 from tests.integration.api_support import make_scene
 
