@@ -25,7 +25,7 @@ from infra.realtime import Hub
 from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
-from web import api_v1, auth, cabinet, docs, problems, webhooks
+from web import api_v1, auth, cabinet, docs, problems, settings as settings_pages, webhooks
 from web.api_v1.docs import install_openapi
 from web.api_v1.limits import BodyLimits
 from web.events import EventStream
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(auth.router)
     app.include_router(cabinet.router)
+    app.include_router(settings_pages.router)
     app.include_router(webhooks.router)
     app.include_router(api_v1.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))

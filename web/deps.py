@@ -16,6 +16,7 @@ from fastapi import Depends, Form, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.enums import OperatorRole
 from infra.models import Branch, Conversation, Operator, WebSession
 from infra.security import token_digest
 from services.errors import Forbidden
@@ -111,6 +112,16 @@ async def page_context(request: Request, db: SessionDep, operator: CurrentOperat
 
 
 PageDep = Annotated[PageContext, Depends(page_context)]
+
+
+async def admin_page(page: PageDep) -> PageContext:
+    """An admin's page: anyone else gets 403 (the page says so; nothing of it is shown)."""
+    if page.operator is None or page.operator.role != OperatorRole.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN)
+    return page
+
+
+AdminPage = Annotated[PageContext, Depends(admin_page)]
 
 
 async def conversation_in_path(conversation_id: int, db: SessionDep, operator: CurrentOperator) -> Conversation:

@@ -37,3 +37,11 @@ def test_realtime_benchmark_delivers_every_event_once_in_order():
     assert "connected                200/200" in out, out
     assert re.search(r"deliveries\s+expected 3000, received 3000, lost 0, duplicated 0, out of order 0", out), out
     assert re.search(r"NOTIFY -> one asyncio listener at 20/s\s+p50 [\d.]+ ms", out), out
+
+
+def test_api_benchmark_answers_every_request_and_creates_each_reply_once():
+    out = _run("bench.api", "--quick")
+    phases = re.findall(r"p99\s+[\d.]+ ms  errors (\d+)", out)
+    assert phases == ["0"] * 4, out
+    assert re.search(r"replies created\s+(\d+) \(expected \1\); duplicates 0", out), out
+    assert "raw: FastAPI POST + one INSERT" in out, out
