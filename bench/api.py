@@ -236,7 +236,7 @@ async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    stack = BenchStack()
+    stack = BenchStack(api_workers=args.api_workers)
     fake = FakeTelegram()
     stack.start()
     try:
@@ -309,7 +309,7 @@ async def run(args: argparse.Namespace) -> None:
         print(
             f"\napi benchmark: {len(conversations)} conversations, one token of every branch, open loop, "
             f"{args.seconds:g} s per phase after {args.warmup:g} s of unmeasured warm-up; "
-            f"api and worker processes, cores {os.cpu_count()}"
+            f"api ({args.api_workers} uvicorn worker(s)) and worker processes, cores {os.cpu_count()}"
         )
         for phase, _, _, goal in phases:
             print(phase.line(goal))
@@ -348,6 +348,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured phase")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--conversations", type=int, default=2_000)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes of the api")
     parser.add_argument("--quick", action="store_true", help="20 req/s, 2 s per phase, 200 conversations")
     args = parser.parse_args()
     if args.quick:

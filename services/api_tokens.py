@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from infra.models import ApiToken, Branch, Operator
 from infra.security import API_TOKEN_PREFIX, new_api_token, token_digest
@@ -86,21 +86,26 @@ async def list_tokens(db: AsyncSession, actor: Operator) -> list[ApiToken]:
     return list((await db.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id))).all())
 
 
-# A request notes the token's use at most once a minute: every request of a busy token writing
-# the same row would queue on its lock.
-_TOUCH = text(
-    "UPDATE api_tokens SET last_used_at = now() WHERE id = :id "
-    "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+# One statement, run on every API request: find the live token and note its use, at most once a
+# minute (every request of a busy token writing the same row would queue on its lock).
+_AUTHENTICATE = text(
+    """
+    WITH token AS (
+        SELECT id, name, hint, branch_ids, can_write, created_at, last_used_at FROM api_tokens
+        WHERE token_hash = :digest AND revoked_at IS NULL),
+    touched AS (
+        UPDATE api_tokens SET last_used_at = now() FROM token
+        WHERE api_tokens.id = token.id
+          AND (token.last_used_at IS NULL OR token.last_used_at < now() - interval '1 minute'))
+    SELECT id, name, hint, branch_ids, can_write, created_at, last_used_at FROM token
+    """
 )
 
 
-async def authenticate(db: AsyncSession, secret: str) -> ApiToken | None:
-    """The live token with this secret, or None (unknown, malformed or revoked)."""
+async def authenticate(db: AsyncSession | AsyncConnection, secret: str) -> ApiToken | None:
+    """The live token with this secret, or None (unknown, malformed or revoked). The token is a
+    detached row: callers read it, nobody changes it through it."""
     if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = await db.scalar(
-        select(ApiToken).where(ApiToken.token_hash == token_digest(secret), ApiToken.revoked_at.is_(None))
-    )
-    if token is not None:
-        await db.execute(_TOUCH, {"id": token.id})
-    return token
+    row = (await db.execute(_AUTHENTICATE, {"digest": token_digest(secret)})).first()
+    return None if row is None else ApiToken(**row._mapping)

@@ -62,6 +62,10 @@ class Cursor:
 
 
 def _rows() -> Select:
+    return _ROWS
+
+
+def _build_rows() -> Select:
     assignee = aliased(Operator)
     return (
         select(
@@ -89,6 +93,9 @@ def _rows() -> Select:
         .join(Inbox, Inbox.id == Conversation.inbox_id)
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
     )
+
+
+_ROWS = _build_rows()  # built once: a Select is immutable, and building it costs more than the query
 
 
 def _filtered(query: Select, wanted: ConversationFilter) -> Select:

@@ -17,7 +17,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from infra import ratelimit
 from infra.models import ApiToken
 from services.api_tokens import authenticate
-from web.deps import SessionDep
 from web.problems import RATE_LIMITED, READ_ONLY_TOKEN, ApiError
 
 bearer = HTTPBearer(
@@ -41,26 +40,27 @@ def _too_many(wait: timedelta) -> ApiError:
 
 
 async def api_token(
-    request: Request,
-    db: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> ApiToken:
-    """The caller's live token, after its request budget admitted this request. Its checks
-    commit at once (the budget's row is locked until then), before the route's own work."""
+    """The caller's live token, after its request budget admitted this request. Two statements
+    in autocommit, apart from the route's own transaction: the budget's row is locked only for
+    the moment its statement runs."""
     settings = request.app.state.settings
-    token = await authenticate(db, credentials.credentials) if credentials else None
-    if token is None:
-        address = request.client.host if request.client else "unknown"
-        burst = settings.api_auth_failure_burst
-        wait = await ratelimit.admit(db, f"api-auth:{address}", FAILURES_PER_SECOND, burst)
-        await db.commit()
-        if wait is not None:
-            raise _too_many(wait)
-        raise ApiError(
-            401, "A valid API token is required: Authorization: Bearer sb_...", headers={"WWW-Authenticate": "Bearer"}
-        )
-    wait = await ratelimit.admit(db, f"api:{token.id}", settings.api_rate_per_second, settings.api_rate_burst)
-    await db.commit()
+    async with request.app.state.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        token = await authenticate(conn, credentials.credentials) if credentials else None
+        if token is None:
+            address = request.client.host if request.client else "unknown"
+            burst = settings.api_auth_failure_burst
+            wait = await ratelimit.admit(conn, f"api-auth:{address}", FAILURES_PER_SECOND, burst)
+            if wait is not None:
+                raise _too_many(wait)
+            raise ApiError(
+                401,
+                "A valid API token is required: Authorization: Bearer sb_...",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        wait = await ratelimit.admit(conn, f"api:{token.id}", settings.api_rate_per_second, settings.api_rate_burst)
     if wait is not None:
         raise _too_many(wait)
     return token

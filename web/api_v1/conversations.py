@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Row
 
@@ -18,7 +18,7 @@ from services.visibility import integration
 from web.api_v1.auth import TokenDep, WriterDep
 from web.api_v1.docs import WRITE_ERRORS
 from web.api_v1.idempotency import OnceDep
-from web.api_v1.paging import MAX_ID, CursorQuery, IdPath, IdQuery, Limit, Page
+from web.api_v1.paging import MAX_ID, CursorQuery, IdPath, IdQuery, Limit, Page, json_response
 from web.deps import SessionDep
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -77,7 +77,7 @@ def conversation_out(row: Row) -> ConversationOut:
     )
 
 
-@router.get("", summary="List conversations, newest activity first")
+@router.get("", summary="List conversations, newest activity first", response_model=Page[ConversationOut])
 async def list_(
     token: TokenDep,
     db: SessionDep,
@@ -91,7 +91,7 @@ async def list_(
     channel: ChannelKind | None = None,
     contact_id: IdQuery = None,
     unanswered: Annotated[bool | None, Query(description="Only those waiting for our answer (true).")] = None,
-) -> Page[ConversationOut]:
+) -> Response:
     """The conversations of the token's branches (or all), filtered; `cursor` pages on."""
     wanted = ConversationFilter(
         status=status,
@@ -105,7 +105,8 @@ async def list_(
     )
     after = Cursor.decode(cursor) if cursor else None
     rows, following = await list_conversations(db, integration(token), wanted, after=after, limit=limit)
-    return Page(items=[conversation_out(r) for r in rows], next_cursor=following.encode() if following else None)
+    page = Page(items=[conversation_out(r) for r in rows], next_cursor=following.encode() if following else None)
+    return json_response(page)
 
 
 @router.get("/{conversation_id:int}", summary="One conversation")

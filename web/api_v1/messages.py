@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
@@ -18,7 +18,7 @@ from services.visibility import integration
 from web.api_v1.auth import TokenDep, WriterDep
 from web.api_v1.docs import WRITE_ERRORS
 from web.api_v1.idempotency import OnceDep
-from web.api_v1.paging import CursorQuery, IdPath, Limit, Page
+from web.api_v1.paging import CursorQuery, IdPath, Limit, Page, json_response
 from web.deps import SessionDep
 
 router = APIRouter(prefix="/conversations/{conversation_id:int}", tags=["messages"])
@@ -77,7 +77,7 @@ def message_out(message: Message, attachments: list[Attachment] = ()) -> Message
     )
 
 
-@router.get("/messages", summary="List messages")
+@router.get("/messages", summary="List messages", response_model=Page[MessageOut])
 async def list_(
     conversation_id: IdPath,
     token: TokenDep,
@@ -85,7 +85,7 @@ async def list_(
     limit: Limit = 50,
     cursor: CursorQuery = None,
     order: Annotated[Literal["asc", "desc"], Query(description="Oldest first (asc) or newest first.")] = "asc",
-) -> Page[MessageOut]:
+) -> Response:
     """Notes included (`note: true`). Keep `order` the same while following `next_cursor`."""
     if cursor is not None and not cursor.isdigit():
         raise Invalid("This cursor is not one a list gave out.")
@@ -101,7 +101,7 @@ async def list_(
         limit=limit,
     )
     items = [message_out(m, page.attachments.get(m.id, [])) for m in page.messages]
-    return Page(items=items, next_cursor=None if page.next_after is None else str(page.next_after))
+    return json_response(Page(items=items, next_cursor=None if page.next_after is None else str(page.next_after)))
 
 
 class Reply(BaseModel):
