@@ -128,7 +128,8 @@ class Phase:
     lateness_ms: list[float] = field(default_factory=list)  # the generator's own delay
 
     def line(self, goal: str) -> str:
-        errors = sum(n for status, n in self.statuses.items() if status >= 400 or status == 0)
+        failed = {status: n for status, n in self.statuses.items() if status >= 400 or status == 0}
+        errors = sum(failed.values()) if not failed else f"{sum(failed.values())} {dict(sorted(failed.items()))}"
         return (
             f"  {self.name:<40} p50 {percentile(self.latencies_ms, 50):6.1f} ms  "
             f"p95 {percentile(self.latencies_ms, 95):6.1f} ms  p99 {percentile(self.latencies_ms, 99):6.1f} ms  "

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import Forbidden, Invalid
@@ -177,6 +178,15 @@ def install(app: FastAPI) -> None:
         if _wants_html(request):
             return error_page(request, 422)
         return problem(422, "Invalid request", "The request did not validate.", errors=field_errors(exc.errors()))
+
+    @app.exception_handler(PoolTimeout)
+    async def _overloaded(request: Request, exc: PoolTimeout) -> Response:
+        # every database connection of this process stayed busy for the pool's timeout: the
+        # caller may retry, and is told so instead of being given a failure of ours
+        if _wants_html(request):
+            return error_page(request, 503)
+        detail = "The service is overloaded: try again in a moment."
+        return problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

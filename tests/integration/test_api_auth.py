@@ -127,3 +127,24 @@ async def test_a_stranger_guessing_tokens_is_told_to_wait(live_api, clean_db):
         answers = [(await http.get("/api/v1/token")).status_code for _ in range(40)]
     assert answers[:30] == [401] * 30
     assert answers[-1] == 429 and answers.count(429) >= 5
+
+
+async def test_an_exhausted_connection_pool_is_503_with_retry_after_not_a_failure(app_settings):
+    """Under overload a request can wait the pool's whole timeout for a database connection:
+    the caller is told to retry (bench.api found these answered 500)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app = create_app(app_settings)
+
+    @app.get("/api/v1/probe-overload")
+    async def overloaded() -> dict:
+        raise PoolTimeout("QueuePool limit of size 20 overflow 10 reached")
+
+    server = LiveServer(app).start()
+    try:
+        async with client(server.url) as http:
+            answer = await http.get("/api/v1/probe-overload")
+    finally:
+        server.stop()
+    assert assert_problem(answer, 503)["detail"] == "The service is overloaded: try again in a moment."
+    assert answer.headers["retry-after"] == "1"

@@ -25,6 +25,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     404: _error("No such object, or not within the token's branches (the two are not told apart)."),
     422: _error("The request did not validate (`errors` points at each field) or cannot be carried out."),
     429: _error("The token's request budget is spent.", **{"Retry-After": "Seconds until a request is admitted."}),
+    503: _error("Overloaded for a moment: retry.", **{"Retry-After": "Seconds to wait."}),
 }
 # routes that change something: a read-only token is refused, and they take a JSON body
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
