@@ -28,7 +28,9 @@ from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
-from web import auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks
+from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks
+from web.api_v1.docs import install_openapi
+from web.api_v1.limits import BodyLimits
 from web.events import EventStream
 
 log = logging.getLogger("switchboard.api")
@@ -68,9 +70,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await engine.dispose()
 
     # /docs and /redoc come from web.docs, with assets we serve instead of a CDN's
-    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     problems.install(app)
     app.add_middleware(metrics.RequestMetrics)
+    app.add_middleware(BodyLimits, prefix=api_v1.PREFIX)
+    install_openapi(app, api_v1.PREFIX)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
     app.include_router(auth.router)
@@ -79,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(settings_pages.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
+    app.include_router(api_v1.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))
 
     @app.get("/healthz", tags=["health"])
@@ -105,6 +117,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+API_DESCRIPTION = """\
+The REST API v1 (`/api/v1`) for integrators.
+
+**Authentication**: `Authorization: Bearer sb_...` with a token an admin created; it sees the
+conversations of its branches (or of all) and changes them only if it is read-write. Cabinet
+sessions do not work here, and tokens do not work on the cabinet's pages.
+
+**Errors**: every refusal is RFC 9457 `application/problem+json` (`type`, `title`, `status`,
+`detail`; `errors` with a JSON pointer, parameter or header per field that did not validate).
+An id outside the token's branches is 404, as if it did not exist.
+
+**Idempotency**: every POST takes an `Idempotency-Key` header (up to 200 characters, per token).
+The same key with the same body within 72 hours answers the first request's status and body again
+without doing anything twice, also while the first is still running (the second waits for it);
+the same key with another body is 422.
+
+**Rate limits**: per token; past its budget a request is answered 429 with `Retry-After`.
+
+**Pagination**: lists answer `{"items": [...], "next_cursor": "..."}`; pass `cursor=<next_cursor>`
+for the next page, until `next_cursor` is null. Cursors are opaque and stay valid while rows
+change (keyset pagination, never offsets).
+"""
 
 
 def _settle_garbage_collector() -> None:

@@ -390,7 +390,7 @@ def _done(conversation: Conversation, key: str | None) -> bool:
 async def _settings_row(db: AsyncSession, model: type[Inbox] | type[Branch], row_id: int | None) -> Any:
     """An inbox or branch row, share-locked: a concurrent settings change waits for this
     transaction, so its trigger finds the conversation this one makes depend on the row, or
-    this one reads the new settings (migration 0006)."""
+    this one reads the new settings (migration 0007)."""
     if row_id is None:
         return None
     return await db.get(model, row_id, with_for_update={"read": True})

@@ -358,8 +358,8 @@ class DeliveryActivities:
                     error_class=None,
                 )
             )
-            if message.sender_kind == SenderKind.OPERATOR:
-                # only an operator's answer makes a conversation "answered"
+            if message.sender_kind in (SenderKind.OPERATOR, SenderKind.INTEGRATION):
+                # only a person's answer (in the cabinet or through the API) makes it "answered"
                 await db.execute(
                     update(Conversation).where(Conversation.id == message.conversation_id).values(last_out_at=now)
                 )

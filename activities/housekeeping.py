@@ -1,6 +1,6 @@
 """Activities for HousekeepingWorkflow: expired sessions, the delivery journal past its retention,
 realtime events past theirs, outgoing webhooks' journal and finished (or never sent) events past
-WEBHOOK_LOG_RETENTION_DAYS."""
+WEBHOOK_LOG_RETENTION_DAYS, expired API idempotency keys and idle request budgets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.housekeeping import PURGE_EXPIRED
-from infra import event_log
+from infra import event_log, idempotency, ratelimit
 from infra.models import DeliveryAttempt, WebhookAttempt, WebhookDelivery, WebSession
 from infra.settings import Settings
 
@@ -39,10 +39,15 @@ class HousekeepingActivities:
             webhook_events = await db.execute(
                 delete(WebhookDelivery).where(WebhookDelivery.created_at < webhook_cutoff)
             )
+            keys = await idempotency.purge_expired(db, now)
+            # a budget whole for an hour is the same as none (strangers' addresses add up)
+            budgets = await ratelimit.forget_idle(db, "api", timedelta(hours=1))
         return {
             "sessions": sessions.rowcount,
             "attempts": attempts.rowcount,
             "realtime_events": events,
             "webhook_attempts": webhook_attempts.rowcount,
             "webhook_events": webhook_events.rowcount,
+            "idempotency_keys": keys,
+            "request_budgets": budgets,
         }

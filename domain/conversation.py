@@ -53,7 +53,7 @@ class NoticeKind(StrEnum):
     # a customer wrote while the branch is closed: the offline text may be due
     OFF_HOURS_MESSAGE = "off_hours_message"
     # the inbox's settings or the branch's working hours changed: read them again. Written by a
-    # trigger on those rows (migration 0006), so every writer's change reaches running workflows.
+    # trigger on those rows (migration 0007), so every writer's change reaches running workflows.
     SETTINGS_CHANGED = "settings_changed"
 
 

@@ -1,6 +1,6 @@
 """Closed vocabularies shared by the database, the API, channels and workflows."""
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class ChannelKind(StrEnum):
@@ -31,6 +31,7 @@ class ActorKind(StrEnum):
     """Who did what an audit entry records."""
 
     OPERATOR = "operator"
+    INTEGRATION = "integration"  # an integrator's API token
     SYSTEM = "system"  # a workflow, a timer, a provider's report
 
 
@@ -71,6 +72,16 @@ class ConversationStatus(StrEnum):
     CLOSED = "closed"
 
 
+class Priority(IntEnum):
+    """A conversation's priority (conversations.priority); the API names it in lower case."""
+
+    NONE = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    URGENT = 4
+
+
 class MessageDirection(StrEnum):
     IN = "in"
     OUT = "out"
@@ -80,6 +91,7 @@ class SenderKind(StrEnum):
     CONTACT = "contact"
     OPERATOR = "operator"
     SYSTEM = "system"
+    INTEGRATION = "integration"  # sent through the REST API with an integrator's token
 
 
 class MessageKind(StrEnum):

@@ -80,6 +80,12 @@ class MessageCreated(ConversationEvent):
     direction: MessageDirection
     sender_kind: SenderKind
     purpose: str | None = None  # a system message's reason: offline, auto_reply, rating_request
+    note: bool = False  # a private note: for staff, never for the customer
+
+    def scope(self) -> EventScope:
+        if self.note:
+            return EventScope(Audience.STAFF, place=Placement(self.conversation_id, self.branch_id, self.assignee_id))
+        return super().scope()
 
 
 class MessageUpdated(ConversationEvent):
@@ -156,6 +162,29 @@ class ConversationStatusChanged(ConversationEvent):
 
     status: ConversationStatus
     previous_status: ConversationStatus
+
+
+class ConversationChange(StrEnum):
+    PRIORITY = "priority"
+    LABELS = "labels"
+
+
+class ConversationUpdated(ConversationEvent):
+    """Something about the conversation changed that lists show (not its placement or status)."""
+
+    NAME: ClassVar[str] = "conversation.updated"
+
+    change: ConversationChange
+
+
+class ContactUpdated(ConversationEvent):
+    """A contact's name, phone, e-mail, region or attributes changed; announced in the contact's
+    latest conversation (where it is shown)."""
+
+    NAME: ClassVar[str] = "contact.updated"
+
+    contact_id: int
+    fields: list[str]
 
 
 class ConversationRated(ConversationEvent):
@@ -289,8 +318,10 @@ EVENTS: tuple[type[Event], ...] = (
     ConversationAssigned,
     ConversationEscalated,
     ConversationStatusChanged,
+    ConversationUpdated,
     ConversationRated,
     ContactTyping,
+    ContactUpdated,
     ContactRead,
     ContactReachabilityChanged,
     OperatorTyping,

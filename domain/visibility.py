@@ -3,7 +3,9 @@
 - an operator: the conversations assigned to them, and the unassigned ones of their own
   branch (its pool); an operator without a branch has no pool;
 - a supervisor or an admin: every conversation, read-only unless they are its assignee;
-- a widget visitor: only their own conversation.
+- a widget visitor: only their own conversation;
+- an integration (a REST API token): every conversation of its branches, or of all branches;
+  it may act in them only if the token is read-write.
 
 The rule is written as keys: a viewer holds some, a conversation is visible to some, and a
 viewer sees a conversation when they share one. The same keys index realtime subscribers (an
@@ -36,6 +38,11 @@ def visitor_key(conversation_id: int) -> Key:
     return ("visitor", conversation_id)
 
 
+def in_branch_key(branch_id: int) -> Key:
+    """Held by every conversation of a branch, assigned or not: what a branch's API token sees."""
+    return ("in_branch", branch_id)
+
+
 class Access(IntEnum):
     NONE = 0
     READ = 1
@@ -58,12 +65,25 @@ class Visitor:
     conversation_id: int
 
 
-Viewer = Staff | Visitor
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """An integrator's API token: the conversations of its branches (None: of every branch)."""
+
+    token_id: int
+    branch_ids: frozenset[int] | None
+    writes: bool
+
+
+Viewer = Staff | Visitor | Integration
 
 
 def viewer_keys(viewer: Viewer) -> frozenset[Key]:
     if isinstance(viewer, Visitor):
         return frozenset({visitor_key(viewer.conversation_id)})
+    if isinstance(viewer, Integration):
+        if viewer.branch_ids is None:
+            return frozenset({EVERYTHING})
+        return frozenset(in_branch_key(branch_id) for branch_id in viewer.branch_ids)
     keys = {operator_key(viewer.operator_id)}
     if viewer.role in (OperatorRole.SUPERVISOR, OperatorRole.ADMIN):
         keys.add(EVERYTHING)
@@ -83,6 +103,8 @@ class Placement:
 
 def conversation_keys(place: Placement, *, visitor: bool = True) -> frozenset[Key]:
     keys = {EVERYTHING}
+    if place.branch_id is not None:
+        keys.add(in_branch_key(place.branch_id))
     if place.assignee_id is not None:
         keys.add(operator_key(place.assignee_id))
     elif place.branch_id is not None:
@@ -94,11 +116,22 @@ def conversation_keys(place: Placement, *, visitor: bool = True) -> frozenset[Ke
 
 def access(viewer: Viewer, place: Placement) -> Access:
     """WRITE for the assignee, the branch pool and the visitor; READ for supervisors and
-    admins who are not the assignee (they watch, and never mark anything read)."""
+    admins who are not the assignee (they watch, and never mark anything read). A token
+    writes in what it sees when it is read-write."""
     shared = viewer_keys(viewer) & conversation_keys(place)
+    if shared and isinstance(viewer, Integration):
+        return Access.WRITE if viewer.writes else Access.READ
     if shared - {EVERYTHING}:
         return Access.WRITE
     return Access.READ if shared else Access.NONE
+
+
+def may_move_to(viewer: Viewer, branch_id: int | None) -> bool:
+    """Where a viewer may send a conversation (or find an operator to send it to): staff
+    anywhere; a token only within its branches, so nothing outside them can be probed."""
+    if isinstance(viewer, Integration) and viewer.branch_ids is not None:
+        return branch_id in viewer.branch_ids
+    return True
 
 
 class Audience(StrEnum):

@@ -2,7 +2,7 @@
 and the contracts of WebhookEndpointWorkflow (one per endpoint, `webhook-endpoint-{id}`).
 
 An event reaches an endpoint as a queue row written by the realtime log's commit trigger, in
-the transaction of the change (migration 0010); the endpoint's workflow drains that queue.
+the transaction of the change (migration 0014); the endpoint's workflow drains that queue.
 """
 
 from __future__ import annotations

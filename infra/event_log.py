@@ -2,7 +2,7 @@
 reading them back, pruning.
 
 An event is a row of `realtime_events` written in the transaction of the change it announces.
-At commit a deferred trigger (migration 0003) gives it the next id in commit order and NOTIFYs
+At commit a deferred trigger (migration 0005) gives it the next id in commit order and NOTIFYs
 `CHANNEL` with "<id> <name> <payload>", so listeners hear of a change exactly when it commits,
 never of a rolled-back one, and a client that has seen id N has seen every event committed
 before it. Live-only events (typing, presence) skip the table: id 0, never replayed.

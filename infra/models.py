@@ -183,6 +183,44 @@ class WebSession(Base):
     address: Mapped[str | None] = mapped_column(String(64))
 
 
+class ApiToken(Base):
+    """An integrator's REST API token (infra/security.py makes and digests it; only the digest
+    is stored, the token is shown once). It sees the conversations of `branch_ids`, or of every
+    branch when NULL; a branch deleted later leaves an id that matches nothing."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # the token's first characters, so an admin can tell which token a leaked one is
+    hint: Mapped[str] = mapped_column(String(16))
+    branch_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    can_write: Mapped[bool] = mapped_column(server_default=sql("false"))
+    created_by_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    # written at most once a minute per token (services/api_tokens.py)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """An API request's Idempotency-Key and the answer it got (infra/idempotency.py). The row is
+    inserted by the request that claims the key and committed with that request's effect and
+    answer, so it is never seen half-done."""
+
+    __tablename__ = "api_idempotency_keys"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # SHA-256 of the method, path and body: the same key with another request is refused
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Inbox(Base):
     __tablename__ = "inboxes"
 
@@ -311,6 +349,8 @@ class Conversation(Base):
         # the inbox list: a branch's conversations by status, newest activity first
         Index("ix_conversations_branch_status_activity", "branch_id", "status", sql("last_activity_at DESC")),
         Index("ix_conversations_assignee_status_activity", "assignee_id", "status", sql("last_activity_at DESC")),
+        # lists of every branch, newest activity first (a backward scan), paged by (last_activity_at, id)
+        Index("ix_conversations_activity_id", "last_activity_at", "id"),
         # the "unanswered" filter: the customer wrote last
         Index(
             "ix_conversations_unanswered",
@@ -330,11 +370,14 @@ class Message(Base):
     direction: Mapped[MessageDirection] = mapped_column(_enum(MessageDirection, "message_direction"))
     sender_kind: Mapped[SenderKind] = mapped_column(_enum(SenderKind, "sender_kind"))
     sender_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    sender_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text, server_default="")
     format: Mapped[MessageFormat] = mapped_column(_enum(MessageFormat, "message_format"), server_default="plain")
     kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"), server_default="text")
     # a button press: the data the button carried (its label is the text)
     button_data: Mapped[str | None] = mapped_column(Text)
+    # a private note: staff only, never delivered, never shown to the customer
+    is_note: Mapped[bool] = mapped_column(server_default=sql("false"))
     # inbound: the provider's id, unique per inbox (dedup of provider retries)
     provider_message_id: Mapped[str | None] = mapped_column(String(PROVIDER_ID_MAX))
     # outbound: the caller's Idempotency-Key, so a retried send creates one message
@@ -441,6 +484,7 @@ class AuditEvent(Base):
 
     id: Mapped[int] = _pk()
     actor_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    actor_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     actor_kind: Mapped[str] = mapped_column(String(20))  # domain.enums.ActorKind
     action: Mapped[str] = mapped_column(String(100))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)

@@ -1,4 +1,5 @@
-"""Provider rate limits held across every worker process, in PostgreSQL.
+"""Rate limits held across every process, in PostgreSQL: provider send slots (`reserve`, the
+caller waits for its slot) and request budgets (`admit`, the caller is refused past its burst).
 
 A limit is what the provider counts: at most `count` sends in any `window` seconds (Telegram:
 30 per second per bot, 1 per second per chat), in a strict sliding window over the moments our
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # How much later than its slot a send may reach the provider, relative to the sends a window
 # before it, without being counted in their window: the event loop, the HTTP client and the
@@ -93,3 +94,36 @@ def _free_at(limit: Limit, clock: datetime, recent: list[datetime]) -> datetime:
     if len(recent) < limit.count:
         return clock
     return max(clock, recent[-limit.count] + timedelta(seconds=limit.window) + MARGIN)
+
+
+# GCRA with a burst: a key's clock `next_at` is when its budget is whole again; a request is
+# admitted while the clock is less than `burst` intervals ahead of now, and moves it one interval.
+_ADMIT = text(
+    """
+    INSERT INTO rate_slots (key, next_at) VALUES (:key, clock_timestamp() + :interval)
+    ON CONFLICT (key) DO UPDATE SET next_at = GREATEST(rate_slots.next_at, clock_timestamp()) + :interval
+        WHERE rate_slots.next_at <= clock_timestamp() + :tolerance
+    RETURNING next_at
+    """
+)
+_REFUSED_FOR = text("SELECT next_at - clock_timestamp() - :tolerance FROM rate_slots WHERE key = :key")
+_FORGET_IDLE = text(
+    "DELETE FROM rate_slots WHERE starts_with(key, :prefix) AND next_at < clock_timestamp() - CAST(:idle AS interval)"
+)
+
+
+async def admit(db: AsyncSession | AsyncConnection, key: str, rate: float, burst: int) -> timedelta | None:
+    """Count one request against `key` (`rate` a second on average, `burst` at once): None when
+    admitted, else how long until one would be. Run it in a short transaction of its own: the
+    key's row stays locked until that commits."""
+    interval = timedelta(seconds=1 / rate)
+    tolerance = interval * (burst - 1)
+    if await db.scalar(_ADMIT, {"key": key, "interval": interval, "tolerance": tolerance}) is not None:
+        return None
+    wait = await db.scalar(_REFUSED_FOR, {"key": key, "tolerance": tolerance})
+    return max(wait, timedelta(milliseconds=1))
+
+
+async def forget_idle(db: AsyncSession | AsyncConnection, prefix: str, idle: timedelta) -> int:
+    """Drop the budgets under `prefix` that have been whole for `idle`: how many."""
+    return (await db.execute(_FORGET_IDLE, {"prefix": prefix, "idle": idle})).rowcount

@@ -1,4 +1,4 @@
-"""Password hashing, credential encryption at rest, session tokens."""
+"""Password hashing, credential encryption at rest, session and API tokens."""
 
 from __future__ import annotations
 
@@ -34,8 +34,17 @@ def new_token() -> str:
 
 
 def token_digest(token: str) -> bytes:
-    """Sessions are stored by digest: a database leak does not leak live sessions."""
+    """Sessions and API tokens are stored by digest: a database leak does not leak live ones."""
     return hashlib.sha256(token.encode()).digest()
+
+
+# API tokens carry a prefix so a leaked one is easy to find (in logs, repositories, scanners).
+API_TOKEN_PREFIX = "sb_"
+
+
+def new_api_token() -> str:
+    """A random 32-byte secret behind the recognisable prefix."""
+    return API_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 class CredentialBox:

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # bucket drains about 2/s; 5 on Enterprise)
     bitrix24_rate_per_second: float = Field(default=2.0, gt=0)
 
+    # REST API requests per token: on average per second, and at once
+    api_rate_per_second: float = Field(default=100.0, gt=0)
+    api_rate_burst: int = Field(default=200, ge=1)
+    # failed authentications per client address: one a second on average, this many at once
+    api_auth_failure_burst: int = Field(default=30, ge=1)
+
     log_level: str = Field(default="INFO")
     # "text" (human-readable lines, the default) or "json" (one object per line, for collectors)
     log_format: Literal["text", "json"] = "text"

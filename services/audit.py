@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.contracts import INT64_MAX
 from domain.enums import ActorKind
 from domain.wording import N_, invalid
-from infra.models import AuditEvent, Operator
+from infra.models import ApiToken, AuditEvent, Operator
 
 
 def record(
@@ -23,19 +23,31 @@ def record(
     action: str,
     *,
     operator_id: int | None = None,
+    token_id: int | None = None,
     conversation_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """`action` was done by the operator `operator_id`, or by the system when there is none."""
+    """`action` was done by the operator `operator_id`, or through the API token `token_id`, or
+    by the system when there is neither."""
+    if operator_id is not None:
+        kind = ActorKind.OPERATOR
+    else:
+        kind = ActorKind.SYSTEM if token_id is None else ActorKind.INTEGRATION
     db.add(
         AuditEvent(
             actor_operator_id=operator_id,
-            actor_kind=ActorKind.OPERATOR if operator_id is not None else ActorKind.SYSTEM,
+            actor_token_id=token_id,
+            actor_kind=kind,
             action=action,
             conversation_id=conversation_id,
             details=details or {},
         )
     )
+
+
+def by(caller: Operator | ApiToken) -> dict[str, int]:
+    """`record`'s actor arguments for whoever called a service: `record(db, ..., **by(caller))`."""
+    return {"token_id": caller.id} if isinstance(caller, ApiToken) else {"operator_id": caller.id}
 
 
 def record_change(

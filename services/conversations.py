@@ -14,47 +14,34 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from domain.conversation import ConversationNotice, NoticeKind
-from domain.enums import ConversationStatus, MessageFormat, SenderKind
-from infra.models import Branch, Contact, Conversation, Inbox, Operator
+from domain.enums import ConversationStatus, MessageFormat, Priority, SenderKind
+from domain.events import ConversationChange, ConversationUpdated
+from domain.visibility import may_move_to
+from infra.event_log import conversation_ids, publish
+from infra.models import ApiToken, Branch, Conversation, Operator
 from services import audit
 from services.assignment import LIVE, lock_branch, set_assignee
+from services.conversation_list import ConversationFilter, list_conversations
 from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
-from services.visibility import load_conversation, require_write, staff, visible_to
+from services.visibility import Caller, load_conversation, require_change, require_write, staff, viewer_of
 
 
 async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
     """The latest conversations the operator may see, newest activity first, with the names a
     list shows (contact, channel, assignee)."""
-    assignee = aliased(Operator)
-    query = (
-        select(
-            Conversation.id,
-            Conversation.status,
-            Conversation.last_activity_at,
-            Contact.display_name.label("contact_name"),
-            Inbox.channel,
-            assignee.display_name.label("assignee_name"),
-        )
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .join(Inbox, Inbox.id == Conversation.inbox_id)
-        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
-        .where(visible_to(staff(operator)))
-        .order_by(Conversation.last_activity_at.desc())
-        .limit(limit)
-    )
-    return list((await db.execute(query)).all())
+    rows, _ = await list_conversations(db, staff(operator), ConversationFilter(), limit=limit)
+    return rows
 
 
-async def acting_on(db: AsyncSession, operator: Operator, conversation_id: int, *, lock: bool = False) -> Conversation:
-    """The conversation, if `operator` may act in it (its assignee, or an operator of the branch
-    whose pool holds it): Forbidden when they may not see it, Invalid (read-only) when they only
-    watch it. The one check every action makes."""
-    viewer = staff(operator)
+async def acting_on(db: AsyncSession, caller: Caller, conversation_id: int, *, lock: bool = False) -> Conversation:
+    """The conversation, if `caller` may act in it (its assignee, an operator of the branch whose
+    pool holds it, a read-write token of its branch): Forbidden when they may not see it, Invalid
+    (read-only) when they only watch it. The one check every action makes."""
+    viewer = viewer_of(caller)
     conversation = await load_conversation(db, viewer, conversation_id, lock=lock)
     require_write(viewer, conversation)
     return conversation
@@ -108,80 +95,114 @@ async def take(db: AsyncSession, operator: Operator, conversation_id: int) -> Co
 
 async def request_transfer(
     db: AsyncSession,
-    operator: Operator,
+    caller: Caller,
     conversation_id: int,
     *,
     to_operator_id: int | None = None,
     to_branch_id: int | None = None,
 ) -> None:
     """Ask the workflow to move the conversation (to an operator, or to the first free one of a
-    branch). The workflow checks the target again when it applies the notice."""
+    branch); a token moves only within its branches. The workflow checks the target again when
+    it applies the notice."""
     if (to_operator_id is None) == (to_branch_id is None):
         raise Invalid("Choose either an operator or a branch to transfer to.")
-    conversation = await acting_on(db, operator, conversation_id)
+    viewer = viewer_of(caller)
+    conversation = await acting_on(db, caller, conversation_id)
     if conversation.status not in LIVE:
         raise Invalid("Only open conversations can be transferred.")
     if to_operator_id is not None:
         target = await db.get(Operator, to_operator_id)
-        if target is None or not target.is_active:
+        if target is None or not target.is_active or not may_move_to(viewer, target.branch_id):
             raise Invalid("That operator does not exist or is deactivated.")
         if target.branch_id is None:
             raise Invalid("That operator is in no branch: give them one first.")
-    elif await db.get(Branch, to_branch_id) is None:
+    elif await db.get(Branch, to_branch_id) is None or not may_move_to(viewer, to_branch_id):
         raise Invalid("That branch does not exist.")
     await add_notice(
         db,
         conversation.id,
         ConversationNotice(
             kind=NoticeKind.TRANSFER,
-            operator_id=operator.id,
+            operator_id=_operator_id(caller),
             target_operator_id=to_operator_id,
             target_branch_id=to_branch_id,
         ),
     )
+    _audit_request(db, caller, "conversation.transfer_requested", conversation.id)
 
 
-async def request_resolve(db: AsyncSession, operator: Operator, conversation_id: int) -> None:
-    conversation = await acting_on(db, operator, conversation_id)
+async def request_resolve(db: AsyncSession, caller: Caller, conversation_id: int) -> None:
+    conversation = await acting_on(db, caller, conversation_id)
     if conversation.status not in LIVE:
         raise Invalid("This conversation is not open.")
-    await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=operator.id))
+    await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=_operator_id(caller)))
+    _audit_request(db, caller, "conversation.resolve_requested", conversation.id)
+
+
+async def set_priority(db: AsyncSession, caller: Caller, conversation_id: int, priority: Priority) -> Conversation:
+    viewer = viewer_of(caller)
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
+    require_change(viewer, conversation)
+    if conversation.priority != priority:
+        previous, conversation.priority = conversation.priority, int(priority)
+        audit.record(
+            db,
+            "conversation.priority",
+            **audit.by(caller),
+            conversation_id=conversation.id,
+            details={"from": previous, "to": int(priority)},
+        )
+        await publish(db, ConversationUpdated.of(conversation_ids(conversation), change=ConversationChange.PRIORITY))
+    return conversation
+
+
+def _operator_id(caller: Caller) -> int | None:
+    """Who acted, as a notice tells the workflow (which audits the change itself)."""
+    return None if isinstance(caller, ApiToken) else caller.id
+
+
+def _audit_request(db: AsyncSession, caller: Caller, action: str, conversation_id: int) -> None:
+    """The workflow audits what a token asked for as the system's doing: the request itself is
+    recorded with the token here."""
+    if isinstance(caller, ApiToken):
+        audit.record(db, action, token_id=caller.id, conversation_id=conversation_id)
 
 
 async def send_reply(
     db: AsyncSession,
-    operator: Operator,
+    caller: Caller,
     conversation_id: int,
     text: str,
     *,
     idempotency_key: str,
     fmt: MessageFormat = MessageFormat.MARKDOWN,
 ) -> tuple[int, bool]:
-    """Queue an operator's reply for delivery through the conversation's own channel. The
-    assignee answering has opened it, as far as escalation goes.
+    """Queue a reply (an operator's, or an integration's) for delivery through the
+    conversation's own channel. The assignee answering has opened it, as far as escalation goes.
 
     Returns (message id, created); the same idempotency key returns the first message.
     """
     text = text.strip()
     if not text:
         raise Invalid("The message is empty.")
-    conversation = await acting_on(db, operator, conversation_id, lock=True)
+    conversation = await acting_on(db, caller, conversation_id, lock=True)
     if conversation.status == ConversationStatus.CLOSED:
         raise Invalid("This conversation is closed.")
+    if isinstance(caller, ApiToken):
+        sender = {"sender_kind": SenderKind.INTEGRATION, "sender_token_id": caller.id}
+        scope = f"api{caller.id}"
+    else:
+        sender = {"sender_kind": SenderKind.OPERATOR, "sender_operator_id": caller.id}
+        scope = str(caller.id)
     message_id, created = await queue_message(
-        db,
-        conversation,
-        text,
-        fmt=fmt,
-        sender_kind=SenderKind.OPERATOR,
-        sender_operator_id=operator.id,
-        idempotency_key=f"reply:{operator.id}:{idempotency_key}",
+        db, conversation, text, fmt=fmt, idempotency_key=f"reply:{scope}:{idempotency_key}", **sender
     )
     if not created:
         return message_id, False
-    await _opened_by(db, conversation, operator)
+    if not isinstance(caller, ApiToken):
+        await _opened_by(db, conversation, caller)
     conversation.last_activity_at = datetime.now(UTC)
     audit.record(
-        db, "message.sent", operator_id=operator.id, conversation_id=conversation.id, details={"message_id": message_id}
+        db, "message.sent", **audit.by(caller), conversation_id=conversation.id, details={"message_id": message_id}
     )
     return message_id, True

@@ -156,3 +156,8 @@ async def ensure_pollers(
 async def _set_error(factory: async_sessionmaker[AsyncSession], inbox_id: int, message: str) -> None:
     async with factory() as db, db.begin():
         await db.execute(update(Inbox).where(Inbox.id == inbox_id).values(webhook_error=message[:2000]))
+
+
+async def list_inboxes(db: AsyncSession) -> list[Inbox]:
+    """Every inbox, as integrators and settings list them (credentials stay sealed in the row)."""
+    return list((await db.scalars(select(Inbox).order_by(Inbox.id))).all())

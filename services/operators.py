@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import Locale, NotifyMode, OperatorRole, OperatorStatus, Theme
 from domain.events import OperatorStatusChanged
+from domain.visibility import Integration, Viewer
 from domain.wording import N_, invalid
 from infra.event_log import publish
 from infra.models import Operator, WebSession
@@ -182,3 +183,12 @@ async def end_other_sessions(db: AsyncSession, operator: Operator, *, session_id
     if audited:
         audit.record(db, "operator.signed_out_elsewhere", operator_id=operator.id, details={"sessions_ended": ended})
     return ended
+
+
+async def list_operators(db: AsyncSession, viewer: Viewer) -> list[Operator]:
+    """The active operators with their status: all of them, or for a token of some branches the
+    operators of those branches."""
+    query = select(Operator).where(Operator.is_active).order_by(Operator.id)
+    if isinstance(viewer, Integration) and viewer.branch_ids is not None:
+        query = query.where(Operator.branch_id.in_(viewer.branch_ids))
+    return list((await db.scalars(query)).all())

@@ -28,6 +28,7 @@ async def queue_message(
     sender_kind: SenderKind,
     idempotency_key: str,
     sender_operator_id: int | None = None,
+    sender_token_id: int | None = None,
     purpose: str | None = None,
 ) -> tuple[int, bool]:
     """(message id, created). The same idempotency key returns the first message and queues
@@ -50,6 +51,7 @@ async def queue_message(
             direction=MessageDirection.OUT,
             sender_kind=sender_kind,
             sender_operator_id=sender_operator_id,
+            sender_token_id=sender_token_id,
             text=text,
             format=fmt,
             idempotency_key=idempotency_key,

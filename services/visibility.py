@@ -2,22 +2,35 @@
 one conversation, so a page or an API route cannot see more than the rule allows.
 
 Each key a viewer holds becomes one clause, the mirror of `conversation_keys`:
-everything -> every row; operator N -> assigned to N; branch B -> unassigned in B; visitor C ->
-conversation C. tests/integration/test_visibility_sql.py checks the two agree on every placement.
+everything -> every row; operator N -> assigned to N; branch B -> unassigned in B; in branch B ->
+every row of B; visitor C -> conversation C. tests/integration/test_visibility_sql.py checks the
+two agree on every placement.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.visibility import EVERYTHING, Access, Key, Placement, Staff, Viewer, access, viewer_keys
-from infra.models import Conversation, Operator
+from domain.visibility import EVERYTHING, Access, Integration, Key, Placement, Staff, Viewer, access, viewer_keys
+from infra.models import ApiToken, Contact, Conversation, Operator
 from services.errors import Forbidden, Invalid
+
+# Who calls a service: an operator in the cabinet, or an integrator's token through the API.
+Caller = Operator | ApiToken
 
 
 def staff(operator: Operator) -> Staff:
     return Staff(operator.id, operator.role, operator.branch_id)
+
+
+def integration(token: ApiToken) -> Integration:
+    branches = None if token.branch_ids is None else frozenset(token.branch_ids)
+    return Integration(token.id, branches, token.can_write)
+
+
+def viewer_of(caller: Caller) -> Viewer:
+    return integration(caller) if isinstance(caller, ApiToken) else staff(caller)
 
 
 def _clause(key: Key) -> ColumnElement[bool]:
@@ -30,6 +43,8 @@ def _clause(key: Key) -> ColumnElement[bool]:
         return and_(Conversation.assignee_id.is_(None), Conversation.branch_id == value)
     if kind == "visitor":
         return Conversation.id == value
+    if kind == "in_branch":
+        return Conversation.branch_id == value
     raise ValueError(f"unknown visibility key {key!r}")
 
 
@@ -54,6 +69,21 @@ async def load_conversation(
     if conversation is None:
         raise Forbidden()
     return conversation
+
+
+def require_change(viewer: Viewer, conversation: Conversation) -> None:
+    """Triage (priority, labels, notes) is open to the staff who may see a conversation, a
+    supervisor watching too; a token must be read-write."""
+    if isinstance(viewer, Integration):
+        require_write(viewer, conversation)
+
+
+def contact_visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause on contacts: those with a conversation `viewer` may see (every contact for
+    whoever sees everything)."""
+    if EVERYTHING in viewer_keys(viewer):
+        return true()
+    return exists().where(Conversation.contact_id == Contact.id, visible_to(viewer))
 
 
 def require_write(viewer: Viewer, conversation: Conversation) -> None:

@@ -2,7 +2,7 @@
 the secret with an overlap window, pause and resume, delete, redeliver, read the delivery log;
 and what the health page shows of them.
 
-Events reach an endpoint's queue through the realtime log's commit trigger (migration 0010);
+Events reach an endpoint's queue through the realtime log's commit trigger (migration 0014);
 the endpoint's workflow (`webhook-endpoint-{id}`, activities/webhooks.py) drains it. Callers
 tell that workflow of a change with `WorkflowStarter.wake_webhook_endpoint` after commit.
 """

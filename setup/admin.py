@@ -2,6 +2,8 @@
 
     .venv/bin/python -m setup.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
     .venv/bin/python -m setup.admin add-operator --email ann@example.com --name Ann --role operator
+    .venv/bin/python -m setup.admin add-api-token --name CRM --branch 1 --write
+    .venv/bin/python -m setup.admin revoke-api-token 3
 
 Settings come from the environment and `.env` as for `make run` (provider API bases, DATA_DIR,
 TEMPORAL_PORT, ...). What `make run` sets up itself when it is unset (DATABASE_URL,
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import sys
 
 import httpx
 
@@ -26,6 +29,8 @@ from infra.models import Branch, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services.api_tokens import create_token, revoke_token
+from services.errors import Forbidden, Invalid
 from services.inboxes import connect_inbox, create_inbox
 from setup.devstack import EmbeddedPostgres
 from setup.launcher import ensure_credentials_key
@@ -96,6 +101,34 @@ async def add_operator(settings: Settings, args: argparse.Namespace) -> None:
     await engine.dispose()
 
 
+async def add_api_token(settings: Settings, args: argparse.Namespace) -> None:
+    """Prints the token once (on stdout alone, for scripts); only its digest is stored."""
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as db, db.begin():
+            issued = await create_token(db, None, name=args.name, branch_ids=args.branch or None, can_write=args.write)
+    except Invalid as exc:
+        raise SystemExit(str(exc)) from None
+    finally:
+        await engine.dispose()
+    scope = "all branches" if issued.token.branch_ids is None else f"branches {issued.token.branch_ids}"
+    rights = "read-write" if issued.token.can_write else "read-only"
+    print(f"api token {issued.token.id} ({args.name}, {scope}, {rights}); shown once:", file=sys.stderr)
+    print(issued.secret)
+
+
+async def revoke_api_token(settings: Settings, args: argparse.Namespace) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as db, db.begin():
+            token = await revoke_token(db, None, args.token_id)
+    except Forbidden:
+        raise SystemExit(f"there is no api token {args.token_id}") from None
+    finally:
+        await engine.dispose()
+    print(f"api token {token.id} ({token.name}) revoked")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -109,9 +142,20 @@ def main() -> None:
     operator.add_argument("--role", default="operator", choices=[r.value for r in OperatorRole])
     operator.add_argument("--branch", type=int)
     operator.add_argument("--password", help="asked for when omitted")
+    token = commands.add_parser("add-api-token", help="create a REST API token for an integration")
+    token.add_argument("--name", required=True)
+    token.add_argument("--branch", type=int, action="append", help="a branch it sees (repeat); all when omitted")
+    token.add_argument("--write", action="store_true", help="read-write (read-only when omitted)")
+    revoke = commands.add_parser("revoke-api-token", help="revoke a REST API token at once")
+    revoke.add_argument("token_id", type=int)
     args = parser.parse_args()
     settings = _beside_make_run(get_settings())
-    handler = {"add-inbox": add_inbox, "add-operator": add_operator}[args.command]
+    handler = {
+        "add-inbox": add_inbox,
+        "add-operator": add_operator,
+        "add-api-token": add_api_token,
+        "revoke-api-token": revoke_api_token,
+    }[args.command]
     asyncio.run(handler(settings, args))
     os._exit(0)  # the SDK can abort at interpreter shutdown (STACK-NOTES)
 

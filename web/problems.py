@@ -7,11 +7,15 @@ Every refusal a route or a service raises is answered here, one way per kind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import Forbidden, Invalid
@@ -39,12 +43,81 @@ ERRORS = {
 OTHER_CLIENT_ERROR = (N_("The request could not be completed"), N_("Go back and try again."))
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
-    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+class FieldError(BaseModel):
+    """One thing wrong with a request: `pointer` (RFC 6901, into the JSON body), `parameter`
+    (query or path) or `header` says where."""
+
+    detail: str
+    pointer: str | None = None
+    parameter: str | None = None
+    header: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: how the API answers every refusal and every failure."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "No such object, or not yours."}
+            ]
+        }
+    )
+
+    type: str = Field("about:blank", description="A URI naming the kind of problem; about:blank: see `status`.")
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = Field(None, description="What was wrong with a request that did not validate.")
+
+
+# Problem types of our own (RFC 9457 section 3.1.1): a URN each, named, not dereferenced.
+IDEMPOTENCY_KEY_REUSED = "urn:switchboard:problem:idempotency-key-reused"
+READ_ONLY_TOKEN = "urn:switchboard:problem:read-only-token"
+RATE_LIMITED = "urn:switchboard:problem:rate-limited"
+
+
+class ApiError(StarletteHTTPException):
+    """A refusal answered as problem+json with a type of its own (and headers, such as Retry-After)."""
+
+    def __init__(
+        self, status: int, detail: str, *, type: str = "about:blank", headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, detail, headers=dict(headers) if headers else None)
+        self.type = type
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    type: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
+    body: dict[str, object] = {"type": type, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic's errors as RFC 9457 members: a JSON pointer into the body, or the parameter or
+    header by name."""
+    found = []
+    for error in errors:
+        where, *path = error["loc"] or ("body",)
+        item = {"detail": error["msg"]}
+        if where == "body":
+            item["pointer"] = "#" + "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in path)
+        elif where == "header":
+            item["header"] = str(path[0]) if path else ""
+        else:
+            item["parameter"] = str(path[0]) if path else str(where)
+        found.append(item)
+    return found
 
 
 def _wants_html(request: Request) -> bool:
@@ -83,7 +156,13 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if _wants_html(request):
             return error_page(request, exc.status_code, EXPIRED if isinstance(exc, FormExpired) else None)
-        return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
+        return problem(
+            exc.status_code,
+            HTTPStatus(exc.status_code).phrase,
+            str(exc.detail),
+            type=getattr(exc, "type", "about:blank"),
+            headers=exc.headers,
+        )
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
@@ -104,8 +183,16 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if _wants_html(request):
             return error_page(request, 422)
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return problem(422, "Invalid request", "The request did not validate.", errors=errors)
+        return problem(422, "Invalid request", "The request did not validate.", errors=field_errors(exc.errors()))
+
+    @app.exception_handler(PoolTimeout)
+    async def _overloaded(request: Request, exc: PoolTimeout) -> Response:
+        # every database connection of this process stayed busy for the pool's timeout: the
+        # caller may retry, and is told so instead of being given a failure of ours
+        if _wants_html(request):
+            return error_page(request, 503)
+        detail = "The service is overloaded: try again in a moment."
+        return problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

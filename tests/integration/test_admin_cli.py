@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from domain.enums import ChannelKind, OperatorRole
 from domain.ids import poller_workflow_id
-from infra.models import Inbox, Operator
+from infra.models import ApiToken, Inbox, Operator
 from infra.security import CredentialBox, verify_password
 from infra.settings import ROOT
 from setup import admin
@@ -69,7 +69,7 @@ def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
     the Telegram Bot API is, here a fake one). The bot it connects is polled by make run's worker
     through that fake, which needs the token sealed with make run's key."""
     commands = _readme_admin_commands()
-    assert [c[3] for c in commands] == ["add-inbox", "add-operator"]
+    assert [c[3] for c in commands] == ["add-inbox", "add-operator", "add-api-token"]
     ports = {"API_PORT": free_port(), "TEMPORAL_PORT": free_port(), "TEMPORAL_UI_PORT": free_port()}
     base = f"http://127.0.0.1:{ports['API_PORT']}"
     with FakeTelegram() as telegram:
@@ -77,8 +77,9 @@ def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
         try:
             stack.wait_for(r"ready in ([\d.]+) s", 120)
             # the token and the password are asked for; without a terminal (a new session has
-            # none) getpass reads them from stdin
-            answers = [TOKEN, "correct horse battery"]
+            # none)
+            # getpass reads them from stdin; the API token is printed, alone on stdout
+            answers = [TOKEN, "correct horse battery", ""]
             printed = []
             for command, answer in zip(commands, answers, strict=True):
                 done = subprocess.run(
@@ -95,6 +96,10 @@ def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
                 assert TOKEN not in done.stdout + done.stderr
                 printed.append(done.stdout)
             assert "(telegram) connected by polling" in printed[0] and "<ann@example.com>" in printed[1]
+            api_token = printed[2].strip()
+            assert api_token.startswith("sb_")
+            answered = httpx.get(f"{base}/api/v1/token", headers={"authorization": f"Bearer {api_token}"})
+            assert answered.status_code == 200 and answered.json()["name"] == "CRM", answered.text
 
             telegram.inject_message(424242, "Is the README right?", first_name="Reader")
             with httpx.Client(base_url=base, headers={"accept": "text/html"}) as http:
@@ -106,3 +111,17 @@ def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
             assert telegram.requests("getUpdates") and not telegram.pending_updates()
         finally:
             assert stack.interrupt() == 0
+
+
+async def test_an_api_token_is_created_scoped_and_revoked_from_the_command_line(clean_db, app_settings, world):
+    await admin.add_api_token(app_settings, argparse.Namespace(name="Reports", branch=[world.branch_id], write=False))
+    async with clean_db() as db:
+        token = await db.scalar(select(ApiToken).where(ApiToken.name == "Reports"))
+    assert token.branch_ids == [world.branch_id] and not token.can_write
+    await admin.revoke_api_token(app_settings, argparse.Namespace(token_id=token.id))
+    async with clean_db() as db:
+        assert (await db.get(ApiToken, token.id)).revoked_at is not None
+    with pytest.raises(SystemExit, match="No such branch"):
+        await admin.add_api_token(app_settings, argparse.Namespace(name="Bad", branch=[10**12], write=False))
+    with pytest.raises(SystemExit, match="there is no api token"):
+        await admin.revoke_api_token(app_settings, argparse.Namespace(token_id=10**12))

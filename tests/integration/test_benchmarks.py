@@ -45,3 +45,11 @@ def test_webhooks_benchmark_delivers_every_event_once_in_order():
     assert queued and queued.group(1) == queued.group(2), out
     assert re.search(rf"delivered\s+{queued.group(1)} distinct, 0 twice, 0 conversations out of order", out), out
     assert re.search(r"lag commit -> receiver\s+p50\s+[\d.]+ ms", out), out
+
+
+def test_api_benchmark_answers_every_request_and_creates_each_reply_once():
+    out = _run("bench.api", "--quick")
+    phases = re.findall(r"p99\s+[\d.]+ ms  errors (\d+)", out)
+    assert phases == ["0"] * 4, out
+    assert re.search(r"replies created\s+(\d+) \(expected \1\); duplicates 0", out), out
+    assert "raw: FastAPI POST + one INSERT" in out, out

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from infra.settings import ROOT
 
-BEFORE = "0005_realtime_events"
-AFTER = "0006_chats_per_inbox"
+BEFORE = "0007_engine_hardening"
+AFTER = "0008_chats_per_inbox"
 
 
 def _alembic(url: str, action, revision: str) -> None:
@@ -55,7 +55,7 @@ OLD_ROWS = """
 
 
 async def test_existing_identities_get_a_chat_per_inbox_and_back(postgres):
-    url = postgres.create_database("migration_0006_rows")
+    url = postgres.create_database("migration_0008_rows")
     await asyncio.to_thread(_alembic, url, command.upgrade, BEFORE)
     await _run(url, *filter(str.strip, OLD_ROWS.split(";")))
 

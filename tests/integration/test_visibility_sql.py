@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from domain.enums import ConversationStatus, OperatorRole
-from domain.visibility import Access, Staff, Visitor, access
+from domain.visibility import Access, Integration, Staff, Visitor, access
 from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Operator
 from services.errors import Forbidden, Invalid
 from services.visibility import load_conversation, placement, require_write, visible_to
@@ -80,6 +80,10 @@ async def test_the_predicate_selects_exactly_what_the_rule_allows(clean_db, plac
         Staff(me, OperatorRole.ADMIN, None),
         Visitor(conversations[5].id),
         Visitor(10**12),
+        Integration(1, frozenset({mine}), writes=True),
+        Integration(2, frozenset({mine, other}), writes=False),
+        Integration(3, None, writes=False),
+        Integration(4, frozenset(), writes=True),
     ]
     async with clean_db() as db:
         for viewer in viewers:

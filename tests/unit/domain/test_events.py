@@ -38,6 +38,7 @@ def test_builder_carries_the_conversation_scope():
         "direction": "in",
         "sender_kind": "contact",
         "purpose": None,
+        "note": False,
     }
     assert event.scope().place == Placement(5, 3, None)
     assert MessageCreated.model_validate(event.payload()) == event

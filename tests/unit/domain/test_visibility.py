@@ -10,6 +10,7 @@ from domain.visibility import (
     Access,
     Audience,
     EventScope,
+    Integration,
     Placement,
     Staff,
     Visitor,
@@ -129,5 +130,39 @@ def test_viewer_and_event_keys_are_what_subscribers_are_indexed_by():
     assert event_keys(EventScope(Audience.CONVERSATION, place=Placement(CONVERSATION, MY_BRANCH, None))) == {
         ("all",),
         ("branch", MY_BRANCH),
+        ("in_branch", MY_BRANCH),
         ("visitor", CONVERSATION),
     }
+
+
+# API tokens: every conversation of their branches (assigned or not), or of all; write only if
+# read-write
+token_of_my_branch = Integration(1, frozenset({MY_BRANCH}), writes=True)
+token_of_both = Integration(2, frozenset({MY_BRANCH, OTHER_BRANCH}), writes=True)
+token_of_all = Integration(3, None, writes=True)
+read_only_token = Integration(4, None, writes=False)
+TOKEN_EXPECTED = {
+    # placement:                      my branch, both branches, all, all read-only
+    "mine": (W, W, W, R),
+    "mine, moved to another branch": (N, W, W, R),
+    "mine, not routed yet": (N, N, W, R),
+    "my branch's pool": (W, W, W, R),
+    "a colleague's": (W, W, W, R),
+    "another branch's pool": (N, W, W, R),
+    "someone's in another branch": (N, W, W, R),
+    "not routed, unassigned": (N, N, W, R),
+}
+
+
+@pytest.mark.parametrize("name", PLACEMENTS)
+def test_token_access_by_placement(name):
+    branch, assignee = PLACEMENTS[name]
+    place = Placement(CONVERSATION, branch, assignee)
+    tokens = (token_of_my_branch, token_of_both, token_of_all, read_only_token)
+    assert tuple(access(token, place) for token in tokens) == TOKEN_EXPECTED[name]
+
+
+def test_a_token_of_no_branch_sees_nothing():
+    nothing = Integration(5, frozenset(), writes=True)
+    for branch, assignee in PLACEMENTS.values():
+        assert access(nothing, Placement(CONVERSATION, branch, assignee)) == Access.NONE

@@ -1,7 +1,7 @@
 """Bitrix24 connections and tasks; staff notification rules
 
-Revision ID: 0011_b24_staff_notify
-Revises: 0010_outgoing_webhooks
+Revision ID: 0015_b24_staff_notify
+Revises: 0014_outgoing_webhooks
 Create Date: 2026-11-27 12:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_b24_staff_notify"
-down_revision: str | None = "0010_outgoing_webhooks"
+revision: str = "0015_b24_staff_notify"
+down_revision: str | None = "0014_outgoing_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

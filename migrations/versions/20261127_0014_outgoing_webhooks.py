@@ -1,8 +1,8 @@
 """outgoing webhooks: endpoints, their delivery queue fed by the realtime log's commit trigger,
 the delivery journal; messages remember the request that brought them
 
-Revision ID: 0010_outgoing_webhooks
-Revises: 0005_realtime_events
+Revision ID: 0014_outgoing_webhooks
+Revises: 0013_api_idempotency_keys
 Create Date: 2026-11-27 09:00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0010_outgoing_webhooks"
-down_revision: str | None = "0005_realtime_events"
+revision: str = "0014_outgoing_webhooks"
+down_revision: str | None = "0013_api_idempotency_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """engine hardening: parked outbox rows, idempotent workflow actions, settings changes told to
 running conversations
 
-Revision ID: 0006_engine_hardening
-Revises: 0005_realtime_events
+Revision ID: 0007_engine_hardening
+Revises: 0006_rate_slot_windows
 Create Date: 2026-11-26 09:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_engine_hardening"
-down_revision: str | None = "0005_realtime_events"
+revision: str = "0007_engine_hardening"
+down_revision: str | None = "0006_rate_slot_windows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

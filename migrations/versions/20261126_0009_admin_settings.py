@@ -2,8 +2,8 @@
 heartbeats; operators' languages and notification preferences; an inbox's default branch and bot
 name; audit log indexes for its filters; a session's user agent and address
 
-Revision ID: 0006_admin_settings
-Revises: 0005_realtime_events
+Revision ID: 0009_admin_settings
+Revises: 0008_chats_per_inbox
 Create Date: 2026-11-26 09:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006_admin_settings"
-down_revision: str | None = "0005_realtime_events"
+revision: str = "0009_admin_settings"
+down_revision: str | None = "0008_chats_per_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

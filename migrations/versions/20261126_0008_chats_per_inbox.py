@@ -1,8 +1,8 @@
 """chats per inbox: an identity's chat and reachability per inbox (contact_chats); button
 presses and edit history of messages; where a contact's phone came from
 
-Revision ID: 0006_chats_per_inbox
-Revises: 0005_realtime_events
+Revision ID: 0008_chats_per_inbox
+Revises: 0007_engine_hardening
 Create Date: 2026-11-26 09:00:00
 
 Existing rows: every (identity, inbox) a conversation joins gets a chat row with the identity's
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006_chats_per_inbox"
-down_revision: str | None = "0005_realtime_events"
+revision: str = "0008_chats_per_inbox"
+down_revision: str | None = "0007_engine_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

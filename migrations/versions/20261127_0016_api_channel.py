@@ -1,7 +1,7 @@
 """the API channel: a channel kind for inboxes an integrator's system writes into
 
-Revision ID: 0012_api_channel
-Revises: 0011_b24_staff_notify
+Revision ID: 0016_api_channel
+Revises: 0015_b24_staff_notify
 Create Date: 2026-11-27 13:00:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012_api_channel"
-down_revision: str | None = "0011_b24_staff_notify"
+revision: str = "0016_api_channel"
+down_revision: str | None = "0015_b24_staff_notify"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,122 @@
+"""A conversation's messages as staff and integrators read them, and private notes.
+
+A note is a message row with `is_note`: written by staff or an integration, never queued for
+delivery, never sent to a channel, and kept from the customer in every read path (this module's
+list, and the realtime event, whose audience is staff only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
+from domain.events import MessageCreated
+from domain.visibility import Viewer, Visitor
+from infra.event_log import conversation_ids, publish
+from infra.models import ApiToken, Attachment, Message
+from services import audit
+from services.errors import Invalid
+from services.visibility import Caller, load_conversation, require_change, viewer_of
+
+NOTE_MAX = 10_000
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    messages: list[Message]
+    attachments: dict[int, list[Attachment]]  # by message id
+    next_after: int | None  # pass as `after` (ascending) or `before` (descending) for the next page
+
+
+async def list_messages(
+    db: AsyncSession,
+    viewer: Viewer,
+    conversation_id: int,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    newest_first: bool = False,
+    limit: int = 50,
+) -> MessagePage:
+    """A page of the conversation's messages in id order (oldest first, or newest first), after
+    or before a message id (keyset, never OFFSET). A visitor never gets a note."""
+    conversation = await load_conversation(db, viewer, conversation_id)
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if isinstance(viewer, Visitor):
+        query = query.where(Message.is_note.is_(False))
+    if after is not None:
+        query = query.where(Message.id > after)
+    if before is not None:
+        query = query.where(Message.id < before)
+    query = query.order_by(Message.id.desc() if newest_first else Message.id).limit(limit + 1)
+    messages = list((await db.scalars(query)).all())
+    next_after = messages[limit - 1].id if len(messages) > limit else None
+    messages = messages[:limit]
+    attachments: dict[int, list[Attachment]] = {}
+    if messages:
+        found = await db.scalars(
+            select(Attachment).where(Attachment.message_id.in_([m.id for m in messages])).order_by(Attachment.id)
+        )
+        for attachment in found:
+            attachments.setdefault(attachment.message_id, []).append(attachment)
+    return MessagePage(messages, attachments, next_after)
+
+
+async def add_note(
+    db: AsyncSession, caller: Caller, conversation_id: int, text: str, *, idempotency_key: str
+) -> tuple[int, bool]:
+    """A private note in the conversation: (message id, created); the same key returns the first
+    note. Whoever may see the conversation may note in it (a supervisor watching too); a token
+    must be read-write."""
+    text = text.strip()
+    if not text:
+        raise Invalid("The note is empty.")
+    if len(text) > NOTE_MAX:
+        raise Invalid(f"A note may have at most {NOTE_MAX} characters.")
+    viewer = viewer_of(caller)
+    conversation = await load_conversation(db, viewer, conversation_id)
+    require_change(viewer, conversation)
+    if isinstance(caller, ApiToken):
+        sender = {"sender_kind": SenderKind.INTEGRATION, "sender_token_id": caller.id}
+        key = f"note:api{caller.id}:{idempotency_key}"
+    else:
+        sender = {"sender_kind": SenderKind.OPERATOR, "sender_operator_id": caller.id}
+        key = f"note:{caller.id}:{idempotency_key}"
+    message_id = await db.scalar(
+        insert(Message)
+        .values(
+            conversation_id=conversation.id,
+            inbox_id=conversation.inbox_id,
+            direction=MessageDirection.OUT,
+            text=text,
+            format=MessageFormat.MARKDOWN,
+            is_note=True,
+            idempotency_key=key,
+            delivery_status=DeliveryStatus.RECEIVED,  # nothing to deliver
+            **sender,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Message.id)
+    )
+    if message_id is None:
+        return await db.scalar(select(Message.id).where(Message.idempotency_key == key)), False
+    await publish(
+        db,
+        MessageCreated.of(
+            conversation_ids(conversation),
+            message_id=message_id,
+            direction=MessageDirection.OUT,
+            sender_kind=sender["sender_kind"],
+            note=True,
+        ),
+    )
+    audit.record(
+        db, "note.added", **audit.by(caller), conversation_id=conversation.id, details={"message_id": message_id}
+    )
+    return message_id, True

@@ -1,0 +1,70 @@
+"""Settings -> API tokens: an admin creates a token for an integration (its branches or all,
+read-only or read-write), sees it once, and revokes it (services/api_tokens.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Path
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from infra.models import Branch
+from services import api_tokens
+from services.errors import Forbidden, Invalid
+from web.deps import AdminPage, CsrfChecked, SessionDep
+from web.settings.nav import render_settings
+from web.toasts import ToastLevel
+
+router = APIRouter(prefix="/settings/api-tokens")
+HERE = "/settings/api-tokens"
+
+
+async def _page(page, db, *, issued=None, error: str | None = None, status_code: int = 200) -> Response:
+    context = {
+        "tokens": await api_tokens.list_tokens(db, page.operator),
+        "branches": (await db.execute(select(Branch.id, Branch.name).order_by(Branch.name))).all(),
+        "issued": issued,
+        "error": error,
+    }
+    response = render_settings(page, "settings/api_tokens.html", context, status_code=status_code)
+    if issued is not None:
+        response.headers["Cache-Control"] = "no-store"  # the token is on this page once
+    return response
+
+
+@router.get("", name="settings_api_tokens")
+async def list_tokens(page: AdminPage, db: SessionDep) -> Response:
+    return await _page(page, db)
+
+
+@router.post("", dependencies=[CsrfChecked])
+async def create_token(
+    page: AdminPage,
+    db: SessionDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    scope: Annotated[str, Form(pattern="^(all|branches)$")] = "all",
+    branch: Annotated[list[int] | None, Form()] = None,
+    write: Annotated[bool, Form()] = False,
+) -> Response:
+    """The new token is shown on the answer itself, never in a redirect or a toast."""
+    try:
+        issued = await api_tokens.create_token(
+            db, page.operator, name=name, branch_ids=(branch or []) if scope == "branches" else None, can_write=write
+        )
+    except Invalid as refusal:
+        return await _page(page, db, error=str(refusal), status_code=422)
+    await db.commit()
+    return await _page(page, db, issued=issued, status_code=201)
+
+
+@router.post("/{token_id}/revoke", dependencies=[CsrfChecked])
+async def revoke_token(page: AdminPage, db: SessionDep, token_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+    try:
+        token = await api_tokens.revoke_token(db, page.operator, token_id)
+    except Forbidden:
+        return await _page(page, db, error=page.gettext("There is no such token."), status_code=404)
+    await db.commit()
+    response = RedirectResponse(HERE, status_code=303)
+    page.toast(response, ToastLevel.SUCCESS, page.gettext("Token “%(name)s” revoked.", name=token.name))
+    return response
