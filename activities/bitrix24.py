@@ -32,7 +32,7 @@ from domain.enums import MessageDirection
 from domain.links import conversation_url
 from infra import metrics
 from infra.models import Bitrix24Task, Contact, Conversation, Message
-from infra.ratelimit import reserve
+from infra.ratelimit import Limit, reserve
 from infra.security import CredentialBox
 from infra.settings import Settings
 from integrations import bitrix24
@@ -127,9 +127,8 @@ class Bitrix24Activities:
     async def _slot(self, webhook_url: str) -> None:
         """Wait for this portal's next free request slot (shared by every worker)."""
         async with self._factory() as db, db.begin():
-            slot = await reserve(
-                db, {f"bitrix24:{bitrix24.portal_of(webhook_url)}": 1 / self._settings.bitrix24_rate_per_second}
-            )
+            portal = f"bitrix24:{bitrix24.portal_of(webhook_url)}"
+            slot = await reserve(db, {portal: Limit.per_second(self._settings.bitrix24_rate_per_second)})
         await asyncio.sleep(max(0.0, (slot - datetime.now(UTC)).total_seconds()))
 
     @staticmethod

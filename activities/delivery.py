@@ -12,8 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -288,18 +287,8 @@ class DeliveryActivities:
             ).first()
         return tuple(row) if row is not None else None  # type: ignore[return-value]
 
-    @staticmethod
-    def _limits(adapter: Sending, inbox: Inbox, chat_id: str) -> dict[str, Limit]:
-        """{rate key: limit} for this inbox's bot and this chat."""
-        limits = {}
-        if adapter.rate_per_bot > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}"] = Limit.per_second(adapter.rate_per_bot)
-        if adapter.rate_per_chat > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = Limit.per_second(adapter.rate_per_chat)
-        return limits
-
     async def _reserve_slot(self, adapter: Sending, inbox: Inbox, chat_id: str) -> datetime:
-        limits = self._limits(adapter, inbox, chat_id)
+        limits = send_limits(adapter, inbox, chat_id)
         if not limits:
             return datetime.now(UTC)
         async with self._factory() as db, db.begin():
@@ -464,6 +453,17 @@ class DeliveryActivities:
         return [self.prepare_delivery, self.send_message, self.fail_delivery, self.fail_stuck_deliveries]
 
 
+def send_limits(adapter: Sending, inbox: Inbox, chat_id: str) -> dict[str, Limit]:
+    """{rate key: limit} for a send through this inbox's bot to this chat: every sender (replies,
+    staff notifications) takes its slots on the same keys, so together they stay in the limits."""
+    limits = {}
+    if adapter.rate_per_bot > 0:
+        limits[f"{inbox.channel.value}:{inbox.id}"] = Limit.per_second(adapter.rate_per_bot)
+    if adapter.rate_per_chat > 0:
+        limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = Limit.per_second(adapter.rate_per_chat)
+    return limits
+
+
 def _delivery_pending(message_id: Any) -> Any:
     """The outbox row that will start (or restart) delivery-{message_id}."""
     return select(OutboxEvent.id).where(
@@ -501,19 +501,3 @@ class _Pacer:
             began = time.monotonic()
             await asyncio.sleep(wait)
             self.waited += time.monotonic() - began
-
-
-@asynccontextmanager
-async def _heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
-    """Heartbeat in the background while the body waits on the rate slot or the provider."""
-
-    async def pump() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()

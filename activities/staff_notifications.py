@@ -19,6 +19,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.delivery import send_limits
 from activities.heartbeats import heartbeating
 from channels.base import ChannelAdapter, Sending
 from domain.contracts import DeliveryError, OutboundMessage
@@ -158,11 +159,7 @@ class StaffNotificationActivities:
     async def _wait_for_slot(self, adapter: Sending, inbox: Inbox, chat_id: str) -> None:
         """The same per-bot and per-chat rate keys as replies (activities/delivery.py), so both
         together stay within Telegram's limits."""
-        limits = {}
-        if adapter.rate_per_bot > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}"] = 1 / adapter.rate_per_bot
-        if adapter.rate_per_chat > 0:
-            limits[f"{inbox.channel.value}:{inbox.id}:{chat_id}"] = 1 / adapter.rate_per_chat
+        limits = send_limits(adapter, inbox, chat_id)
         if not limits:
             return
         async with self._factory() as db, db.begin():

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.stack import BenchStack, percentile
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, OperatorStatus, SenderKind
 from infra.db import asyncpg_dsn, asyncpg_url, make_sessionmaker
-from infra.models import Branch, Contact, ContactIdentity, Conversation, Inbox, Message, Operator
+from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Message, Operator
 from infra.security import CredentialBox
 from infra.settings import ROOT
 from services.api_tokens import create_token
@@ -81,11 +81,15 @@ async def seed(database_url: str, credentials_key: str, conversations: int) -> t
                 contact_id=c.id,
                 channel=ChannelKind.TELEGRAM,
                 provider_user_id=str(500_000 + i),
-                provider_chat_id=str(500_000 + i),
             )
             for i, c in enumerate(contacts)
         ]
         db.add_all(identities)
+        await db.flush()
+        db.add_all(
+            ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id=str(600_000 + i))
+            for i, identity in enumerate(identities)
+        )
         await db.flush()
         now = datetime.now(UTC)
         rows = [

@@ -273,6 +273,8 @@ class ContactIdentity(Base):
     provider_user_id: Mapped[str] = mapped_column(String(PROVIDER_ID_MAX))
     username: Mapped[str | None] = mapped_column(String(USERNAME_MAX))
     created_at: Mapped[datetime] = _created()
+    # loaded only where asked for (selectinload): the inbound path never needs them all
+    chats: Mapped[list[ContactChat]] = relationship(lazy="raise", order_by="ContactChat.inbox_id")
 
     __table_args__ = (UniqueConstraint("channel", "provider_user_id"),)
 

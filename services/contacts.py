@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from domain.contracts import DISPLAY_NAME_MAX, PHONE_MAX, PROVIDER_ID_MAX, REGION_MAX
 from domain.enums import ChannelKind
@@ -56,7 +57,10 @@ async def get_contact(db: AsyncSession, viewer: Viewer, contact_id: int) -> tupl
     if contact is None:
         raise Forbidden()
     identities = await db.scalars(
-        select(ContactIdentity).where(ContactIdentity.contact_id == contact.id).order_by(ContactIdentity.id)
+        select(ContactIdentity)
+        .where(ContactIdentity.contact_id == contact.id)
+        .options(selectinload(ContactIdentity.chats))
+        .order_by(ContactIdentity.id)
     )
     return contact, list(identities.all())
 
@@ -65,7 +69,10 @@ async def identities_of(db: AsyncSession, contact_ids: list[int]) -> dict[int, l
     found: dict[int, list[ContactIdentity]] = {}
     if contact_ids:
         rows = await db.scalars(
-            select(ContactIdentity).where(ContactIdentity.contact_id.in_(contact_ids)).order_by(ContactIdentity.id)
+            select(ContactIdentity)
+            .where(ContactIdentity.contact_id.in_(contact_ids))
+            .options(selectinload(ContactIdentity.chats))
+            .order_by(ContactIdentity.id)
         )
         for identity in rows:
             found.setdefault(identity.contact_id, []).append(identity)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, SenderKind
-from infra.models import Contact, ContactIdentity, Conversation, Inbox, Label, Message, Operator
+from infra.models import Contact, ContactChat, ContactIdentity, Conversation, Inbox, Label, Message, Operator
 from infra.security import CredentialBox
 from services import accounts, audit, branches, canned_replies, health, labels
 from services.accounts import InviteInput
@@ -66,10 +66,10 @@ async def furnished(staff, clean_db, fake_telegram) -> dict[str, int]:
         contact = Contact(display_name="Ирина")
         db.add_all([bot, contact])
         await db.flush()
-        identity = ContactIdentity(
-            contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id="9", provider_chat_id="9"
-        )
+        identity = ContactIdentity(contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id="9")
         db.add(identity)
+        await db.flush()
+        db.add(ContactChat(identity_id=identity.id, inbox_id=bot.id, provider_chat_id="9"))
         await db.flush()
         conversation = Conversation(inbox_id=bot.id, contact_id=contact.id, identity_id=identity.id, branch_id=ural.id)
         db.add(conversation)

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, OperatorStatus, SenderKind
-from infra.models import Branch, Contact, ContactIdentity, Conversation, Inbox, Message, Operator
+from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Message, Operator
 from services.api_tokens import create_token
 
 
@@ -99,9 +99,10 @@ async def make_scene(factory: async_sessionmaker[AsyncSession]) -> Scene:
                 contact_id=contact.id,
                 channel=ChannelKind.TELEGRAM,
                 provider_user_id=f"9000{n}",
-                provider_chat_id=f"9000{n}",
             )
             db.add(identity)
+            await db.flush()
+            db.add(ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id=f"8000{n}"))
             await db.flush()
             at = datetime.now(UTC) - timedelta(minutes=10 - n)
             conversation = Conversation(

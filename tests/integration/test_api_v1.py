@@ -240,7 +240,13 @@ async def test_contacts_search_get_update_and_export_within_the_tokens_branches(
         by_phone = (await http.get("/api/v1/contacts", params={"phone": "7900000000 0"})).json()["items"]
         assert [c["id"] for c in by_phone] == [mine]
         assert by_phone[0]["identities"] == [
-            {"channel": "telegram", "user_id": "90000", "username": None, "reachable": True}
+            {
+                "channel": "telegram",
+                "user_id": "90000",
+                "username": None,
+                "reachable": True,
+                "chats": [{"inbox_id": scene.inbox_id, "reachable": True}],
+            }
         ]
         by_email = (await http.get("/api/v1/contacts", params={"email": "CUSTOMER0@example.com"})).json()["items"]
         by_channel = (

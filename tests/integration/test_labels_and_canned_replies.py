@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, OperatorRole
-from infra.models import AuditEvent, Branch, Contact, ContactIdentity, Conversation, Inbox, Operator
+from infra.models import AuditEvent, Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Operator
 from services import canned_replies, labels
 from services.canned_replies import CannedReplyInput
 from services.errors import Forbidden, Invalid
@@ -33,10 +33,10 @@ async def _conversation(db, branch_id=None, assignee_id=None) -> int:
     contact = Contact(display_name="Ирина")
     db.add_all([inbox, contact])
     await db.flush()
-    identity = ContactIdentity(
-        contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id=str(next(_users)), provider_chat_id="1"
-    )
+    identity = ContactIdentity(contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id=str(next(_users)))
     db.add(identity)
+    await db.flush()
+    db.add(ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id="1"))
     await db.flush()
     conversation = Conversation(
         inbox_id=inbox.id, contact_id=contact.id, identity_id=identity.id, branch_id=branch_id, assignee_id=assignee_id

@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, SenderKind
-from infra.models import AuditEvent, Contact, ContactIdentity, Conversation, Inbox, Message, Operator, OutboxEvent
+from infra.models import (
+    AuditEvent,
+    Contact,
+    ContactChat,
+    ContactIdentity,
+    Conversation,
+    Inbox,
+    Message,
+    Operator,
+    OutboxEvent,
+)
 from services import audit, health
 from tests.integration.settings_support import add_staff, sign_in
 
@@ -88,10 +98,10 @@ async def test_health_judges_each_part_and_says_so_as_json(live_api, admin, clea
         contact = Contact(display_name="Ирина")
         db.add_all([inbox, contact])
         await db.flush()
-        identity = ContactIdentity(
-            contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id="7", provider_chat_id="7"
-        )
+        identity = ContactIdentity(contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id="7")
         db.add(identity)
+        await db.flush()
+        db.add(ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id="7"))
         await db.flush()
         conversation = Conversation(inbox_id=inbox.id, contact_id=contact.id, identity_id=identity.id)
         db.add(conversation)

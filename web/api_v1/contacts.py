@@ -34,11 +34,19 @@ from web.deps import SessionDep
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
 
+class ChatOut(BaseModel):
+    inbox_id: int = Field(description="The inbox (bot) this chat is with.")
+    reachable: bool = Field(description="False when the contact blocked or stopped this bot.")
+
+
 class IdentityOut(BaseModel):
     channel: ChannelKind
     user_id: str = Field(description="The contact's id in that channel.")
     username: str | None
-    reachable: bool = Field(description="False when the contact blocked us in that channel.")
+    reachable: bool = Field(
+        description="False when the contact blocked or stopped every bot of this channel they wrote to."
+    )
+    chats: list[ChatOut] = Field(description="The contact's chat with each of our bots in this channel.")
 
 
 class ContactOut(BaseModel):
@@ -61,7 +69,13 @@ def contact_out(contact: Contact, identities: list[ContactIdentity]) -> ContactO
         region=contact.region,
         attributes=contact.attributes,
         identities=[
-            IdentityOut(channel=i.channel, user_id=i.provider_user_id, username=i.username, reachable=i.reachable)
+            IdentityOut(
+                channel=i.channel,
+                user_id=i.provider_user_id,
+                username=i.username,
+                reachable=not i.chats or any(chat.reachable for chat in i.chats),
+                chats=[ChatOut(inbox_id=chat.inbox_id, reachable=chat.reachable) for chat in i.chats],
+            )
             for i in identities
         ],
         created_at=contact.created_at,
