@@ -13,6 +13,7 @@ from domain.enums import ChannelKind, OperatorRole
 from infra.models import Base, Branch, CannedReply, Inbox, Label, RegionRule
 from infra.security import CredentialBox
 from infra.settings import Settings
+from services.api_tokens import create_token
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import TOKEN
 from tests.integration.settings_support import Client, add_staff, sign_in
@@ -75,6 +76,7 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
         db.add_all([branch, label, inbox])
         await db.flush()
         reply = CannedReply(shortcut="hi", text="Hello")
+        token = (await create_token(db, None, name="CRM", branch_ids=None, can_write=False)).token
         rule = RegionRule(region="RU-SVE", branch_id=branch.id)
         db.add_all([reply, rule])
         await db.flush()
@@ -84,6 +86,7 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
             "inbox_id": inbox.id,
             "reply_id": reply.id,
             "rule_id": rule.id,
+            "token_id": token.id,
         }
     ids["operator_id"] = await add_staff(factory, OperatorRole.OPERATOR, "target@example.com", "Цель")
     clients = {OperatorRole.ADMIN: await sign_in(base_url, admin["email"], admin["password"])}

@@ -3,17 +3,20 @@ read-only or read-write), sees it once, and revokes it (services/api_tokens.py).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Path
+from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from domain.contracts import INT64_MAX
 from infra.models import Branch
 from services import api_tokens
 from services.errors import Forbidden, Invalid
 from web.deps import AdminPage, CsrfChecked, SessionDep
-from web.settings.nav import render_settings
+from web.forms import read_form
+from web.settings.nav import Id, render_settings
 from web.toasts import ToastLevel
 
 router = APIRouter(prefix="/settings/api-tokens")
@@ -38,28 +41,38 @@ async def list_tokens(page: AdminPage, db: SessionDep) -> Response:
     return await _page(page, db)
 
 
+class TokenForm(BaseModel):
+    """The new-token form: a name, all branches or the ticked ones, read-only unless ticked."""
+
+    name: str = Field(max_length=api_tokens.NAME_MAX)
+    scope: Literal["all", "branches"] = "all"
+    branch: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = []
+    write: bool = False
+
+
 @router.post("", dependencies=[CsrfChecked])
-async def create_token(
-    page: AdminPage,
-    db: SessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    scope: Annotated[str, Form(pattern="^(all|branches)$")] = "all",
-    branch: Annotated[list[int] | None, Form()] = None,
-    write: Annotated[bool, Form()] = False,
-) -> Response:
+async def create_token(page: AdminPage, db: SessionDep) -> Response:
     """The new token is shown on the answer itself, never in a redirect or a toast."""
+    form = await read_form(page, TokenForm)
+    if form.data is None:
+        return await _page(page, db, error=" ".join(form.errors.values()), status_code=422)
+    data = form.data
     try:
         issued = await api_tokens.create_token(
-            db, page.operator, name=name, branch_ids=(branch or []) if scope == "branches" else None, can_write=write
+            db,
+            page.operator,
+            name=data.name,
+            branch_ids=data.branch if data.scope == "branches" else None,
+            can_write=data.write,
         )
     except Invalid as refusal:
-        return await _page(page, db, error=str(refusal), status_code=422)
+        return await _page(page, db, error=page.gettext(refusal.message, **refusal.params), status_code=422)
     await db.commit()
     return await _page(page, db, issued=issued, status_code=201)
 
 
 @router.post("/{token_id}/revoke", dependencies=[CsrfChecked])
-async def revoke_token(page: AdminPage, db: SessionDep, token_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+async def revoke_token(page: AdminPage, db: SessionDep, token_id: Id) -> Response:
     try:
         token = await api_tokens.revoke_token(db, page.operator, token_id)
     except Forbidden:
