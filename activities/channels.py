@@ -26,6 +26,7 @@ from domain.events import MessageChange, MessageUpdated
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.polling import POLL_INBOX, PollOutcome, PollRequest
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckReport
+from infra import metrics
 from infra.event_log import load_conversation_ids, publish
 from infra.files import FileStore
 from infra.models import Attachment, Inbox, Message
@@ -107,6 +108,7 @@ class ChannelActivities:
             except MalformedUpdate as exc:
                 # one bad update must not stop the inbox: skip it (its cursor moves on)
                 log.warning("inbox %s: skipping an update that does not parse: %s", inbox_id, exc)
+                metrics.SKIPPED_UPDATES.labels(channel=adapter.kind.value).inc()
                 skipped += 1
                 continue
             for event in parsed:
@@ -137,6 +139,7 @@ class ChannelActivities:
                 event.provider_message_id,
                 attempt,
             )
+            metrics.SKIPPED_UPDATES.labels(channel=event.channel.value).inc()
             return False
         if not result.duplicate:
             self._answers.answer(adapter, credentials, event)

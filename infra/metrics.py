@@ -39,6 +39,11 @@ SSE_CONNECTIONS = Gauge("switchboard_sse_connections", "Open realtime (SSE) stre
 INBOUND_MESSAGES = Counter(
     "switchboard_inbound_messages_total", "Customer messages stored (duplicates not counted)", ["channel"]
 )
+SKIPPED_UPDATES = Counter(
+    "switchboard_channel_updates_skipped_total",
+    "Provider updates acknowledged without being stored: they do not parse, or storing them kept failing",
+    ["channel"],
+)
 
 # -- the worker -------------------------------------------------------------------------------
 DELIVERIES = Counter(

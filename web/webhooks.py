@@ -86,6 +86,7 @@ async def receive(channel: str, inbox_id: int, request: Request) -> Response:
         events = adapter.parse_update(inbox_id, load_json(body))
     except UnreadableUpdate as exc:
         log.warning("inbox %s: acknowledging an update that does not parse: %s", inbox_id, exc)
+        metrics.SKIPPED_UPDATES.labels(channel=channel).inc()
         return JSONResponse({"ok": True})
     except MalformedUpdate as exc:
         return problem(400, "Bad Request", f"Not a {channel} update: {exc}")

@@ -30,6 +30,8 @@ async def test_metrics_count_requests_and_read_the_queues_from_the_database(worl
     url = f"{live_api.url}/webhooks/telegram/{world.inbox_id}"
     async with httpx.AsyncClient() as http:
         assert (await http.post(url, json=update(1), headers=SECRET)).status_code == 200
+        unreadable = {"update_id": 5, "message": {"message_id": 1, "date": 1e20, "chat": {"id": 1}}}
+        assert (await http.post(url, json=unreadable, headers=SECRET)).status_code == 200  # acknowledged
         assert (
             await http.post(url, json=update(2), headers={"X-Telegram-Bot-Api-Secret-Token": "no"})
         ).status_code == 401
@@ -45,6 +47,8 @@ async def test_metrics_count_requests_and_read_the_queues_from_the_database(worl
     assert requests[("/webhooks/{channel}/{inbox_id}", "401")] >= 1
     failures = {s.labels["channel"]: s.value for s in families["switchboard_channel_webhook_verification_failures"]}
     assert failures["telegram"] >= 1
+    skipped = {s.labels["channel"]: s.value for s in families["switchboard_channel_updates_skipped"]}
+    assert skipped["telegram"] >= 1  # acknowledged, logged and counted
     assert [s.value for s in families["switchboard_outbox_rows"]] == [1.0]  # the new conversation's notice
     assert any(s.labels.get("channel") == "telegram" for s in families["switchboard_inbound_messages"])
 
