@@ -1,5 +1,7 @@
 """The health page's answers (seed 003 item 22): is each part reachable and keeping up, measured
-now, each judged against a stated threshold, the same data for the page and for monitoring.
+now, each judged against a stated threshold, the same data for the page and for monitoring:
+the core checks, each inbox's connection, each outgoing webhook endpoint, and the outbox rows
+parked for a supervisor's retry.
 
 The worker stamps `worker_heartbeats` every HEARTBEAT_SECONDS (`heartbeat_forever`, started by
 worker.py); no fresh stamp means nobody is running workflows, whatever else looks fine.
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -24,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection
 from domain.wording import N_
 from infra.models import Inbox, Message, OutboxEvent, WorkerHeartbeat
+from services import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,11 @@ DB_LATENCY_MS = (50.0, 500.0)
 TEMPORAL_LATENCY_MS = (200.0, 2000.0)
 HEARTBEAT_AGE_S = (HEARTBEAT_SECONDS * 2, HEARTBEAT_SECONDS * 4)
 OUTBOX_OLDEST_S = (10.0, 60.0)  # the relay drains within milliseconds when Temporal is up
-OUTBOX_FAILING = (1, 20)  # rows Temporal refused at least once
+OUTBOX_REFUSED = (1, 20)  # rows Temporal refused (not merely missed) that the relay still retries
+# a parked row holds one conversation's change until a supervisor retries it: never fine, and
+# red once so many pile up that Temporal itself is refusing us
+OUTBOX_PARKED = (1, 10)
+PARKED_SHOWN = 50  # the oldest parked rows listed with their error; the check counts them all
 DEAD_LETTERS = (1, 50)
 QUEUED_OLDEST_S = (60.0, 600.0)  # a reply waits for its rate slot, seconds at most
 WEBHOOK_CHECK_AGE_S = (1800.0, 3600.0)  # the webhook check runs every 10 minutes
@@ -78,14 +86,47 @@ class InboxHealth:
 
 
 @dataclass
+class ParkedRow:
+    """An outbox row set aside after PARK_AFTER refusals (services/outbox.py)."""
+
+    id: int
+    conversation_id: int
+    kind: str
+    refusals: int
+    parked_at: datetime
+    error: str | None
+
+
+@dataclass
+class EndpointState:
+    """An outgoing webhook endpoint: paused (after a day of failures) is red, failing or holding
+    dead letters amber. Only the URL's host is shown: the rest of a receiver's URL is often its
+    secret (Zapier's and n8n's hooks are)."""
+
+    id: int
+    name: str
+    host: str
+    level: Level
+    paused: bool
+    pause_reason: str | None
+    failing_since: datetime | None
+    last_error: str | None
+    queued: int
+    dead: int
+    oldest_queued_at: datetime | None
+
+
+@dataclass
 class Report:
     checked_at: datetime
     checks: list[Check] = field(default_factory=list)
     inboxes: list[InboxHealth] = field(default_factory=list)
+    endpoints: list[EndpointState] = field(default_factory=list)
+    parked: list[ParkedRow] = field(default_factory=list)
 
     @property
     def level(self) -> Level:
-        levels = [c.level for c in self.checks] + [i.level for i in self.inboxes]
+        levels = [c.level for c in self.checks] + [i.level for i in self.inboxes] + [e.level for e in self.endpoints]
         for level in (Level.BAD, Level.UNKNOWN, Level.WARN):
             if level in levels:
                 return level
@@ -106,6 +147,8 @@ class Report:
             "checked_at": self.checked_at.isoformat(),
             "checks": {c.key: plain(asdict(c)) for c in self.checks},
             "inboxes": [plain(asdict(i)) for i in self.inboxes],
+            "webhook_endpoints": [plain(asdict(e)) for e in self.endpoints],
+            "parked_outbox": [plain(asdict(p)) for p in self.parked],
         }
 
 
@@ -173,7 +216,24 @@ async def report(
             .where(WorkerHeartbeat.beat_at > now - timedelta(seconds=HEARTBEAT_AGE_S[0]))
         )
         outbox = (await db.execute(select(func.count(), func.min(OutboxEvent.created_at)))).one()
-        failing = await db.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.attempts > 0))
+        refused = await db.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.refusals > 0, OutboxEvent.parked_at.is_(None))
+        )
+        parked = await db.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.parked_at.is_not(None))
+        )
+        result.parked = [
+            ParkedRow(row.id, row.conversation_id, row.kind, row.refusals, row.parked_at, row.last_error)
+            for row in await db.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.parked_at.is_not(None))
+                .order_by(OutboxEvent.parked_at, OutboxEvent.id)
+                .limit(PARKED_SHOWN)
+            )
+        ]
+        result.endpoints = [_endpoint_state(e) for e in await webhooks.health(db)]
         dead = await db.scalar(
             select(func.count())
             .select_from(Message)
@@ -230,12 +290,22 @@ async def report(
     )
     checks.append(
         Check(
-            "outbox_failing",
-            N_("Outbox rows Temporal refused"),
-            judge(failing, OUTBOX_FAILING),
-            failing,
+            "outbox_refused",
+            N_("Outbox rows Temporal refused, retrying"),
+            judge(refused, OUTBOX_REFUSED),
+            refused,
             "",
-            OUTBOX_FAILING,
+            OUTBOX_REFUSED,
+        )
+    )
+    checks.append(
+        Check(
+            "outbox_parked",
+            N_("Outbox rows parked for a retry"),
+            judge(parked, OUTBOX_PARKED),
+            parked,
+            "",
+            OUTBOX_PARKED,
         )
     )
     checks.append(Check("dead_letters", N_("Dead letters"), judge(dead, DEAD_LETTERS), dead, "", DEAD_LETTERS))
@@ -256,6 +326,28 @@ async def report(
     for inbox in inboxes:
         result.inboxes.append(await _inbox_health(inbox, now, poller_running if temporal_up else None))
     return result
+
+
+def _endpoint_state(endpoint: webhooks.EndpointHealth) -> EndpointState:
+    if endpoint.paused:
+        level = Level.BAD
+    elif endpoint.failing_since is not None or endpoint.dead:
+        level = Level.WARN
+    else:
+        level = Level.OK
+    return EndpointState(
+        endpoint.endpoint_id,
+        endpoint.name,
+        urlsplit(endpoint.url).hostname or "",
+        level,
+        endpoint.paused,
+        endpoint.pause_reason,
+        endpoint.failing_since,
+        endpoint.last_error,
+        endpoint.queued,
+        endpoint.dead,
+        endpoint.oldest_queued_at,
+    )
 
 
 async def _inbox_health(

@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.conversation import ConversationNotice
 from domain.enums import OperatorRole
 from domain.events import TEXT_LIMIT, OutboxParked
+from domain.wording import N_
 from infra.event_log import publish
 from infra.models import Conversation, Operator, OutboxEvent
 from infra.temporal import WorkflowStarter
@@ -103,7 +104,7 @@ async def retry_parked(db: AsyncSession, operator: Operator, outbox_id: int) -> 
         select(OutboxEvent).where(OutboxEvent.id == outbox_id, OutboxEvent.parked_at.is_not(None)).with_for_update()
     )
     if row is None:
-        raise Invalid("This change is not set aside (any more): nothing to retry.")
+        raise Invalid(N_("This change is not set aside (any more): nothing to retry."))
     await db.delete(row)
     new_id = await _add(db, row.conversation_id, row.kind, row.payload)
     audit.record(

@@ -16,7 +16,7 @@ from infra.settings import Settings
 from services.api_tokens import create_token
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import TOKEN
-from tests.integration.settings_support import Client, add_staff, sign_in
+from tests.integration.settings_support import Client, add_parked_row, add_staff, sign_in
 
 EVERYONE = {
     "/settings",
@@ -25,7 +25,13 @@ EVERYONE = {
     "/settings/profile/password",
     "/settings/profile/sessions/end-others",
 }
-SUPERVISORS = {"/settings/audit", "/settings/audit.csv", "/settings/health", "/settings/health.json"}
+SUPERVISORS = {
+    "/settings/audit",
+    "/settings/audit.csv",
+    "/settings/health",
+    "/settings/health.json",
+    "/settings/health/outbox/{outbox_id}/retry",
+}
 
 
 def settings_routes() -> list[tuple[str, str]]:
@@ -89,6 +95,7 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
             "token_id": token.id,
         }
     ids["operator_id"] = await add_staff(factory, OperatorRole.OPERATOR, "target@example.com", "Цель")
+    ids["outbox_id"], _ = await add_parked_row(factory)
     clients = {OperatorRole.ADMIN: await sign_in(base_url, admin["email"], admin["password"])}
     for role in (OperatorRole.OPERATOR, OperatorRole.SUPERVISOR):
         await add_staff(factory, role, f"{role.value}@example.com", role.value)

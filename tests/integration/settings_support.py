@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from domain.enums import OperatorRole
-from infra.models import Branch, Operator
+from domain.enums import ChannelKind, OperatorRole
+from infra.models import Branch, Contact, ContactChat, ContactIdentity, Conversation, Inbox, Operator, OutboxEvent
 from infra.security import hash_password
 from tests.conftest import LiveServer
 
@@ -50,6 +51,36 @@ async def add_staff(factory, role: OperatorRole, email: str, name: str, branch_i
         db.add(operator)
         await db.flush()
         return operator.id
+
+
+async def add_parked_row(factory, error: str = "Workflow type not registered") -> tuple[int, int]:
+    """A conversation of a new Telegram inbox whose outbox row Temporal refused until it was
+    parked (services/outbox.py): (outbox row id, conversation id)."""
+    async with factory() as db, db.begin():
+        inbox = Inbox(name="Бот с отложенной записью", channel=ChannelKind.TELEGRAM, credentials_encrypted=b"")
+        contact = Contact(display_name="Ирина")
+        db.add_all([inbox, contact])
+        await db.flush()
+        user = str(contact.id)  # one identity per call
+        identity = ContactIdentity(contact_id=contact.id, channel=ChannelKind.TELEGRAM, provider_user_id=user)
+        db.add(identity)
+        await db.flush()
+        db.add(ContactChat(identity_id=identity.id, inbox_id=inbox.id, provider_chat_id=user))
+        conversation = Conversation(inbox_id=inbox.id, contact_id=contact.id, identity_id=identity.id)
+        db.add(conversation)
+        await db.flush()
+        row = OutboxEvent(
+            conversation_id=conversation.id,
+            kind="notice",
+            payload={"kind": "inbound"},
+            attempts=10,
+            refusals=10,
+            last_error=error,
+            parked_at=datetime.now(UTC),
+        )
+        db.add(row)
+        await db.flush()
+        return row.id, conversation.id
 
 
 async def sign_in(base_url: str, email: str, password: str = PASSWORD) -> Client:

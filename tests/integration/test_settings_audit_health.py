@@ -1,5 +1,6 @@
 """Settings -> Audit log (filters, cursor pages, CSV export) and Health (each check against its
-threshold, the worker's heartbeat, the same data as JSON) over real HTTP."""
+threshold, the worker's heartbeat, parked outbox rows and their retry, outgoing webhook
+endpoints, inbox webhooks, the same data as JSON) over real HTTP."""
 
 import csv
 import io
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, SenderKind
+from domain.webhooks import DeliveryState
 from infra.models import (
     AuditEvent,
     Contact,
@@ -18,9 +20,11 @@ from infra.models import (
     Message,
     Operator,
     OutboxEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from services import audit, health
-from tests.integration.settings_support import add_staff, sign_in
+from tests.integration.settings_support import add_parked_row, add_staff, sign_in
 
 
 async def _seed_trail(clean_db, admin_email: str) -> tuple[int, int]:
@@ -126,4 +130,84 @@ async def test_health_judges_each_part_and_says_so_as_json(live_api, admin, clea
     assert (polled["mode"], polled["poller_running"], polled["level"]) == ("polling", False, "bad")
     page = await client.get("/settings/health")
     assert page.status_code == 200 and 'id="check-outbox_oldest"' in page.text and "Проблема" in page.text
+    await client.http.aclose()
+
+
+async def test_health_shows_parked_rows_paused_endpoints_and_failing_webhooks_and_retries_a_parked_row(
+    live_api, admin, clean_db
+):
+    now = datetime.now(UTC)
+    await health.beat(clean_db, worker="host:1", task_queue="switchboard", started_at=now)
+    parked_id, conversation_id = await add_parked_row(clean_db, error="Workflow type not registered")
+    async with clean_db() as db, db.begin():
+        # refused three times and retried still; tried while Temporal was away (not refused)
+        db.add(OutboxEvent(conversation_id=conversation_id, kind="notice", attempts=5, refusals=3, last_error="x"))
+        db.add(OutboxEvent(conversation_id=conversation_id, kind="notice", attempts=4))
+        failing = Inbox(
+            name="Бот с вебхуком",
+            channel=ChannelKind.TELEGRAM,
+            credentials_encrypted=b"",
+            webhook_url="https://switchboard.test/webhooks/telegram/1",
+            webhook_checked_at=now,
+            webhook_error="Wrong response from the webhook: 502 Bad Gateway",
+        )
+        paused = WebhookEndpoint(
+            name="Zapier",
+            url="https://hooks.zapier.com/hooks/catch/123/s3cr3t-path/",
+            events=["message.created"],
+            secrets_encrypted=b"",
+            paused_at=now,
+            pause_reason="failing since yesterday: HTTP 500",
+            failing_since=now - timedelta(days=1),
+            last_error="HTTP 500",
+        )
+        fine = WebhookEndpoint(name="CRM", url="https://crm.example.com/hook", events=[], secrets_encrypted=b"")
+        db.add_all([failing, paused, fine])
+        await db.flush()
+        event = {"event_type": "message.created", "order_key": conversation_id, "payload": {}}
+        db.add(WebhookDelivery(endpoint_id=paused.id, event_id=1, status=DeliveryState.DEAD, **event))
+        db.add(WebhookDelivery(endpoint_id=fine.id, event_id=1, status=DeliveryState.PENDING, **event))
+    supervisor_id = await add_staff(clean_db, OperatorRole.SUPERVISOR, "boris@example.com", "Борис")
+    client = await sign_in(live_api.url, "boris@example.com")
+
+    answer = await client.get("/settings/health.json")
+    report = answer.json()
+    assert answer.status_code == 503 and report["status"] == "bad"
+    checks = report["checks"]
+    assert (checks["outbox_parked"]["value"], checks["outbox_parked"]["level"]) == (1, "warn")
+    assert (checks["outbox_refused"]["value"], checks["outbox_refused"]["level"]) == (1, "warn")
+    assert [(p["id"], p["conversation_id"], p["refusals"], p["error"]) for p in report["parked_outbox"]] == [
+        (parked_id, conversation_id, 10, "Workflow type not registered")
+    ]
+    endpoints = {e["name"]: e for e in report["webhook_endpoints"]}
+    assert endpoints["Zapier"]["level"] == "bad" and endpoints["Zapier"]["paused"] is True
+    assert (endpoints["Zapier"]["host"], endpoints["Zapier"]["dead"]) == ("hooks.zapier.com", 1)
+    assert (endpoints["CRM"]["level"], endpoints["CRM"]["queued"]) == ("ok", 1)
+    assert "s3cr3t" not in answer.text  # a hook's path is often its secret
+    webhook = next(i for i in report["inboxes"] if i["id"] == failing.id)
+    assert (webhook["mode"], webhook["level"]) == ("webhook", "bad")
+    assert webhook["error"] == "Wrong response from the webhook: 502 Bad Gateway"
+
+    page = await client.get("/settings/health")
+    assert page.status_code == 200 and "s3cr3t" not in page.text
+    assert f'id="parked-{parked_id}"' in page.text and "Workflow type not registered" in page.text
+    assert f'action="/settings/health/outbox/{parked_id}/retry"' in page.text
+    assert f'id="endpoint-{paused.id}"' in page.text and "hooks.zapier.com" in page.text
+    assert "502 Bad Gateway" in page.text
+
+    answer = await client.post(f"/settings/health/outbox/{parked_id}/retry")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/settings/health")
+    page = await client.get("/settings/health")
+    assert "Изменение снова передано диалогу." in page.text and f'id="parked-{parked_id}"' not in page.text
+    async with clean_db() as db:
+        rows = (await db.scalars(select(OutboxEvent).where(OutboxEvent.conversation_id == conversation_id))).all()
+        retried = await db.scalar(select(AuditEvent).where(AuditEvent.action == "outbox.retried"))
+    assert parked_id not in {r.id for r in rows} and all(r.parked_at is None for r in rows)
+    assert max(r.id for r in rows) > parked_id  # at the back of its conversation's queue
+    assert retried.actor_operator_id == supervisor_id and retried.details["outbox_id"] == parked_id
+    assert (await client.get("/settings/health.json")).json()["checks"]["outbox_parked"]["value"] == 0
+
+    answer = await client.post(f"/settings/health/outbox/{parked_id}/retry")  # twice: nothing left to retry
+    assert answer.status_code == 303
+    assert "Это изменение не отложено (уже): повторять нечего." in (await client.get("/settings/health")).text
     await client.http.aclose()

@@ -1,7 +1,7 @@
 """Settings -> Health: PostgreSQL, Temporal, the worker's heartbeat, the outbox, dead letters,
-outgoing messages and each inbox's connection, each against its threshold; the same data as JSON
-at /settings/health.json for monitoring (a supervisor's or admin's session; status 503 when
-anything is red)."""
+outgoing messages, each inbox's connection and each outgoing webhook endpoint, each against its
+threshold; the same data as JSON at /settings/health.json for monitoring (a supervisor's or
+admin's session; status 503 when anything is red). Parked outbox rows are listed with a Retry."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from infra.temporal import WorkflowStarter
-from services import health
+from services import health, outbox
+from services.errors import Invalid
 from services.health import Level
-from web.deps import SupervisorPage
-from web.settings.nav import render_settings
+from web.deps import CsrfChecked, SessionDep, SupervisorPage
+from web.settings.nav import Id, done, render_settings
 from web.templating import PageContext
 
 router = APIRouter(prefix="/settings")
@@ -38,3 +39,13 @@ async def health_page(page: SupervisorPage) -> Response:
 async def health_json(page: SupervisorPage) -> JSONResponse:
     report = await _report(page)
     return JSONResponse(report.as_json(), status_code=503 if report.level == Level.BAD else 200)
+
+
+@router.post("/health/outbox/{outbox_id}/retry", dependencies=[CsrfChecked])
+async def retry_parked(page: SupervisorPage, db: SessionDep, outbox_id: Id) -> Response:
+    try:
+        await outbox.retry_parked(db, page.operator, outbox_id)
+    except Invalid as refusal:
+        return done(page, "/settings/health", page.gettext(refusal.message, **refusal.params))
+    await db.commit()
+    return done(page, "/settings/health", page.gettext("The change is handed to its conversation again."))
