@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from domain.wording import N_
 from infra.models import ApiToken, Branch, Operator
 from infra.security import API_TOKEN_PREFIX, new_api_token, token_digest
 from services import audit
@@ -39,15 +40,15 @@ async def create_token(
         require_admin(actor)
     name = name.strip()
     if not name or len(name) > NAME_MAX:
-        raise Invalid(f"Give the token a name of 1 to {NAME_MAX} characters.")
+        raise Invalid(N_("Give the token a name of 1 to %(max)s characters."), field="name", max=NAME_MAX)
     branches = None
     if branch_ids is not None:
         branches = sorted(set(branch_ids))
         if not branches:
-            raise Invalid("Choose at least one branch, or all branches.")
+            raise Invalid(N_("Choose at least one branch, or all branches."), field="branch")
         known = set((await db.scalars(select(Branch.id).where(Branch.id.in_(branches)))).all())
         if missing := sorted(set(branches) - known):
-            raise Invalid(f"No such branch: {', '.join(map(str, missing))}.")
+            raise Invalid(N_("No such branch: %(ids)s."), field="branch", ids=", ".join(map(str, missing)))
     secret = new_api_token()
     token = ApiToken(
         name=name,

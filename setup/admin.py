@@ -108,7 +108,7 @@ async def add_api_token(settings: Settings, args: argparse.Namespace) -> None:
         async with make_sessionmaker(engine)() as db, db.begin():
             issued = await create_token(db, None, name=args.name, branch_ids=args.branch or None, can_write=args.write)
     except Invalid as exc:
-        raise SystemExit(str(exc)) from None
+        raise SystemExit(exc.message % exc.params if exc.params else exc.message) from None
     finally:
         await engine.dispose()
     scope = "all branches" if issued.token.branch_ids is None else f"branches {issued.token.branch_ids}"

@@ -11,9 +11,21 @@ import pytest
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, SenderKind
-from infra.models import Contact, ContactChat, ContactIdentity, Conversation, Inbox, Label, Message, Operator
+from infra.models import (
+    Contact,
+    ContactChat,
+    ContactIdentity,
+    Conversation,
+    Inbox,
+    Label,
+    Message,
+    Operator,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from infra.security import CredentialBox
-from services import accounts, audit, branches, canned_replies, health, labels
+from services import accounts, api_tokens, audit, branches, canned_replies, health, labels
 from services.accounts import InviteInput
 from services.branches import BranchInput, HoursInput, RegionRuleInput
 from services.canned_replies import CannedReplyInput
@@ -29,7 +41,8 @@ VARIANTS = {"light": ("light", DESKTOP), "dark": ("dark", DESKTOP), "phone": ("l
 @pytest.fixture
 async def furnished(staff, clean_db, fake_telegram) -> dict[str, int]:
     """What a running installation has: two branches with hours and rules, staff in every state,
-    a Telegram inbox whose webhook failed and the website chat, canned replies, labels, a trail."""
+    a Telegram inbox whose webhook failed and the website chat, canned replies, labels, a trail,
+    API tokens (one revoked), a parked outbox row and outgoing webhooks (one paused)."""
     box = CredentialBox(TEST_CREDENTIALS_KEY)
     async with clean_db() as db, db.begin():
         admin = await db.get(Operator, staff[OperatorRole.ADMIN].id)
@@ -83,6 +96,28 @@ async def furnished(staff, clean_db, fake_telegram) -> dict[str, int]:
         audit.record(
             db, "conversation.viewed", operator_id=staff[OperatorRole.SUPERVISOR].id, conversation_id=conversation.id
         )
+        await api_tokens.create_token(db, admin, name="CRM", branch_ids=None, can_write=False)
+        scoped = await api_tokens.create_token(db, admin, name="Склад Урала", branch_ids=[ural.id], can_write=True)
+        scoped.token.last_used_at = datetime.now(UTC) - timedelta(minutes=7)
+        revoked = await api_tokens.create_token(db, admin, name="Старый бот", branch_ids=None, can_write=True)
+        await api_tokens.revoke_token(db, admin, revoked.token.id)
+        db.add(
+            OutboxEvent(
+                conversation_id=conversation.id, kind="notice", attempts=10, refusals=10,
+                last_error="Workflow type ConversationWorkflow not registered", parked_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
+        paused = WebhookEndpoint(
+            name="Zapier", url="https://hooks.zapier.com/hooks/catch/1/abc/", events=["message.created"],
+            secrets_encrypted=b"", paused_at=datetime.now(UTC), pause_reason="failing since yesterday: HTTP 500",
+            failing_since=datetime.now(UTC) - timedelta(days=1), last_error="HTTP 500 Internal Server Error",
+        )  # fmt: skip
+        crm = WebhookEndpoint(name="CRM", url="https://crm.example.com/hook", events=[], secrets_encrypted=b"")
+        db.add_all([paused, crm])
+        await db.flush()
+        event = {"event_type": "message.created", "order_key": conversation.id, "payload": {}}
+        db.add(WebhookDelivery(endpoint_id=paused.id, event_id=1, status="dead", **event))
+        db.add(WebhookDelivery(endpoint_id=crm.id, event_id=1, status="pending", **event))
         widget = await db.scalar(select(Inbox.id).where(Inbox.channel == ChannelKind.WIDGET))
         label = await db.scalar(select(Label.id))
         reply = await db.scalar(select(canned_replies.CannedReply.id))
@@ -114,6 +149,7 @@ def _pages(ids: dict[str, int]) -> dict[str, str]:
         "labels": "/settings/labels",
         "audit": "/settings/audit",
         "health": "/settings/health",
+        "api-tokens": "/settings/api-tokens",
         "profile": "/settings/profile",
     }
 
@@ -163,6 +199,12 @@ async def test_every_settings_page(sign_in, furnished, live_api, screenshot, var
     await secret.wait_for()
     link = (await secret.inner_text()).strip()
     await _look(page, screenshot, "operator-invited", variant)
+
+    await page.goto(f"{live_api.url}/settings/api-tokens")
+    await page.fill("#token-name", "Отчёты")
+    await page.get_by_role("button", name="Создать токен").click()
+    await page.locator("#issued-secret").wait_for()
+    await _look(page, screenshot, "api-token-created", variant)
 
     # and the page the invitation opens, before sign-in
     context = await page.context.browser.new_context(color_scheme=scheme, viewport=viewport, locale="ru-RU")

@@ -31,7 +31,7 @@ async def test_an_admin_creates_a_token_sees_it_once_and_revokes_it(live_api, cl
             data={"csrf_token": CSRF, "name": "CRM", "scope": "branches", "branch": [str(north_id)], "write": "true"},
         )
         assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
-        secret = re.search(r'value="(sb_[A-Za-z0-9_-]{43})"', created.text).group(1)
+        secret = re.search(r'id="issued-secret">(sb_[A-Za-z0-9_-]{43})<', created.text).group(1)
         again = await http.get("/settings/api-tokens")
         assert secret not in again.text and secret[:7] + "…" in again.text  # only its hint from now on
 
@@ -40,7 +40,19 @@ async def test_an_admin_creates_a_token_sees_it_once_and_revokes_it(live_api, cl
             assert me["branch_ids"] == [north_id] and me["can_write"] is True
 
             refused = await http.post("/settings/api-tokens", data={"csrf_token": CSRF, "name": " ", "scope": "all"})
-            assert refused.status_code == 422 and "Give the token a name of 1 to 100 characters." in refused.text
+            assert refused.status_code == 422
+            assert re.search(
+                r'id="token-name"[^>]*aria-invalid="true".*id="token-name-error">'
+                r"Дайте токену название длиной от 1 до 100 символов\.<",
+                refused.text,
+                re.S,
+            )
+            none_ticked = {"csrf_token": CSRF, "name": "Склад", "scope": "branches", "write": "true"}
+            refused = await http.post("/settings/api-tokens", data=none_ticked)
+            assert refused.status_code == 422 and "Выберите хотя бы один филиал или все филиалы." in refused.text
+            assert 'value="Склад"' in refused.text  # what was typed stays
+            assert re.search(r'id="token-scope-branches"[^>]*checked', refused.text)
+            assert re.search(r'id="token-write"[^>]*checked', refused.text)
 
             revoked = await http.post(f"/settings/api-tokens/{me['id']}/revoke", data={"csrf_token": CSRF})
             assert revoked.status_code == 303 and revoked.headers["location"] == "/settings/api-tokens"

@@ -15,7 +15,7 @@ from infra.models import Branch
 from services import api_tokens
 from services.errors import Forbidden, Invalid
 from web.deps import AdminPage, CsrfChecked, SessionDep
-from web.forms import read_form
+from web.forms import Form, read_form
 from web.settings.nav import Id, render_settings
 from web.toasts import ToastLevel
 
@@ -23,10 +23,13 @@ router = APIRouter(prefix="/settings/api-tokens")
 HERE = "/settings/api-tokens"
 
 
-async def _page(page, db, *, issued=None, error: str | None = None, status_code: int = 200) -> Response:
+async def _page(
+    page, db, *, form: Form | None = None, issued=None, error: str | None = None, status_code: int = 200
+) -> Response:
     context = {
         "tokens": await api_tokens.list_tokens(db, page.operator),
         "branches": (await db.execute(select(Branch.id, Branch.name).order_by(Branch.name))).all(),
+        "form": form,
         "issued": issued,
         "error": error,
     }
@@ -54,21 +57,21 @@ class TokenForm(BaseModel):
 async def create_token(page: AdminPage, db: SessionDep) -> Response:
     """The new token is shown on the answer itself, never in a redirect or a toast."""
     form = await read_form(page, TokenForm)
-    if form.data is None:
-        return await _page(page, db, error=" ".join(form.errors.values()), status_code=422)
-    data = form.data
-    try:
-        issued = await api_tokens.create_token(
-            db,
-            page.operator,
-            name=data.name,
-            branch_ids=data.branch if data.scope == "branches" else None,
-            can_write=data.write,
-        )
-    except Invalid as refusal:
-        return await _page(page, db, error=page.gettext(refusal.message, **refusal.params), status_code=422)
-    await db.commit()
-    return await _page(page, db, issued=issued, status_code=201)
+    if (data := form.data) is not None:
+        try:
+            issued = await api_tokens.create_token(
+                db,
+                page.operator,
+                name=data.name,
+                branch_ids=data.branch if data.scope == "branches" else None,
+                can_write=data.write,
+            )
+        except Invalid as refusal:
+            form.refuse(page, refusal)
+        else:
+            await db.commit()
+            return await _page(page, db, issued=issued, status_code=201)
+    return await _page(page, db, form=form, status_code=422)
 
 
 @router.post("/{token_id}/revoke", dependencies=[CsrfChecked])
