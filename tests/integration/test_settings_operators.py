@@ -1,18 +1,22 @@
 """Settings -> Operators over real HTTP: invitations by a one-time link (copied, or e-mailed
 through a real SMTP server on loopback) or an initial password shown once, accepting the link,
-role changes and the rules that keep an admin, password resets ending sessions."""
+links expiring (3 days, a reset 1 day) and working once, role changes and the rules that keep an
+admin, password resets ending sessions."""
 
 import asyncio
 import re
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from domain.enums import OperatorRole
 from infra.models import AuditEvent, Operator, PasswordLink, WebSession
+from infra.security import token_digest, verify_password
+from services import accounts
 from setup.devstack import free_port
 from tests.conftest import LiveServer
 from tests.integration.settings_support import HTML, PASSWORD, add_staff, csrf_of, sign_in
@@ -169,3 +173,66 @@ async def test_a_password_reset_ends_the_operators_sessions_and_the_new_link_wor
         )
     await anna.http.aclose()
     await client.http.aclose()
+
+
+async def _age_link(factory, link: str, by: timedelta) -> None:
+    """As if the link had been issued `by` earlier (its expiry moved back by as much)."""
+    digest = token_digest(link.rsplit("/", 1)[1])
+    async with factory() as db, db.begin():
+        await db.execute(
+            update(PasswordLink)
+            .where(PasswordLink.token_hash == digest)
+            .values(expires_at=PasswordLink.expires_at - by)
+        )
+
+
+@pytest.mark.parametrize(
+    ("purpose", "valid"), [("invitation", timedelta(days=3)), ("reset", timedelta(days=1))], ids=["invitation", "reset"]
+)
+async def test_links_work_until_they_expire_and_only_once(live_api, admin, clean_db, purpose, valid):
+    """An invitation works for 3 days, a reset link for 1 day, each once; an expired link changes
+    no password, on opening or on posting the form."""
+    client = await sign_in(live_api.url, admin["email"], admin["password"])
+    before = datetime.now(UTC)
+    if purpose == "invitation":
+        answer = await client.post("/settings/operators/invite", {**INVITE, "delivery": "link"})
+    else:
+        anna_id = await add_staff(clean_db, OperatorRole.OPERATOR, "anna@example.com", "Анна")
+        answer = await client.post(f"/settings/operators/{anna_id}/reset", {"delivery": "link"})
+    after = datetime.now(UTC)
+    stale = _link(answer.text)
+    async with clean_db() as db:
+        link = await db.scalar(select(PasswordLink).where(PasswordLink.used_at.is_(None)))
+    assert before + valid <= link.expires_at <= after + valid
+
+    # a minute short of its lifetime it still opens; at its lifetime it no longer does
+    await _age_link(clean_db, stale, valid - timedelta(minutes=1))
+    path = _path(stale)
+    async with httpx.AsyncClient(base_url=live_api.url, headers=HTML) as http:
+        form = await http.get(path)  # the form, opened in time ...
+        assert form.status_code == 200
+        await _age_link(clean_db, stale, timedelta(minutes=1))
+        assert (await http.get(path)).status_code == 410
+        posted = {"password": "too-late-pass", "repeat": "too-late-pass", "csrf_token": csrf_of(form.text)}
+        late = await http.post(path, data=posted)
+        assert late.status_code == 410 and "Ссылка больше не работает" in late.text  # ... posted too late
+    async with clean_db() as db:
+        anna = await db.scalar(select(Operator).where(Operator.email == "anna@example.com"))
+    if purpose == "invitation":
+        assert accounts.is_pending(anna)
+    else:
+        assert verify_password(anna.password_hash, PASSWORD)
+
+    # a new link (Reset sends a pending operator a new invitation) works once
+    answer = await client.post(f"/settings/operators/{anna.id}/reset", {"delivery": "link"})
+    fresh = _link(answer.text)
+    assert (await _accept(live_api.url, fresh, "a-good-password")).status_code == 303
+    again = await _accept(live_api.url, fresh, "another-password")
+    assert again.status_code == 410 and "Ссылка больше не работает" in again.text
+    signed_in = await sign_in(live_api.url, "anna@example.com", "a-good-password")  # the first password stays
+    await signed_in.http.aclose()
+    await client.http.aclose()
+
+
+def _path(link: str) -> str:
+    return "/" + link.split("://", 1)[1].split("/", 1)[1]
