@@ -2,16 +2,19 @@
 axe-core finds no serious or critical violation, nothing overflows sideways, and each is saved as
 a screenshot (.pytest-tmp/artifacts/screenshots/test_every_settings_page_*). Pages that follow a
 post (the bot's confirmation, an invitation's link, a form with errors, the invitation page) are
-reached by filling the forms, as an admin would."""
+reached by filling the forms, as an admin would. A form is filled and sent with the keyboard alone,
+its focus visible at every stop."""
 
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select
 
 from domain.enums import ChannelKind, DeliveryStatus, MessageDirection, OperatorRole, SenderKind
 from infra.models import (
+    ApiToken,
     Contact,
     ContactChat,
     ContactIdentity,
@@ -226,3 +229,75 @@ async def test_supervisors_see_only_the_audit_log_health_and_their_profile(sign_
         assert response.status == 403
         assert await page.locator("h1").inner_text() == "Нет доступа"
     await _look(page, screenshot, "refused", "dark")
+
+
+FOCUSED = """() => {
+    const e = document.activeElement, s = getComputedStyle(e);
+    return {id: e.id, tag: e.tagName, type: e.type || "", text: (e.textContent || "").trim().slice(0, 40),
+            visible: e.matches(":focus-visible") && s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2};
+}"""
+
+
+async def _tab(page, times: int = 1) -> dict:
+    """Tab on; every stop must show where the keyboard is."""
+    for _ in range(times):
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate(FOCUSED)
+        assert focused["visible"], focused
+    return focused
+
+
+async def _tab_to(page, selector: str, most: int = 25) -> None:
+    target = page.locator(selector)
+    for _ in range(most):
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+        await _tab(page)
+    raise AssertionError(f"{selector} not reached with {most} tabs")
+
+
+async def test_a_settings_form_with_the_keyboard_alone(sign_in, furnished, live_api, clean_db, screenshot):
+    """Skip link, Tab through the sections to a form, type, choose a radio with the arrows, tick
+    with Space, submit with Enter; Enter in a text field submits too; a confirmation opens and
+    is answered from the keyboard. Every stop has a visible focus ring."""
+    page = await sign_in(OperatorRole.ADMIN)
+    await page.goto(f"{live_api.url}/settings/api-tokens")
+    assert (await _tab(page))["text"] == "Перейти к содержимому"
+    await page.keyboard.press("Enter")
+    await _tab_to(page, "#token-name")  # through the settings sections
+    await page.keyboard.type("Склад Урала 2")
+    assert (await _tab(page))["id"] == "token-scope-all"
+    await page.keyboard.press("ArrowDown")  # the radio group: one stop, arrows choose
+    assert await page.locator("#token-scope-branches").is_checked()
+    await _tab_to(page, f"#token-branch-{furnished['branch']}")
+    await page.keyboard.press("Space")
+    await _tab_to(page, "#token-write")
+    await page.keyboard.press("Space")
+    await _tab_to(page, "form[action='/settings/api-tokens'] button[type=submit]")
+    await screenshot(page, "focus-on-submit")
+    await page.keyboard.press("Enter")
+    await page.locator("#issued-secret").wait_for()
+    async with clean_db() as db:
+        token = await db.scalar(select(ApiToken).where(ApiToken.name == "Склад Урала 2"))
+    assert (token.branch_ids, token.can_write) == ([furnished["branch"]], True)
+
+    # Revoke asks first: the disclosure opens with Enter, its button answers with Enter
+    row = page.locator(f"#token-{token.id}")
+    await _tab_to(page, f"#token-{token.id} summary", most=60)
+    await page.keyboard.press("Enter")
+    confirm = row.locator(".confirm-panel button")
+    await _tab_to(page, f"#token-{token.id} .confirm-panel button")
+    await expect(confirm).to_be_focused()
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{live_api.url}/settings/api-tokens")
+    await expect(page.locator(f"#token-{token.id} .tag")).to_have_text("Отозван")
+
+    # implicit submission: Enter in the field itself
+    await page.goto(f"{live_api.url}/settings/labels")
+    await page.keyboard.press("Tab")
+    await _tab_to(page, "#new-name")
+    await page.keyboard.type("Срочно")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#toasts")).to_contain_text("Метка «Срочно» добавлена.")
+    async with clean_db() as db:
+        assert await db.scalar(select(Label.id).where(Label.name == "Срочно")) is not None
