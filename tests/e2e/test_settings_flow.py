@@ -1,5 +1,6 @@
 """An admin runs Switchboard from the browser (issue: admin settings): connects a Telegram bot
-(the fake Telegram on loopback answers getMe and takes the webhook), gives it an offline text,
+(the fake Telegram on loopback answers getMe and takes the webhook) and later a MAX bot (the fake
+MAX answers GET /me and takes the subscription), gives the first an offline text,
 sets working hours that close the branch now, adds a region rule and asks the tester, and a
 customer's message through the Telegram webhook is answered with the offline text by the real
 conversation and delivery workflows, which the health page then shows healthy; then invites an
@@ -19,6 +20,7 @@ from infra.models import Branch, Inbox, Operator
 from services import health
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import PASSWORD
+from tests.fakes.max import TOKEN as MAX_TOKEN
 from tests.fakes.telegram import TOKEN
 from tests.integration.conftest import engine_stack  # noqa: F401 - the worker and the outbox relay
 from tests.integration.settings_support import https_api  # noqa: F401 - the app behind an https PUBLIC_URL
@@ -45,7 +47,7 @@ async def _toast(page) -> str:
 
 
 async def test_an_admin_sets_up_a_bot_closed_hours_and_an_operator_in_the_browser(
-    browser, https_api, staff, engine_stack, fake_telegram, clean_db, screenshot
+    browser, https_api, staff, engine_stack, fake_telegram, fake_max, clean_db, screenshot
 ):
     url = https_api.url
     admin = await _login(browser, url, staff[OperatorRole.ADMIN].email, PASSWORD)
@@ -146,6 +148,24 @@ async def test_an_admin_sets_up_a_bot_closed_hours_and_an_operator_in_the_browse
     await expect(admin.locator("#check-worker .state")).to_have_text("В порядке")
     await expect(admin.locator("#overall")).to_have_text("В целом: В порядке")
     await screenshot(admin, "3c-health")
+
+    # a MAX bot too: checked with GET /me, subscribed to its webhook with a secret
+    await admin.get_by_role("navigation", name="Настройки").get_by_role("link", name="Источники").click()
+    await admin.get_by_role("link", name="Подключить бота").click()
+    await admin.get_by_label("MAX", exact=True).check()
+    await admin.get_by_label("Название источника", exact=True).fill("Магазин в MAX")
+    await admin.get_by_label("Токен", exact=True).fill(MAX_TOKEN)
+    await admin.get_by_role("button", name="Проверить токен").click()
+    await expect(admin.locator("#bot-name")).to_have_text("Switchboard")
+    assert "@switchboard_bot" in await admin.locator(".facts").inner_text()
+    await admin.get_by_role("button", name="Подключить", exact=True).click()
+    assert await _toast(admin) == "Источник «Магазин в MAX» подключён."
+    async with clean_db() as db:
+        max_inbox = await db.scalar(select(Inbox).where(Inbox.name == "Магазин в MAX"))
+    [subscription] = fake_max.subscriptions
+    assert subscription["url"] == f"https://switchboard.test/webhooks/max/{max_inbox.id}" and subscription["secret"]
+    assert MAX_TOKEN not in await admin.content()
+    await screenshot(admin, "3d-max-connected")
 
     # invite an operator; they open the link, choose a password and go online
     await admin.get_by_role("navigation", name="Настройки").get_by_role("link", name="Сотрудники").click()
