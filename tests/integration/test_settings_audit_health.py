@@ -211,3 +211,20 @@ async def test_health_shows_parked_rows_paused_endpoints_and_failing_webhooks_an
     assert answer.status_code == 303
     assert "Это изменение не отложено (уже): повторять нечего." in (await client.get("/settings/health")).text
     await client.http.aclose()
+
+
+async def test_health_lists_the_oldest_parked_rows_and_says_how_many_more_wait(live_api, admin, clean_db, monkeypatch):
+    monkeypatch.setattr(health, "PARKED_SHOWN", 2)
+    oldest = [(await add_parked_row(clean_db))[0] for _ in range(3)]
+    client = await sign_in(live_api.url, admin["email"], admin["password"])
+    report = (await client.get("/settings/health.json")).json()
+    assert report["checks"]["outbox_parked"]["value"] == 3
+    assert [p["id"] for p in report["parked_outbox"]] == oldest[:2]
+    page = (await client.get("/settings/health")).text
+    assert "Показаны старейшие 2 из 3; повторите их, и появятся следующие." in page
+    assert f'id="parked-{oldest[2]}"' not in page
+
+    await client.post(f"/settings/health/outbox/{oldest[0]}/retry")
+    page = (await client.get("/settings/health")).text
+    assert 'id="parked-shown"' not in page and f'id="parked-{oldest[2]}"' in page
+    await client.http.aclose()
