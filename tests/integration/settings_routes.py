@@ -13,6 +13,7 @@ from domain.enums import ChannelKind, OperatorRole
 from infra.models import Base, Branch, CannedReply, Inbox, Label, RegionRule
 from infra.security import CredentialBox
 from infra.settings import Settings
+from services import webhooks
 from services.api_tokens import create_token
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes.telegram import TOKEN
@@ -83,6 +84,12 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
         await db.flush()
         reply = CannedReply(shortcut="hi", text="Hello")
         token = (await create_token(db, None, name="CRM", branch_ids=None, can_write=False)).token
+        endpoint, _ = await webhooks.create_endpoint(
+            db,
+            box,
+            webhooks.EndpointInput(name="CRM", url="https://crm.example/hooks", events=["message.created"]),
+            operator_id=None,
+        )
         rule = RegionRule(region="RU-SVE", branch_id=branch.id)
         db.add_all([reply, rule])
         await db.flush()
@@ -93,6 +100,7 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
             "reply_id": reply.id,
             "rule_id": rule.id,
             "token_id": token.id,
+            "endpoint_id": endpoint.id,
         }
     ids["operator_id"] = await add_staff(factory, OperatorRole.OPERATOR, "target@example.com", "Цель")
     ids["outbox_id"], _ = await add_parked_row(factory)

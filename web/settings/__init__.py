@@ -1,13 +1,24 @@
 """Settings in the cabinet: the admin pages (branches and working hours, operators, inboxes,
-canned replies, labels, API tokens, audit log, health) and each operator's own profile. Every route checks
-the role (`AdminPage`, `SupervisorPage` in web/deps.py); templates live under
+canned replies, labels, API tokens, audit log, health, integrations) and each operator's own
+profile. Every route checks the role (`AdminPage`, `SupervisorPage` in web/deps.py); templates live under
 `templates/settings/` and extend `settings/_layout.html` (its sections: nav.py)."""
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from web.deps import PageDep
-from web.settings import api_tokens, audit, branches, canned_replies, health, inboxes, labels, operators, profile
+from web.settings import (
+    api_tokens,
+    audit,
+    branches,
+    canned_replies,
+    health,
+    inboxes,
+    labels,
+    operators,
+    profile,
+    webhooks,
+)
 from web.settings.nav import sections_for
 
 router = APIRouter()
@@ -19,5 +30,5 @@ async def settings_home(page: PageDep) -> RedirectResponse:
     return RedirectResponse(sections_for(page)[0].href, status_code=303)
 
 
-for module in (branches, operators, inboxes, canned_replies, labels, api_tokens, audit, health, profile):
+for module in (branches, operators, inboxes, canned_replies, labels, api_tokens, webhooks, audit, health, profile):
     router.include_router(module.router)

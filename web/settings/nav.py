@@ -36,6 +36,7 @@ SECTIONS = (
     Section("settings_canned_replies", N_("Canned replies"), ADMINS),
     Section("settings_labels", N_("Labels"), ADMINS),
     Section("settings_api_tokens", N_("API tokens"), ADMINS),
+    Section("settings_webhooks", N_("Outgoing webhooks"), ADMINS),
     Section("settings_audit", N_("Audit log"), SUPERVISORS),
     Section("settings_health", N_("Health"), SUPERVISORS),
     Section("settings_profile", N_("My profile"), EVERYONE),
