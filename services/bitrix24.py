@@ -16,12 +16,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.bitrix24 import FOLLOW_UP, TaskStatus, valid_webhook_url
+from domain.wording import N_
 from infra.models import Bitrix24Connection, Bitrix24Task, Branch, Conversation, Inbox
 from infra.security import CredentialBox
 from services import audit
 from services.errors import Invalid
 
-NOT_CONNECTED = "Bitrix24 is not connected for this conversation's inbox or branch."
+NOT_CONNECTED = N_("Bitrix24 is not connected for this conversation's inbox or branch.")
 
 
 async def connection_for(db: AsyncSession, conversation: Conversation) -> Bitrix24Connection | None:
@@ -49,9 +50,12 @@ async def connect(
     kind, _, number = data.owner.partition(":")
     owner_id = int(number)
     if await db.get(Branch if kind == "branch" else Inbox, owner_id) is None:
-        raise Invalid("There is no such branch or inbox.")
+        raise Invalid(N_("There is no such branch or inbox."), field="owner")
     if not valid_webhook_url(data.webhook_url):
-        raise Invalid("Paste the inbound webhook URL as Bitrix24 shows it: https://<portal>/rest/<user>/<code>/")
+        raise Invalid(
+            N_("Paste the inbound webhook URL as Bitrix24 shows it: https://<portal>/rest/<user>/<code>/"),
+            field="webhook_url",
+        )
     column = Bitrix24Connection.branch_id if kind == "branch" else Bitrix24Connection.inbox_id
     connection = await db.scalar(select(Bitrix24Connection).where(column == owner_id))
     if connection is None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import ChannelKind
 from domain.staff_notifications import Mode
+from domain.wording import N_
 from infra.models import Branch, Inbox, Operator, RealtimeEvent, StaffNotificationRule
 from services import audit
 from services.errors import Invalid
@@ -27,12 +28,12 @@ class RuleInput(BaseModel):
 
 async def add_rule(db: AsyncSession, data: RuleInput, *, actor_operator_id: int | None) -> StaffNotificationRule:
     if await db.get(Branch, data.branch_id) is None:
-        raise Invalid("There is no such branch.")
+        raise Invalid(N_("There is no such branch."), field="branch_id")
     inbox = await db.get(Inbox, data.bot_inbox_id)
     if inbox is None or inbox.channel != ChannelKind.TELEGRAM or not inbox.is_active:
-        raise Invalid("Choose an active Telegram bot to send the notifications.")
+        raise Invalid(N_("Choose an active Telegram bot to send the notifications."), field="bot_inbox_id")
     if data.operator_id is not None and await db.get(Operator, data.operator_id) is None:
-        raise Invalid("There is no such operator.")
+        raise Invalid(N_("There is no such operator."), field="operator_id")
     rule = StaffNotificationRule(
         branch_id=data.branch_id,
         mode=data.mode,

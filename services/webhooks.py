@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.webhooks import WEBHOOK_EVENTS, DeliveryState
+from domain.wording import N_
 from infra.models import Inbox, WebhookAttempt, WebhookBlocked, WebhookDelivery, WebhookEndpoint
 from infra.security import CredentialBox
 from services import audit
@@ -57,14 +58,14 @@ class RedeliverInput(BaseModel):
 def _check(data: EndpointInput) -> tuple[str, str, list[str]]:
     name, url = data.name.strip(), data.url.strip()
     if not name:
-        raise Invalid("Give the endpoint a name.")
+        raise Invalid(N_("Give the endpoint a name."), field="name")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid("The URL must be an http:// or https:// address.")
+        raise Invalid(N_("The URL must be an http:// or https:// address."), field="url")
     if set(data.events) - set(WEBHOOK_EVENTS):
-        raise Invalid("Choose events from the list.")
+        raise Invalid(N_("Choose events from the list."), field="events")
     if not data.events:
-        raise Invalid("Choose at least one event.")
+        raise Invalid(N_("Choose at least one event."), field="events")
     return name, url, [e for e in WEBHOOK_EVENTS if e in data.events]
 
 
@@ -75,7 +76,7 @@ async def create_endpoint(
     name, url, events = _check(data)
     inbox_id = data.inbox_id
     if inbox_id is not None and await db.get(Inbox, inbox_id) is None:
-        raise Invalid("There is no such inbox.")
+        raise Invalid(N_("There is no such inbox."), field="inbox_id")
     secret = new_secret()
     endpoint = WebhookEndpoint(
         name=name,
@@ -152,7 +153,7 @@ async def redeliver(
     in their original order; resumes the endpoint. How many were queued."""
     event_id, since = data.event_id, data.since
     if (event_id is None) == (since is None):
-        raise Invalid("Redeliver one event, or every event since a time.")
+        raise Invalid(N_("Redeliver one event, or every event since a time."))
     query = update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
     if event_id is not None:
         query = query.where(WebhookDelivery.event_id == event_id)
@@ -170,7 +171,7 @@ async def redeliver(
         )
     ).rowcount
     if event_id is not None and not queued:
-        raise Invalid("That event is not in this endpoint's log (it may be past its retention).")
+        raise Invalid(N_("That event is not in this endpoint's log (it may be past its retention)."))
     await resume(db, endpoint, operator_id=operator_id)
     audit.record(
         db,

@@ -10,7 +10,8 @@ import httpx
 from sqlalchemy import text
 
 from domain.enums import ChannelKind, OperatorRole
-from infra.models import Base, Branch, CannedReply, Inbox, Label, RegionRule
+from domain.staff_notifications import Mode
+from infra.models import Base, Bitrix24Connection, Branch, CannedReply, Inbox, Label, RegionRule, StaffNotificationRule
 from infra.security import CredentialBox
 from infra.settings import Settings
 from services import webhooks
@@ -91,7 +92,13 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
             operator_id=None,
         )
         rule = RegionRule(region="RU-SVE", branch_id=branch.id)
-        db.add_all([reply, rule])
+        portal = Bitrix24Connection(
+            branch_id=branch.id,
+            webhook_url_encrypted=box.seal({"webhook_url": "https://b24.example/rest/1/code/"}),
+            responsible_id=1,
+        )
+        staff_rule = StaffNotificationRule(branch_id=branch.id, mode=Mode.EVERY, chat_id="-1001", bot_inbox_id=inbox.id)
+        db.add_all([reply, rule, portal, staff_rule])
         await db.flush()
         ids = {
             "branch_id": branch.id,
@@ -101,6 +108,8 @@ async def make_world(factory, base_url: str, admin: dict) -> World:
             "rule_id": rule.id,
             "token_id": token.id,
             "endpoint_id": endpoint.id,
+            "connection_id": portal.id,
+            "staff_rule_id": staff_rule.id,
         }
     ids["operator_id"] = await add_staff(factory, OperatorRole.OPERATOR, "target@example.com", "Цель")
     ids["outbox_id"], _ = await add_parked_row(factory)

@@ -12,20 +12,28 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.service import RPCError
 
 from domain.enums import OperatorRole
 from domain.ids import webhook_endpoint_workflow_id
-from infra.models import AuditEvent, WebhookAttempt, WebhookEndpoint
+from infra.models import AuditEvent, Operator, WebhookAttempt, WebhookEndpoint
 from services.ingest import ingest
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import wait_until
-from tests.integration.realtime_support import staff
+from tests.integration.realtime_support import staff as staff_in_russian
 from worker import build_activities, build_worker
 
 CSRF = "c"  # realtime_support.staff's sessions
 HTML = {"accept": "text/html"}
+
+
+async def staff(factory, role: OperatorRole) -> tuple[int, str]:
+    """A signed-in member of staff who reads the cabinet in English."""
+    operator_id, cookie = await staff_in_russian(factory, role)
+    async with factory() as db, db.begin():
+        await db.execute(update(Operator).where(Operator.id == operator_id).values(locale="en"))
+    return operator_id, cookie
 
 
 def signed_by(secret: str, timestamp: str, body: bytes, header: str) -> bool:

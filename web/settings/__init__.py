@@ -10,6 +10,7 @@ from web.deps import PageDep
 from web.settings import (
     api_tokens,
     audit,
+    bitrix24,
     branches,
     canned_replies,
     health,
@@ -17,6 +18,7 @@ from web.settings import (
     labels,
     operators,
     profile,
+    staff_notifications,
     webhooks,
 )
 from web.settings.nav import sections_for
@@ -30,5 +32,20 @@ async def settings_home(page: PageDep) -> RedirectResponse:
     return RedirectResponse(sections_for(page)[0].href, status_code=303)
 
 
-for module in (branches, operators, inboxes, canned_replies, labels, api_tokens, webhooks, audit, health, profile):
+for module in (
+    branches,
+    operators,
+    inboxes,
+    canned_replies,
+    labels,
+    api_tokens,
+    webhooks,
+    bitrix24,
+    staff_notifications,
+    audit,
+    bitrix24,
+    health,
+    profile,
+    staff_notifications,
+):
     router.include_router(module.router)

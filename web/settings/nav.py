@@ -37,6 +37,8 @@ SECTIONS = (
     Section("settings_labels", N_("Labels"), ADMINS),
     Section("settings_api_tokens", N_("API tokens"), ADMINS),
     Section("settings_webhooks", N_("Outgoing webhooks"), ADMINS),
+    Section("settings_bitrix24", N_("Bitrix24"), ADMINS),
+    Section("settings_staff_notifications", N_("Staff notifications"), ADMINS),
     Section("settings_audit", N_("Audit log"), SUPERVISORS),
     Section("settings_health", N_("Health"), SUPERVISORS),
     Section("settings_profile", N_("My profile"), EVERYONE),
