@@ -81,7 +81,12 @@ async def disconnect(db: AsyncSession, connection: Bitrix24Connection, *, operat
 
 
 async def request_task(
-    db: AsyncSession, conversation: Conversation, *, operator_id: int | None, purpose: str = FOLLOW_UP
+    db: AsyncSession,
+    conversation: Conversation,
+    *,
+    operator_id: int | None,
+    token_id: int | None = None,
+    purpose: str = FOLLOW_UP,
 ) -> tuple[Bitrix24Task, bool]:
     """(the task row, whether its workflow must be started) for a conversation the caller may
     see (the caller checked). A ready task is answered as it is; a failed one is asked again.
@@ -103,7 +108,9 @@ async def request_task(
         return task, False
     if task.status == TaskStatus.FAILED:
         task.status, task.error, task.updated_at = TaskStatus.PENDING, None, datetime.now(UTC)
-    audit.record(db, "bitrix24.task_requested", operator_id=operator_id, conversation_id=conversation.id)
+    audit.record(
+        db, "bitrix24.task_requested", operator_id=operator_id, token_id=token_id, conversation_id=conversation.id
+    )
     return task, True
 
 

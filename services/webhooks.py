@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.contracts import INT64_MAX, CustomerText
 from domain.webhooks import WEBHOOK_EVENTS, DeliveryState
 from domain.wording import N_
 from infra.models import Inbox, WebhookAttempt, WebhookBlocked, WebhookDelivery, WebhookEndpoint
@@ -42,16 +43,18 @@ def active_secrets(box: CredentialBox, endpoint: WebhookEndpoint, now: datetime)
 class EndpointInput(BaseModel):
     """An endpoint as an admin (or the API) gives it."""
 
-    name: str = Field(max_length=200)
-    url: str = Field(max_length=URL_MAX)
-    events: list[str] = Field(default_factory=list)
-    inbox_id: int | None = Field(default=None, ge=1, description="One inbox's events; none: every inbox's.")
+    name: CustomerText = Field(max_length=200)
+    url: CustomerText = Field(max_length=URL_MAX)
+    events: list[str] = Field(default_factory=list, max_length=50)
+    inbox_id: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="One inbox's events; none: every inbox's."
+    )
 
 
 class RedeliverInput(BaseModel):
     """One event again (`event_id`), or every event since a time (`since`)."""
 
-    event_id: int | None = Field(default=None, ge=1)
+    event_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     since: AwareDatetime | None = None
 
 
@@ -70,7 +73,7 @@ def _check(data: EndpointInput) -> tuple[str, str, list[str]]:
 
 
 async def create_endpoint(
-    db: AsyncSession, box: CredentialBox, data: EndpointInput, *, operator_id: int | None
+    db: AsyncSession, box: CredentialBox, data: EndpointInput, *, operator_id: int | None, token_id: int | None = None
 ) -> tuple[WebhookEndpoint, str]:
     """The endpoint and its secret, which is never shown again. Flushed, not committed."""
     name, url, events = _check(data)
@@ -87,23 +90,44 @@ async def create_endpoint(
     )
     db.add(endpoint)
     await db.flush()
-    audit.record(db, "webhook.created", operator_id=operator_id, details={"endpoint_id": endpoint.id, "url": url})
+    audit.record(
+        db,
+        "webhook.created",
+        operator_id=operator_id,
+        token_id=token_id,
+        details={"endpoint_id": endpoint.id, "url": url},
+    )
     return endpoint, secret
 
 
 async def update_endpoint(
-    db: AsyncSession, endpoint: WebhookEndpoint, data: EndpointInput, *, operator_id: int | None
+    db: AsyncSession,
+    endpoint: WebhookEndpoint,
+    data: EndpointInput,
+    *,
+    operator_id: int | None,
+    token_id: int | None = None,
 ) -> None:
     """Events already queued stay queued; from the commit on, the new subscription applies (the
     inbox it is for stays as it was made)."""
     endpoint.name, endpoint.url, endpoint.events = _check(data)
     audit.record(
-        db, "webhook.updated", operator_id=operator_id, details={"endpoint_id": endpoint.id, "url": endpoint.url}
+        db,
+        "webhook.updated",
+        operator_id=operator_id,
+        token_id=token_id,
+        details={"endpoint_id": endpoint.id, "url": endpoint.url},
     )
 
 
 async def rotate_secret(
-    db: AsyncSession, box: CredentialBox, endpoint: WebhookEndpoint, *, overlap: timedelta, operator_id: int | None
+    db: AsyncSession,
+    box: CredentialBox,
+    endpoint: WebhookEndpoint,
+    *,
+    overlap: timedelta,
+    operator_id: int | None,
+    token_id: int | None = None,
 ) -> str:
     """A new secret signs from now on; the current one keeps signing (a second `v1=`) for
     `overlap`, so the receiver can switch without losing an event."""
@@ -119,35 +143,53 @@ async def rotate_secret(
         db,
         "webhook.secret_rotated",
         operator_id=operator_id,
+        token_id=token_id,
         details={"endpoint_id": endpoint.id, "overlap_seconds": int(overlap.total_seconds())},
     )
     return secret
 
 
-async def pause(db: AsyncSession, endpoint: WebhookEndpoint, *, reason: str, operator_id: int | None) -> None:
+async def pause(
+    db: AsyncSession, endpoint: WebhookEndpoint, *, reason: str, operator_id: int | None, token_id: int | None = None
+) -> None:
     """Delivery stops; events keep queueing and go out on resume."""
     if endpoint.paused_at is None:
         endpoint.paused_at = datetime.now(UTC)
         endpoint.pause_reason = reason[:500]
-        audit.record(db, "webhook.paused", operator_id=operator_id, details={"endpoint_id": endpoint.id})
+        audit.record(
+            db, "webhook.paused", operator_id=operator_id, token_id=token_id, details={"endpoint_id": endpoint.id}
+        )
 
 
-async def resume(db: AsyncSession, endpoint: WebhookEndpoint, *, operator_id: int | None) -> None:
+async def resume(
+    db: AsyncSession, endpoint: WebhookEndpoint, *, operator_id: int | None, token_id: int | None = None
+) -> None:
     """Delivery goes on at once, with a clean slate for the receiver's failures."""
     endpoint.paused_at = endpoint.pause_reason = None
     endpoint.failing_since = endpoint.retry_at = None
     endpoint.failing_rounds = 0
     await db.execute(delete(WebhookBlocked).where(WebhookBlocked.endpoint_id == endpoint.id))
-    audit.record(db, "webhook.resumed", operator_id=operator_id, details={"endpoint_id": endpoint.id})
+    audit.record(
+        db, "webhook.resumed", operator_id=operator_id, token_id=token_id, details={"endpoint_id": endpoint.id}
+    )
 
 
-async def delete_endpoint(db: AsyncSession, endpoint: WebhookEndpoint, *, operator_id: int | None) -> None:
-    audit.record(db, "webhook.deleted", operator_id=operator_id, details={"endpoint_id": endpoint.id})
+async def delete_endpoint(
+    db: AsyncSession, endpoint: WebhookEndpoint, *, operator_id: int | None, token_id: int | None = None
+) -> None:
+    audit.record(
+        db, "webhook.deleted", operator_id=operator_id, token_id=token_id, details={"endpoint_id": endpoint.id}
+    )
     await db.delete(endpoint)
 
 
 async def redeliver(
-    db: AsyncSession, endpoint: WebhookEndpoint, data: RedeliverInput, *, operator_id: int | None
+    db: AsyncSession,
+    endpoint: WebhookEndpoint,
+    data: RedeliverInput,
+    *,
+    operator_id: int | None,
+    token_id: int | None = None,
 ) -> int:
     """Queue one event (`event_id`) or every event since `since` again, delivered or given up,
     in their original order; resumes the endpoint. How many were queued."""
@@ -172,11 +214,12 @@ async def redeliver(
     ).rowcount
     if event_id is not None and not queued:
         raise Invalid(N_("That event is not in this endpoint's log (it may be past its retention)."))
-    await resume(db, endpoint, operator_id=operator_id)
+    await resume(db, endpoint, operator_id=operator_id, token_id=token_id)
     audit.record(
         db,
         "webhook.redelivered",
         operator_id=operator_id,
+        token_id=token_id,
         details={
             "endpoint_id": endpoint.id,
             "event_id": event_id,

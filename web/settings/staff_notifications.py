@@ -15,7 +15,6 @@ from sqlalchemy import select
 from domain.enums import ChannelKind
 from domain.staff_notifications import Mode
 from infra.models import Branch, Inbox, Operator, StaffNotificationRule
-from infra.temporal import WorkflowStarter
 from services import staff_notifications
 from services.errors import Forbidden, Invalid
 from services.staff_notifications import RuleInput
@@ -24,6 +23,7 @@ from web.forms import Form, read_form
 from web.i18n import N_
 from web.settings.nav import Id, done, render_settings
 from web.templating import PageContext
+from web.workflows import starter
 
 router = APIRouter(prefix="/settings/staff-notifications")
 HOME = "/settings/staff-notifications"
@@ -73,10 +73,8 @@ async def add_rule(page: AdminPage, db: SessionDep) -> Response:
             form.refuse(page, refusal)
         else:
             await db.commit()
-            app = page.request.app.state
             try:
-                starter = WorkflowStarter(await app.temporal.client(), app.settings.temporal_task_queue)
-                await starter.start_staff_notifier(rule.id)
+                await (await starter(page.request)).start_staff_notifier(rule.id)
             except Exception as exc:  # noqa: BLE001 - the rule is kept; the worker starts it on its start
                 log.warning("staff notification rule %s: starting its notifier failed: %s", rule.id, type(exc).__name__)
             return done(page, HOME, page.gettext("Notification rule added."))

@@ -1,11 +1,10 @@
 """Settings -> Outgoing webhooks: an admin adds an endpoint (its events, one inbox or all), sees its
 secret once, rotates it, pauses and resumes delivery, reads the delivery journal and redelivers
 one event or every event since a time (services/webhooks.py). After each change the endpoint's
-workflow is woken; when Temporal cannot be reached the worker wakes every endpoint on its start."""
+workflow is woken (web/workflows.py)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -17,7 +16,6 @@ from sqlalchemy import select
 from domain.contracts import INT64_MAX
 from domain.webhooks import WEBHOOK_EVENTS
 from infra.models import Inbox, WebhookEndpoint
-from infra.temporal import WorkflowStarter
 from services import webhooks
 from services.errors import Forbidden, Invalid
 from services.webhooks import EndpointInput, RedeliverInput
@@ -26,10 +24,10 @@ from web.forms import GENERAL, Form, read_form
 from web.i18n import N_
 from web.settings.nav import Id, done, render_settings
 from web.templating import PageContext
+from web.workflows import wake_webhook_endpoint
 
 router = APIRouter(prefix="/settings/webhooks")
 HOME = "/settings/webhooks"
-log = logging.getLogger(__name__)
 JOURNAL_ROWS = 100
 # what each subscribable event is, for the checkboxes
 EVENT_LABELS = {
@@ -50,15 +48,6 @@ class RedeliverForm(BaseModel):
 
     event_id: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     since: datetime | None = None
-
-
-async def _wake(page: PageContext, endpoint_id: int) -> None:
-    app = page.request.app.state
-    try:
-        starter = WorkflowStarter(await app.temporal.client(), app.settings.temporal_task_queue)
-        await starter.wake_webhook_endpoint(endpoint_id)
-    except Exception as exc:  # noqa: BLE001 - the change is kept; the worker wakes it on its start
-        log.warning("webhook endpoint %s: waking its workflow failed: %s", endpoint_id, type(exc).__name__)
 
 
 def _event_options(page: PageContext) -> list[tuple[str, str]]:
@@ -138,7 +127,7 @@ async def create_endpoint(page: AdminPage, db: SessionDep) -> Response:
             form.refuse(page, refusal)
         else:
             await db.commit()
-            await _wake(page, endpoint.id)
+            await wake_webhook_endpoint(page.request, endpoint.id)
             return await _list_page(page, db, issued=(endpoint, secret), status_code=201)
     return await _list_page(page, db, form=form, status_code=422)
 
@@ -192,7 +181,7 @@ async def resume_endpoint(page: AdminPage, db: SessionDep, endpoint_id: Id) -> R
     endpoint = await _endpoint(db, endpoint_id)
     await webhooks.resume(db, endpoint, operator_id=page.operator.id)
     await db.commit()
-    await _wake(page, endpoint_id)
+    await wake_webhook_endpoint(page.request, endpoint_id)
     return done(page, f"{HOME}/{endpoint_id}", page.gettext("Delivery resumed."))
 
 
@@ -213,7 +202,7 @@ async def redeliver(page: AdminPage, db: SessionDep, endpoint_id: Id) -> Respons
             error = page.gettext(refusal.message, **refusal.params)
         else:
             await db.commit()
-            await _wake(page, endpoint_id)
+            await wake_webhook_endpoint(page.request, endpoint_id)
             text = page.ngettext("%(num)d event queued again.", "%(num)d events queued again.", queued)
             return done(page, f"{HOME}/{endpoint_id}", text)
     return await _endpoint_page(page, db, endpoint, redeliver_error=error or GENERAL, status_code=422)
