@@ -1,6 +1,7 @@
 """Admin commands until the cabinet has its settings pages. Run beside `make run`:
 
     .venv/bin/python -m setup.admin add-inbox --channel telegram --name "Support bot" --token 123:ABC
+    .venv/bin/python -m setup.admin add-inbox --channel api --name "Shop app" --branch 1
     .venv/bin/python -m setup.admin add-operator --email ann@example.com --name Ann --role operator
     .venv/bin/python -m setup.admin add-api-token --name CRM --branch 1 --write
     .venv/bin/python -m setup.admin revoke-api-token 3
@@ -23,12 +24,13 @@ import httpx
 
 from channels.base import Polling, Webhook
 from channels.registry import build_adapters, supporting
-from domain.enums import OperatorRole
+from domain.enums import ChannelKind, OperatorRole
 from infra.db import make_engine, make_sessionmaker
 from infra.models import Branch, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings, get_settings
 from infra.temporal import WorkflowStarter, connect_temporal
+from services import api_channel
 from services.api_tokens import create_token, revoke_token
 from services.errors import Forbidden, Invalid
 from services.inboxes import connect_inbox, create_inbox
@@ -51,7 +53,23 @@ def _beside_make_run(settings: Settings) -> Settings:
     return get_settings()
 
 
+async def add_api_inbox(settings: Settings, args: argparse.Namespace) -> None:
+    """An API-channel inbox: nothing to connect; the integrator posts to it with an API token."""
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as db, db.begin():
+            inbox = await api_channel.create_inbox(db, args.name, default_branch_id=args.branch, operator_id=None)
+            inbox_id = inbox.id
+    except Invalid as refusal:
+        raise SystemExit(refusal.message % refusal.params) from None
+    finally:
+        await engine.dispose()
+    print(f"inbox {inbox_id} (api): post customers' messages to /api/v1/inboxes/{inbox_id}/messages")
+
+
 async def add_inbox(settings: Settings, args: argparse.Namespace) -> None:
+    if args.channel == ChannelKind.API:
+        return await add_api_inbox(settings, args)
     if settings.credentials_key is None:
         raise SystemExit("CREDENTIALS_KEY is not set")
     box = CredentialBox(settings.credentials_key.get_secret_value())
@@ -132,10 +150,12 @@ async def revoke_api_token(settings: Settings, args: argparse.Namespace) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    inbox = commands.add_parser("add-inbox", help="connect a bot (Telegram, MAX, ...)")
-    inbox.add_argument("--channel", required=True, choices=[kind.value for kind in supporting(Webhook, Polling)])
+    inbox = commands.add_parser("add-inbox", help="connect a bot (Telegram, MAX, ...) or add an API-channel inbox")
+    channels = [kind.value for kind in supporting(Webhook, Polling)] + [ChannelKind.API.value]
+    inbox.add_argument("--channel", required=True, choices=channels)
     inbox.add_argument("--name", required=True)
-    inbox.add_argument("--token", help="asked for when omitted (keeps it out of shell history)")
+    inbox.add_argument("--token", help="a bot's token; asked for when omitted (keeps it out of shell history)")
+    inbox.add_argument("--branch", type=int, help="api: the branch its conversations go to by default")
     operator = commands.add_parser("add-operator", help="create a cabinet account")
     operator.add_argument("--email", required=True)
     operator.add_argument("--name", required=True)

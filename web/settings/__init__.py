@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 
 from web.deps import PageDep
 from web.settings import (
+    api_inbox,
     api_tokens,
     audit,
     bitrix24,
@@ -36,6 +37,7 @@ for module in (
     branches,
     operators,
     inboxes,
+    api_inbox,
     canned_replies,
     labels,
     api_tokens,
@@ -43,9 +45,7 @@ for module in (
     bitrix24,
     staff_notifications,
     audit,
-    bitrix24,
     health,
     profile,
-    staff_notifications,
 ):
     router.include_router(module.router)
