@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from domain.events import (
+    ContactUpdated,
     ConversationAssigned,
     ConversationCreated,
     ConversationStatusChanged,
@@ -27,6 +28,7 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     ConversationStatusChanged.NAME,
     MessageCreated.NAME,
     MessageStatusChanged.NAME,
+    ContactUpdated.NAME,
 )
 ENVELOPE_VERSION = 1
 

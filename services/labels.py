@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.contracts import INT64_MAX
 from domain.wording import N_, invalid
-from infra.models import ConversationLabel, Label, Operator
+from infra.models import ApiToken, ConversationLabel, Label, Operator
 from services import audit
 from services.errors import Forbidden, Invalid, unique_or_invalid
 from services.operators import require_admin
-from services.visibility import load_conversation, staff
+from services.visibility import Caller, load_conversation, require_write, viewer_of
 
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 NAME_MAX = 50
@@ -98,11 +98,15 @@ async def delete_label(db: AsyncSession, actor: Operator, label_id: int) -> None
 
 
 async def set_conversation_labels(
-    db: AsyncSession, operator: Operator, conversation_id: int, label_ids: Iterable[int]
+    db: AsyncSession, caller: Caller, conversation_id: int, label_ids: Iterable[int]
 ) -> list[int]:
     """Make the conversation carry exactly `label_ids` (ids that are no label are refused);
-    returns them sorted. Anyone who may see the conversation may label it."""
-    conversation = await load_conversation(db, staff(operator), conversation_id, lock=True)
+    returns them sorted. An operator who may see the conversation may label it; a token needs
+    to be a read-write one of its branches."""
+    viewer = viewer_of(caller)
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
+    if isinstance(caller, ApiToken):
+        require_write(viewer, conversation)
     wanted = set(label_ids)
     if any(not 0 < label_id <= INT64_MAX for label_id in wanted):
         raise Invalid(N_("That label does not exist any more."), field="labels")
@@ -131,7 +135,8 @@ async def set_conversation_labels(
         audit.record(
             db,
             "conversation.labels",
-            operator_id=operator.id,
+            operator_id=None if isinstance(caller, ApiToken) else caller.id,
+            token_id=caller.id if isinstance(caller, ApiToken) else None,
             conversation_id=conversation.id,
             details={"added": added, "removed": removed},
         )
