@@ -139,6 +139,11 @@ async def test_an_integrator_posts_messages_gets_the_replies_and_reports_them_re
                 ).all()
             statuses = [p["status"] for p in announced if p["message_id"] == reply_id]
             assert statuses[-2:] == ["delivered", "read"]
+
+            # the integrator's ids and ours for the replies never meet: its message "<our id>" is new
+            same_digits = await api.post(inbound, json=posted(str(reply_id), text="Thanks!"))
+            assert same_digits.status_code == 201, same_digits.text
+            assert same_digits.json()["duplicate"] is False and same_digits.json()["message_id"] != reply_id
         finally:
             with suppress(RPCError):
                 await temporal_client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint.id)).terminate()
