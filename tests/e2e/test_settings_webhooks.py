@@ -12,8 +12,8 @@ from temporalio.service import RPCError
 
 from domain.contracts import InboundEvent, InboundKind
 from domain.enums import ChannelKind, OperatorRole
-from domain.ids import webhook_endpoint_workflow_id
-from infra.models import Inbox, WebhookAttempt, WebhookEndpoint
+from domain.ids import staff_notifier_workflow_id, webhook_endpoint_workflow_id
+from infra.models import Inbox, StaffNotificationRule, WebhookAttempt, WebhookEndpoint
 from services.ingest import ingest
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import PHONE
@@ -102,3 +102,38 @@ async def test_an_admin_adds_an_endpoint_and_sees_a_delivery_in_its_journal(
             if endpoint_id is not None:
                 with suppress(RPCError):
                     await temporal_client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint_id)).terminate()
+
+
+async def test_the_bitrix24_and_staff_notification_pages_connect_and_add_a_rule(
+    sign_in, clean_db, temporal_client, screenshot
+):
+    async with clean_db() as db, db.begin():
+        db.add(Inbox(name="Бот персонала", channel=ChannelKind.TELEGRAM, credentials_encrypted=b""))
+    admin = await sign_in(OperatorRole.ADMIN)
+    settings = admin.get_by_role("navigation", name="Настройки")
+    await admin.get_by_role("navigation", name="Разделы").get_by_role("link", name="Настройки").click()
+    await settings.get_by_role("link", name="Битрикс24").click()
+    await admin.get_by_label("Адрес входящего вебхука").fill("https://shop.bitrix24.ru/rest/17/s3cr3tc0de/")
+    await admin.get_by_label("Ответственный (id пользователя Битрикс24)").fill("5")
+    await admin.get_by_role("button", name="Подключить").click()
+    await expect(admin.get_by_role("table")).to_contain_text("shop.bitrix24.ru")
+    assert "s3cr3tc0de" not in await admin.content()
+    await assert_accessible(admin)
+    await screenshot(admin, "1-bitrix24")
+
+    await settings.get_by_role("link", name="Уведомления сотрудникам").click()
+    await admin.get_by_label("Первое сообщение диалога").check()
+    await admin.get_by_label("Id чата Telegram").fill("-1001234567890")
+    await admin.get_by_role("button", name="Добавить правило").click()
+    await expect(admin.get_by_role("table")).to_contain_text("-1001234567890")
+    await assert_accessible(admin)
+    await screenshot(admin, "2-staff-notifications")
+
+    phone = await sign_in(OperatorRole.ADMIN, viewport=PHONE, color_scheme="dark")
+    await phone.goto(admin.url)
+    await assert_accessible(phone)
+    await screenshot(phone, "3-staff-notifications-dark-phone")
+    async with clean_db() as db:
+        rule_id = await db.scalar(select(StaffNotificationRule.id))
+    with suppress(RPCError):  # the page started its notifier; no worker of this test runs it
+        await temporal_client.get_workflow_handle(staff_notifier_workflow_id(rule_id)).terminate()
