@@ -28,7 +28,7 @@ from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
-from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks
+from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks, widget
 from web.api_v1.docs import install_openapi
 from web.api_v1.limits import BodyLimits
 from web.events import EventStream
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(api_v1.router)
+    app.include_router(widget.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))
+    app.router.routes.append(Route(f"{widget.PREFIX}/events", widget.stream, methods=["GET"]))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,153 @@
+"""The widget's JSON API under /widget/v1, called by the chat frame's script (web/static/widget/).
+
+A visitor starts (or renews) a session for an inbox and gets a signed token; every other call
+carries it (`Authorization: Bearer`, or `?token=` where a header cannot be set) and reaches only
+the visitor's own conversation.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.contracts import ContactProfile
+from domain.enums import RatingMode
+from infra.models import Inbox
+from services import widget_chat
+from services.widget_sessions import issue, new_visitor_id, signing_key, verify, widget_inbox
+from web.deps import SessionDep
+from web.problems import ApiError
+from web.widget.access import VisitDep, check_site, client_address, require
+
+PREFIX = "/widget/v1"
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+TEXT_MAX = 4000
+ClientId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def widget_config(inbox: Inbox) -> dict[str, Any]:
+    """What the chat frame needs to know about its inbox (nothing secret)."""
+    s = inbox.settings or {}
+    return {
+        "sse": (s.get("features") or {}).get("sse", True),
+        "rating_mode": s.get("rating_mode") or RatingMode.NONE.value,
+        "attachment_max_bytes": s.get("attachment_max_bytes") or 20 * 2**20,
+        "attachment_max_count": s.get("attachment_max_count") or 10,
+    }
+
+
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(default=None, max_length=400, description="The visitor's token, to renew it.")
+
+
+@router.post("/inboxes/{inbox_id:int}/sessions", status_code=201)
+async def start_session(inbox_id: int, body: SessionIn, request: Request, db: SessionDep) -> dict[str, Any]:
+    """A new visitor, or the same visitor again with a new expiry when their token is live."""
+    settings = request.app.state.settings
+    inbox = await widget_inbox(db, inbox_id)
+    if inbox is None:
+        raise ApiError(404, "There is no such chat.")
+    check_site(request, inbox)
+    key = signing_key(settings)
+    known = verify(key, body.token)
+    address = client_address(request, settings)
+    if known is not None and known.inbox_id == inbox.id:
+        await require(request, "read", known.visitor_id)
+        visitor_id = known.visitor_id
+    else:
+        await require(request, "session", address)
+        visitor_id = new_visitor_id()
+    token, session = issue(key, inbox.id, visitor_id, timedelta(days=settings.widget_session_days))
+    found = await widget_chat.history(db, session, after=None)
+    return {
+        "token": token,
+        "expires_at": session.expires_at.isoformat(),
+        "config": widget_config(inbox),
+        "conversation": widget_chat.conversation_out(found.conversation, inbox),
+    }
+
+
+@router.get("/chat")
+async def chat(visit: VisitDep, request: Request, db: SessionDep, after: Annotated[int | None, Query(ge=0)] = None):
+    """The visitor's conversation and its messages after `after` (a message id), oldest first."""
+    await require(request, "read", visit.session.visitor_id)
+    found = await widget_chat.history(db, visit.session, after)
+    return {
+        "conversation": widget_chat.conversation_out(found.conversation, visit.inbox),
+        "messages": found.messages,
+        "more": found.more,
+    }
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    client_id: ClientId = Field(description="The widget's own id for the message: sending it again stores it once.")
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
+    name: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/messages", status_code=201)
+async def send(body: MessageIn, visit: VisitDep, request: Request) -> dict[str, Any]:
+    await require(request, "send-ip", visit.address)
+    await require(request, "send", visit.session.visitor_id)
+    result = await widget_chat.post_message(
+        request.app.state.sessionmaker,
+        visit.session,
+        body.client_id,
+        body.text,
+        profile=ContactProfile(display_name=body.name or ""),
+    )
+    return {"message_id": result.message_id, "duplicate": result.duplicate}
+
+
+@router.get("/poll")
+async def poll(visit: VisitDep, request: Request, db: SessionDep, after: Annotated[int | None, Query(ge=0)] = None):
+    """Events after `after` (an event id), as the stream would have sent them."""
+    await require(request, "read", visit.session.visitor_id)
+    found = await widget_chat.poll(db, visit.session, after)
+    return {"events": found.events, "last_event_id": found.last_event_id, "resync": found.resync}
+
+
+class TicksIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delivered_up_to: int | None = Field(default=None, ge=1, lt=2**63)
+    read_up_to: int | None = Field(default=None, ge=1, lt=2**63)
+
+
+@router.post("/ticks", status_code=204)
+async def ticks(body: TicksIn, visit: VisitDep, request: Request, db: SessionDep) -> Response:
+    """Our messages up to these ids reached the visitor's browser (delivered) or were shown (read)."""
+    await require(request, "read", visit.session.visitor_id)
+    await widget_chat.acknowledge(db, visit.session, delivered_up_to=body.delivered_up_to, read_up_to=body.read_up_to)
+    await db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/typing", status_code=204)
+async def typing(visit: VisitDep, request: Request) -> Response:
+    await require(request, "typing", visit.session.visitor_id)
+    await widget_chat.typing(request.app.state.sessionmaker, visit.session)
+    return Response(status_code=204)
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    score: int = Field(ge=0, le=10)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/rating")
+async def rating(body: RatingIn, visit: VisitDep, request: Request, db: SessionDep) -> dict[str, Any]:
+    await require(request, "send", visit.session.visitor_id)
+    conversation = await widget_chat.rate(db, visit.session, body.score, body.comment or None)
+    await db.commit()
+    return {"conversation": widget_chat.conversation_out(conversation, visit.inbox)}
