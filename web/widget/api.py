@@ -7,16 +7,21 @@ the visitor's own conversation.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
 
 from domain.contracts import ContactProfile
 from domain.enums import RatingMode
+from infra.files import FileStore
 from infra.models import Inbox
-from services import widget_chat
+from services import widget_chat, widget_files
+from services.widget_context import ContextIn, offline_state, update_context
 from services.widget_sessions import issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
 from web.problems import ApiError
@@ -26,6 +31,7 @@ PREFIX = "/widget/v1"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 TEXT_MAX = 4000
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ClientId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -65,12 +71,19 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
         visitor_id = new_visitor_id()
     token, session = issue(key, inbox.id, visitor_id, timedelta(days=settings.widget_session_days))
     found = await widget_chat.history(db, session, after=None)
+    config = widget_config(inbox) | {"offline": await offline_state(db, inbox, region_of(request, address))}
     return {
         "token": token,
         "expires_at": session.expires_at.isoformat(),
-        "config": widget_config(inbox),
+        "config": config,
         "conversation": widget_chat.conversation_out(found.conversation, inbox),
     }
+
+
+def region_of(request: Request, address: str) -> str | None:
+    """The visitor's region by their address (GeoIP), for branch routing; None when unknown."""
+    resolver = request.app.state.region_resolver
+    return resolver.region_for(address) if resolver is not None else None
 
 
 @router.get("/chat")
@@ -102,9 +115,64 @@ async def send(body: MessageIn, visit: VisitDep, request: Request) -> dict[str, 
         visit.session,
         body.client_id,
         body.text,
-        profile=ContactProfile(display_name=body.name or ""),
+        profile=ContactProfile(display_name=body.name or "", region=region_of(request, visit.address)),
     )
     return {"message_id": result.message_id, "duplicate": result.duplicate}
+
+
+@router.post("/uploads", status_code=201)
+async def upload(visit: VisitDep, request: Request) -> dict[str, Any]:
+    """Files (multipart `files`, with the widget's `client_id`): a message of the visitor's."""
+    await require(request, "upload", visit.session.visitor_id)
+    settings = visit.inbox.settings or {}
+    max_bytes = min(settings.get("attachment_max_bytes") or 20 * 2**20, request.app.state.settings.attachment_max_bytes)
+    max_count = settings.get("attachment_max_count") or 10
+    if int(request.headers.get("content-length") or 0) > max_bytes * max_count + 64 * 1024:
+        raise ApiError(413, "The files are too large.")
+    async with request.form(max_files=max_count + 1, max_fields=5) as form:
+        client_id = form.get("client_id")
+        if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
+            raise ApiError(422, "client_id must be 8 to 64 letters, digits, - or _.")
+        files = [
+            widget_files.Upload(item.filename or "file", await item.read(max_bytes + 1))
+            for item in form.getlist("files")
+            if isinstance(item, UploadFile)
+        ]
+    try:
+        checked = widget_files.check(files, max_bytes=max_bytes, max_count=max_count)
+    except widget_files.Refused as refused:
+        raise ApiError(refused.status, refused.detail) from None
+    store = FileStore.from_settings(request.app.state.settings)
+    message_id = await widget_files.post_files(request.app.state.sessionmaker, store, visit.session, client_id, checked)
+    return {"message_id": message_id}
+
+
+@router.get("/files/{attachment_id:int}")
+async def file(attachment_id: int, visit: VisitDep, request: Request, db: SessionDep) -> Response:
+    """A file of the visitor's own conversation (the token may come as `?token=` for an <img>)."""
+    await require(request, "read", visit.session.visitor_id)
+    attachment = await widget_files.visitor_file(db, visit.session, attachment_id)
+    store = FileStore.from_settings(request.app.state.settings)
+    return FileResponse(
+        store.path_for(attachment.sha256),
+        media_type=attachment.mime_type,
+        headers={
+            "content-disposition": "inline" if attachment.mime_type.startswith("image/") else "attachment",
+            "x-content-type-options": "nosniff",
+            "cache-control": "private, max-age=3600",
+            "content-security-policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+@router.post("/context", status_code=204)
+async def context(body: ContextIn, visit: VisitDep, request: Request, db: SessionDep) -> Response:
+    """Where the visitor is (the page, where they came from, their browser), for the operator."""
+    await require(request, "read", visit.session.visitor_id)
+    agent = request.headers.get("user-agent", "")
+    if await update_context(db, visit.session, body, agent=agent, region=region_of(request, visit.address)):
+        await db.commit()
+    return Response(status_code=204)
 
 
 @router.get("/poll")
