@@ -20,7 +20,7 @@ from setup.devstack import free_port
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.integration.api_support import client, issue_token
 from tests.integration.conftest import engine_stack, wait_until  # noqa: F401 - the engine as a fixture
-from tests.integration.widget_support import widget_inbox
+from tests.integration.widget_support import Visitor, widget_inbox
 
 
 def _png(width: int = 160, height: int = 90) -> bytes:
@@ -185,7 +185,7 @@ async def test_a_visitor_chats_live_from_a_page_under_a_strict_csp(browser, live
     assert problems == [] and site.reports == [], (problems, site.reports)
 
 
-async def test_with_live_updates_off_the_widget_polls_and_offline_shows_a_banner(
+async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_shows_offline(
     browser, live_api, staff, clean_db, screenshot
 ):
     inbox_id = await widget_inbox(
@@ -195,6 +195,10 @@ async def test_with_live_updates_off_the_widget_polls_and_offline_shows_a_banner
         offline_text="We are closed now: we answer tomorrow from 9 am.",
     )
     secret = await issue_token(clean_db)
+    # this address has used its free sessions: the widget must solve a proof-of-work challenge
+    for _ in range(3):
+        assert (await Visitor(live_api.url, inbox_id, origin="http://localhost").start()).status_code == 201
+    assert (await Visitor(live_api.url, inbox_id, origin="http://localhost").start()).status_code == 403
     with DemoSite(live_api.url) as site:
         context, page, problems = await _open_widget(browser, site, inbox_id, color_scheme="dark", locale="ru")
         await page.get_by_role("button", name="Чат").click()

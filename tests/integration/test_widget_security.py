@@ -8,6 +8,7 @@ import math
 import time
 from datetime import timedelta
 
+import altcha
 import httpx
 
 from domain.enums import ChannelKind
@@ -72,11 +73,9 @@ async def test_ids_that_are_not_a_live_widget_inbox_are_not_found(clean_db, live
 
 async def test_only_allowed_sites_may_use_the_chat(clean_db, live_api):
     inbox_id = await widget_inbox(clean_db, allowed_domains=["shop.example.com", "*.example.org"])
-    for origin in ("https://shop.example.com", "https://www.example.org", "https://example.org"):
-        visitor = Visitor(live_api.url, inbox_id, origin=origin)
-        assert (await visitor.start()).status_code == 201, origin
-    allowed = Visitor(live_api.url, inbox_id, origin="https://shop.example.com")
-    await allowed.start()
+    for origin in ("https://www.example.org", "https://example.org", "https://shop.example.com"):
+        allowed = Visitor(live_api.url, inbox_id, origin=origin)
+        assert (await allowed.start()).status_code == 201, origin
     for origin in ("https://evil.example.net", "https://shop.example.com.evil.net", "https://notexample.org"):
         stranger = Visitor(live_api.url, inbox_id, origin=origin)
         body = assert_problem(await stranger.start(), 403)
@@ -163,14 +162,53 @@ async def test_guessed_conversation_and_message_ids_reach_nothing(clean_db, live
     }
 
 
-async def test_new_sessions_per_address_are_limited(clean_db, live_api):
+def solve(challenge: dict) -> str:
+    """What the widget's solver does, through the package's own solver."""
+    found = altcha.solve_challenge_v1(
+        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxNumber"], 0
+    )
+    payload = altcha.PayloadV1(
+        challenge["algorithm"], challenge["challenge"], found.number, challenge["salt"], challenge["signature"]
+    )
+    return payload.to_base64()
+
+
+async def test_new_sessions_per_address_need_a_challenge_then_are_limited(clean_db, live_api):
     inbox_id = await widget_inbox(clean_db)
-    answers = [await Visitor(live_api.url, inbox_id).start() for _ in range(11)]
-    assert [a.status_code for a in answers[:10]] == [201] * 10
-    refused = assert_problem(answers[10], 429)
-    assert int(answers[10].headers["retry-after"]) > 0 and "try again" in refused["detail"]
+    free = [await Visitor(live_api.url, inbox_id).start() for _ in range(3)]
+    assert [a.status_code for a in free] == [201] * 3
+    asked = assert_problem(await Visitor(live_api.url, inbox_id).start(), 403)
+    assert asked["type"] == "urn:switchboard:problem:widget-challenge" and asked["challenge"]["maxNumber"] > 0
+    solution = solve(asked["challenge"])
+    solved = await Visitor(live_api.url, inbox_id).call(
+        "POST", f"/inboxes/{inbox_id}/sessions", json={"captcha": solution}
+    )
+    assert solved.status_code == 201, solved.text
+    # a solution is taken once; a forged one or another key's is no solution
+    again = await Visitor(live_api.url, inbox_id).call(
+        "POST", f"/inboxes/{inbox_id}/sessions", json={"captcha": solution}
+    )
+    assert assert_problem(again, 403)["challenge"]["challenge"] != asked["challenge"]["challenge"]
+    forged = dict(asked["challenge"], signature="0" * 64)
+    for bad in (solve(forged), "bm90IGEgc29sdXRpb24=", "x" * 3000):
+        answer = await Visitor(live_api.url, inbox_id).call(
+            "POST", f"/inboxes/{inbox_id}/sessions", json={"captcha": bad}
+        )
+        assert answer.status_code in (403, 422)
+    # solved or not, an address opens at most 10 at once, then one every 6 minutes
+    answers = []
+    for _ in range(7):
+        challenge = (await Visitor(live_api.url, inbox_id).start()).json()["challenge"]
+        answers.append(
+            await Visitor(live_api.url, inbox_id).call(
+                "POST", f"/inboxes/{inbox_id}/sessions", json={"captcha": solve(challenge)}
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * 6 + [429]
+    refused = assert_problem(answers[-1], 429)
+    assert int(answers[-1].headers["retry-after"]) > 0 and "try again" in refused["detail"]
     # a visitor who has a token renews it: that is not a new session
-    returning = Visitor(live_api.url, inbox_id, token=answers[0].json()["token"])
+    returning = Visitor(live_api.url, inbox_id, token=free[0].json()["token"])
     assert (await returning.start()).status_code == 201
 
 

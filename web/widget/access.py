@@ -37,6 +37,7 @@ class Budget:
 BUDGETS = {
     "session": Budget(10 / 3600, 10),  # new visitors per address: 10 at once, then one every 6 min
     "session-free": Budget(3 / 3600, 3),  # of those, without solving a challenge
+    "challenge": Budget(1 / 3600, 1),  # a solved challenge is taken once (it expires sooner)
     "send-ip": Budget(2.0, 60),
     "send": Budget(1.0, 20),  # per visitor
     "upload": Budget(0.2, 10),  # per visitor

@@ -20,14 +20,15 @@ from domain.contracts import ContactProfile
 from domain.enums import RatingMode
 from infra.files import FileStore
 from infra.models import Inbox
-from services import widget_chat, widget_files
+from services import widget_captcha, widget_chat, widget_files
 from services.widget_context import ContextIn, offline_state, update_context
 from services.widget_sessions import issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
-from web.problems import ApiError
-from web.widget.access import VisitDep, check_site, client_address, require
+from web.problems import ApiError, problem
+from web.widget.access import VisitDep, check_site, client_address, require, spend
 
 PREFIX = "/widget/v1"
+CHALLENGE = "urn:switchboard:problem:widget-challenge"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 TEXT_MAX = 4000
@@ -50,10 +51,11 @@ class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str | None = Field(default=None, max_length=400, description="The visitor's token, to renew it.")
+    captcha: str | None = Field(default=None, max_length=2000, description="A solved proof-of-work challenge.")
 
 
 @router.post("/inboxes/{inbox_id:int}/sessions", status_code=201)
-async def start_session(inbox_id: int, body: SessionIn, request: Request, db: SessionDep) -> dict[str, Any]:
+async def start_session(inbox_id: int, body: SessionIn, request: Request, db: SessionDep) -> Any:
     """A new visitor, or the same visitor again with a new expiry when their token is live."""
     settings = request.app.state.settings
     inbox = await widget_inbox(db, inbox_id)
@@ -67,6 +69,11 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
         await require(request, "read", known.visitor_id)
         visitor_id = known.visitor_id
     else:
+        if await spend(request, "session-free", address) is not None:
+            # past the free sessions of an address: a solved challenge, each taken once
+            solved = _proof_of_work(key, body.captcha)
+            if solved is None or await spend(request, "challenge", solved) is not None:
+                return _challenge(key)
         await require(request, "session", address)
         visitor_id = new_visitor_id()
     token, session = issue(key, inbox.id, visitor_id, timedelta(days=settings.widget_session_days))
@@ -78,6 +85,21 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
         "config": config,
         "conversation": widget_chat.conversation_out(found.conversation, inbox),
     }
+
+
+def _proof_of_work(key: bytes, payload: str | None) -> str | None:
+    """The challenge a solution solved, or None (then a new challenge is answered)."""
+    return widget_captcha.solved(widget_captcha.challenge_key(key), payload)
+
+
+def _challenge(key: bytes) -> Response:
+    return problem(
+        403,
+        "Forbidden",
+        "Solve the challenge to start a chat.",
+        type=CHALLENGE,
+        challenge=widget_captcha.new_challenge(widget_captcha.challenge_key(key)),
+    )
 
 
 def region_of(request: Request, address: str) -> str | None:
