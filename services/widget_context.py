@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.enums import OperatorStatus
-from domain.events import VisitorContextUpdated
+from domain.enums import OperatorStatus, PhoneSource
+from domain.events import ContactUpdated, VisitorContextUpdated
 from infra.event_log import conversation_ids, publish
-from infra.models import Inbox, Operator
+from infra.models import Contact, Conversation, Inbox, Operator
 from services.assignment import branch_is_open
 from services.branches import which_branch
 from services.widget_sessions import VisitorSession, current_conversation
@@ -53,8 +53,8 @@ class ContextIn(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
     screen: str | None = Field(default=None, max_length=20, pattern=r"^\d{1,5}x\d{1,5}$")
     name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[\d\s()-]{5,40}$")
 
     _urls = field_validator("url", "referrer")(_web_url)
 
@@ -116,15 +116,39 @@ async def update_context(
         return False
     before = dict(conversation.visitor_context or {})
     after = merged(before, given, agent, region)
-    contact = given.model_dump(include={"name", "email", "phone"}, exclude_none=True)
-    if contact:
-        after["contact"] = {**before.get("contact", {}), **contact}
+    told = given.model_dump(include={"name", "email", "phone"}, exclude_none=True)
+    if told:
+        after["contact"] = {**before.get("contact", {}), **told}
+        await _fill_contact(db, conversation, told)
     if _without_time(after) == _without_time(before):
         return False
     after["updated_at"] = datetime.now(UTC).isoformat()
     conversation.visitor_context = after
     await publish(db, VisitorContextUpdated.of(conversation_ids(conversation)))
     return True
+
+
+async def _fill_contact(db: AsyncSession, conversation: Conversation, told: dict[str, str]) -> None:
+    """What the site says of its visitor fills the contact's empty fields (and a phone the
+    visitor gave before); never what an operator entered."""
+    contact = await db.get(Contact, conversation.contact_id, with_for_update=True)
+    if contact is None:
+        return
+    changed = []
+    if told.get("name") and not contact.display_name:
+        contact.display_name = told["name"]
+        changed.append("display_name")
+    if told.get("email") and not contact.email:
+        contact.email = told["email"]
+        changed.append("email")
+    phone = told.get("phone")
+    if phone and phone != contact.phone and (contact.phone is None or contact.phone_source == PhoneSource.CUSTOMER):
+        contact.phone, contact.phone_source = phone, PhoneSource.CUSTOMER
+        changed.append("phone")
+    if changed:
+        await publish(
+            db, ContactUpdated.of(conversation_ids(conversation), contact_id=contact.id, fields=sorted(changed))
+        )
 
 
 def _without_time(context: dict[str, Any]) -> dict[str, Any]:

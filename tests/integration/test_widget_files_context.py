@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from domain.enums import MessageFormat
-from infra.models import Attachment, Conversation, Message
+from infra.models import Attachment, Contact, Conversation, Message
 from services.widget_context import describe_agent
 from services.widget_files import sniff
 from tests.integration.api_support import assert_problem, client, issue_token
@@ -111,7 +111,13 @@ async def test_the_visitors_context_is_stored_with_the_conversation(clean_db, li
     assert (context["browser"], context["os"], context["device"]) == ("Chrome 131", "Android 14", "phone")
     assert (context["language"], context["timezone"], context["screen"]) == ("ru-RU", "Europe/Moscow", "412x915")
     assert context["contact"] == {"name": "Ann"} and context["updated_at"]
-    assert_problem(await visitor.call("POST", "/context", json={"screen": "1;DROP"}), 422)
+    # what the site tells of its visitor (Switchboard.setUser) fills the contact's empty fields
+    await visitor.call("POST", "/context", json={"name": "Ann B", "email": "ann@example.com", "phone": "+7 999 1"})
+    async with clean_db() as db:
+        contact = await db.scalar(select(Contact))
+    assert (contact.display_name, contact.email, contact.phone) == ("Ann", "ann@example.com", "+7 999 1")
+    for bad in ({"screen": "1;DROP"}, {"email": "not an address"}, {"phone": "call me"}):
+        assert_problem(await visitor.call("POST", "/context", json=bad), 422)
 
 
 @pytest.mark.parametrize(

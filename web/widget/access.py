@@ -118,14 +118,17 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
-def own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}".lower()
+def own_origins(request: Request) -> set[str]:
+    """Where our chat frame is served from: PUBLIC_URL (behind a TLS proxy the request itself
+    may look like plain http) and the address this request came to."""
+    public = urlsplit(request.app.state.settings.public_url)
+    return {f"{public.scheme}://{public.netloc}".lower(), f"{request.url.scheme}://{request.url.netloc}".lower()}
 
 
 def check_site(request: Request, inbox: Inbox) -> None:
     """The request comes from our own chat frame, or from a site the inbox allows."""
     site = site_of(request.headers)
-    if site is not None and site == own_origin(request):
+    if site is not None and site in own_origins(request):
         return
     host = urlsplit(site).hostname if site else None
     if host is None or not host_allowed(host, list((inbox.settings or {}).get("allowed_domains") or [])):

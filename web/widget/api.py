@@ -22,7 +22,7 @@ from infra.files import FileStore
 from infra.models import Inbox
 from services import widget_captcha, widget_chat, widget_files
 from services.widget_context import ContextIn, offline_state, update_context
-from services.widget_sessions import issue, new_visitor_id, signing_key, verify, widget_inbox
+from services.widget_sessions import current_conversation, issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
 from web.problems import ApiError, problem
 from web.widget.access import VisitDep, check_site, client_address, require, spend
@@ -77,13 +77,13 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
         await require(request, "session", address)
         visitor_id = new_visitor_id()
     token, session = issue(key, inbox.id, visitor_id, timedelta(days=settings.widget_session_days))
-    found = await widget_chat.history(db, session, after=None)
+    conversation = await current_conversation(db, session)
     config = widget_config(inbox) | {"offline": await offline_state(db, inbox, region_of(request, address))}
     return {
         "token": token,
         "expires_at": session.expires_at.isoformat(),
         "config": config,
-        "conversation": widget_chat.conversation_out(found.conversation, inbox),
+        "conversation": widget_chat.conversation_out(conversation, inbox),
     }
 
 
