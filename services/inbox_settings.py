@@ -6,8 +6,9 @@ a test message, switching the inbox off and on. Connecting is services/inboxes.p
 escalation_minutes, offline_text, auto_reply, rating_mode (domain.conversation.InboxPolicy);
 attachment_max_bytes and attachment_max_count (what the widget and the composer accept);
 allowed_domains (the sites the widget may run on); features.sse (realtime for the widget, else
-it polls). Tokens and secrets live sealed in `credentials_encrypted` and are never shown back,
-logged or audited.
+it polls); identity_required (the widget serves only users its site signed:
+services/widget_identity.py). Tokens and secrets live sealed in `credentials_encrypted` and are
+never shown back, logged or audited.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class InboxSettingsInput(BaseModel):
     attachment_max_count: int = Field(default=10, ge=1, le=20)
     allowed_domains: list[str] = Field(default_factory=list, max_length=50)
     sse: bool = True
+    identity_required: bool = False  # the website chat serves only users its site signed
 
     @field_validator("allowed_domains", mode="before")
     @classmethod
@@ -132,6 +134,7 @@ class InboxSettingsInput(BaseModel):
             attachment_max_count=s.get("attachment_max_count") or 10,
             allowed_domains=list(s.get("allowed_domains") or []),
             sse=(s.get("features") or {}).get("sse", True),
+            identity_required=bool(s.get("identity_required")),
         )
 
     def settings(self) -> dict[str, Any]:
@@ -144,6 +147,7 @@ class InboxSettingsInput(BaseModel):
             "attachment_max_count": self.attachment_max_count,
             "allowed_domains": self.allowed_domains,
             "features": {"sse": self.sse},
+            "identity_required": self.identity_required,
         }
 
 

@@ -18,7 +18,7 @@ from domain.contracts import DeliveryError
 from domain.enums import ChannelKind, RatingMode
 from infra.models import Branch, Inbox
 from infra.temporal import WorkflowStarter
-from services import inbox_settings, widget_snippet
+from services import inbox_settings, widget_identity, widget_snippet
 from services.errors import Invalid
 from services.inbox_settings import ConnectInput, InboxSettingsInput, TestMessageInput, TokenInput
 from services.inboxes import connect_inbox
@@ -131,7 +131,13 @@ async def connect(page: AdminPage, db: SessionDep, sealed: Annotated[str, FormFi
 
 
 async def _inbox_page(
-    page: PageContext, db, inbox_id: int, *, forms: dict[str, Form] | None = None, status_code: int = 200
+    page: PageContext,
+    db,
+    inbox_id: int,
+    *,
+    forms: dict[str, Form] | None = None,
+    status_code: int = 200,
+    identity_secret: str | None = None,
 ) -> Response:
     inbox = await inbox_settings.get_inbox(db, inbox_id)
     box, adapters = _state(page)
@@ -157,6 +163,7 @@ async def _inbox_page(
         ),
         "snippet_options": options,
         "widget_csp": widget_snippet.csp_sources(public_url),
+        "identity_secret": identity_secret,
     }
     return render_settings(page, "settings/inbox.html", context, status_code=status_code)
 
@@ -216,6 +223,18 @@ async def rotate_secret(page: AdminPage, inbox_id: Id) -> Response:
     until = page.formats.time(rotation.previous_until)
     message = page.gettext("A new webhook secret is in use; the old one is accepted until %(until)s.", until=until)
     return done(page, f"{HOME}/{inbox_id}", message)
+
+
+@router.post("/{inbox_id}/identity-secret", dependencies=[CsrfChecked])
+async def identity_secret(page: AdminPage, db: SessionDep, inbox_id: Id) -> Response:
+    """A new identity secret for a website chat, shown on this answer only."""
+    box, _ = _state(page)
+    try:
+        secret = await widget_identity.new_identity_secret(db, box, page.operator, inbox_id)
+    except Invalid as refusal:
+        return done(page, f"{HOME}/{inbox_id}", page.gettext(refusal.message, **refusal.params))
+    await db.commit()
+    return await _inbox_page(page, db, inbox_id, identity_secret=secret)
 
 
 @router.post("/{inbox_id}/reconnect", dependencies=[CsrfChecked])

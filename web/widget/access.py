@@ -21,6 +21,7 @@ from starlette.datastructures import Headers
 from infra import ratelimit
 from infra.models import Inbox
 from infra.settings import Settings
+from services.widget_identity import anonymous
 from services.widget_sessions import VisitorSession, signing_key, verify, widget_inbox
 from web.problems import RATE_LIMITED, ApiError
 
@@ -157,7 +158,7 @@ async def visit(request: Request) -> Visit:
         raise ApiError(401, "The chat session is missing or has expired: start a new one.")
     async with request.app.state.sessionmaker() as db:
         inbox = await widget_inbox(db, session.inbox_id)
-    if inbox is None:
+    if inbox is None or ((inbox.settings or {}).get("identity_required") and anonymous(session.visitor_id)):
         raise ApiError(401, "The chat session is missing or has expired: start a new one.")
     check_site(request, inbox)
     return Visit(session, inbox, client_address(request, settings))

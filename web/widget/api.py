@@ -22,6 +22,7 @@ from infra.files import FileStore
 from infra.models import Inbox
 from services import widget_captcha, widget_chat, widget_files
 from services.widget_context import ContextIn, offline_state, update_context
+from services.widget_identity import USER_ID_MAX, anonymous, identified_visitor, identity_secret
 from services.widget_sessions import current_conversation, issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
 from web.problems import ApiError, problem
@@ -29,6 +30,7 @@ from web.widget.access import VisitDep, check_site, client_address, require, spe
 
 PREFIX = "/widget/v1"
 CHALLENGE = "urn:switchboard:problem:widget-challenge"
+IDENTITY = "urn:switchboard:problem:widget-identity"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 TEXT_MAX = 4000
@@ -47,11 +49,19 @@ def widget_config(inbox: Inbox) -> dict[str, Any]:
     }
 
 
+class SignedUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=USER_ID_MAX)
+    hash: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
 class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str | None = Field(default=None, max_length=400, description="The visitor's token, to renew it.")
     captcha: str | None = Field(default=None, max_length=2000, description="A solved proof-of-work challenge.")
+    user: SignedUser | None = Field(default=None, description="The site's signed-in user (the identity check).")
 
 
 @router.post("/inboxes/{inbox_id:int}/sessions", status_code=201)
@@ -65,7 +75,16 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
     key = signing_key(settings)
     known = verify(key, body.token)
     address = client_address(request, settings)
-    if known is not None and known.inbox_id == inbox.id:
+    required = bool((inbox.settings or {}).get("identity_required"))
+    if body.user is not None:
+        secret = identity_secret(request.app.state.credential_box, inbox)
+        visitor_id = identified_visitor(secret, inbox.id, body.user.id, body.user.hash)
+        if visitor_id is None:
+            raise ApiError(403, "The user's signature does not hold.", type=IDENTITY)
+        await require(request, "read", visitor_id)
+    elif required and (known is None or known.inbox_id != inbox.id or anonymous(known.visitor_id)):
+        raise ApiError(403, "This chat is for the site's signed-in users.", type=IDENTITY)
+    elif known is not None and known.inbox_id == inbox.id:
         await require(request, "read", known.visitor_id)
         visitor_id = known.visitor_id
     else:

@@ -29,7 +29,7 @@
   var log = $("log"), text = $("text"), form = $("compose"), errorEl = $("error"), typingEl = $("typing");
   var t = {}, overrides = {}, token = null, config = {}, conv = null, lastMsg = 0, lastEvent = null;
   var source = null, sseFailures = 0, pollTimer = null, isOpen = false, unread = 0, acked = { d: 0, r: 0 };
-  var following = null, pending = {}, shown = {}, typingTimer = null, lastTyping = 0, context = {}, score = null;
+  var user = null, following = null, pending = {}, shown = {}, typingTimer = null, lastTyping = 0, context = {}, score = null;
 
   function setLocale(value) {
     var lang = /^ru/i.test(value || "") ? "ru" : "en";
@@ -101,7 +101,7 @@
 
   function start(captcha) {
     return fetch(API + "/inboxes/" + encodeURIComponent(inbox) + "/sessions", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: saved(), captcha: captcha || null })
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: saved(), captcha: captcha || null, user: user })
     }).then(function (r) {
       return r.json().then(function (data) {
         if (data.challenge && !captcha) return solve(data.challenge).then(start);
@@ -331,13 +331,29 @@
     else if (m.sb === "close") isOpen = false;
     else if (m.sb === "locale") setLocale(m.locale);
     else if (m.sb === "page") { context.url = m.url; context.title = m.title; context.referrer = context.referrer || m.referrer; sendContext(); }
-    else if (m.sb === "user") { Object.assign(context, m.user || {}); sendContext(); }
+    else if (m.sb === "user") {
+      var u = m.user || {};
+      if (u.id && u.hash && (!user || user.id !== String(u.id))) identify({ id: String(u.id), hash: String(u.hash) });
+      ["name", "email", "phone"].forEach(function (k) { if (u[k]) context[k] = u[k]; });
+      sendContext();
+    }
   });
 
-  start().then(function () {
-    tell({ sb: "ready" });
-    if (!conv) return;
-    /* the newest event id first: whatever happens after it comes through the stream */
-    return call("GET", "/poll").then(function (head) { lastEvent = head.last_event_id; return load(); });
-  }).catch(function (err) { showError(refusal(err || {})); tell({ sb: "ready" }); });
+  /* The site's signed-in user (the identity check): their own conversation, in any browser. */
+  function identify(signed) {
+    user = signed; token = null; conv = null; following = null; lastMsg = 0; lastEvent = null; shown = {};
+    if (source) { source.close(); source = null; }
+    log.textContent = ""; showError("");
+    boot(false);
+  }
+
+  function boot(first) {
+    start().then(function () {
+      if (first) tell({ sb: "ready" });
+      if (!conv) return;
+      /* the newest event id first: whatever happens after it comes through the stream */
+      return call("GET", "/poll").then(function (head) { lastEvent = head.last_event_id; return load(); });
+    }).catch(function (err) { showError(refusal(err || {})); if (first) tell({ sb: "ready" }); });
+  }
+  boot(true);
 })();
