@@ -232,3 +232,32 @@ async def _attachment(factory) -> bool:
 async def _status_is(factory, message_id: int, status: DeliveryStatus) -> bool:
     async with factory() as db:
         return (await db.get(Message, message_id)).delivery_status == status
+
+
+async def test_a_reconnect_while_the_operator_replies_shows_each_reply_exactly_once(browser, live_api, staff, clean_db):
+    inbox_id = await widget_inbox(clean_db, allowed_domains=["localhost"])
+    secret = await issue_token(clean_db)
+    with DemoSite(live_api.url) as site:
+        context, page, problems = await _open_widget(browser, site, inbox_id)
+        await page.get_by_role("button", name="Chat").click()
+        frame = _frame(page)
+        box = frame.get_by_role("textbox", name="Message")
+        await box.fill("hello")
+        await box.press("Enter")
+        await wait_until(lambda: _first_message(clean_db))
+        async with clean_db() as db:
+            conversation_id = await db.scalar(select(Conversation.id))
+        await _reply(live_api.url, secret, conversation_id, "first answer", "rc-0")
+        await frame.get_by_text("first answer").wait_for()
+        # the network goes away (a train tunnel, a phone's background tab) while the operator goes on
+        await context.set_offline(True)
+        for n in range(1, 4):
+            await _reply(live_api.url, secret, conversation_id, f"answer {n}", f"rc-{n}")
+        await context.set_offline(False)  # "online": the chat reconnects from its last event id
+        await frame.get_by_text("answer 3").wait_for()
+        await _reply(live_api.url, secret, conversation_id, "answer 4", "rc-4")
+        await frame.get_by_text("answer 4").wait_for()
+        shown = await frame.locator(".msg:not(.mine) div").all_inner_texts()
+        assert shown == ["first answer", "answer 1", "answer 2", "answer 3", "answer 4"]
+        await context.close()
+    assert problems == [] and site.reports == [], (problems, site.reports)

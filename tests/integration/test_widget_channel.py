@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from domain.enums import ChannelKind, DeliveryStatus, Interface, MessageDirection
+from activities.delivery import DeliveryActivities
+from domain.enums import ChannelKind, ConversationStatus, DeliveryStatus, Interface, MessageDirection, OperatorRole
+from domain.events import OperatorTyping
+from infra.event_log import load_conversation_ids, publish
 from infra.models import ContactIdentity, Conversation, Message
 from tests.integration.api_support import client, issue_token
 from tests.integration.conftest import wait_until
+from tests.integration.realtime_support import open_stream, staff
 from tests.integration.widget_support import Visitor, new_client_id, widget_inbox
 
 
@@ -77,8 +81,6 @@ async def _sent(factory, message_id: int) -> bool:
 async def test_a_tick_that_comes_before_the_send_is_kept(clean_db, live_api):
     """The visitor gets a reply from the hub when it is written; their browser's tick can reach
     us before the delivery marks it sent, and the send must not take it back."""
-    from activities.delivery import DeliveryActivities
-
     inbox_id = await widget_inbox(clean_db)
     secret = await issue_token(clean_db)
     visitor = Visitor(live_api.url, inbox_id)
@@ -153,3 +155,43 @@ async def test_a_visitor_sees_only_their_own_conversation(clean_db, live_api):
     assert (await _status(clean_db, reply)).read_at is None
     async with clean_db() as db:
         assert await db.scalar(select(func.count()).select_from(Conversation)) == 2
+
+
+async def test_typing_goes_both_ways_live(clean_db, live_api):
+    inbox_id = await widget_inbox(clean_db)
+    visitor = Visitor(live_api.url, inbox_id)
+    await visitor.start()
+    await visitor.say("hi")
+    conversation_id = (await visitor.chat())["conversation"]["id"]
+    _, cookie = await staff(clean_db, OperatorRole.SUPERVISOR)
+    async with open_stream(live_api.url, cookie) as cabinet:
+        assert (await visitor.call("POST", "/typing")).status_code == 204
+        frames = await cabinet.until(lambda f: f.event == "contact.typing")
+        assert frames[-1].data["conversation_id"] == conversation_id
+    async with visitor.stream() as stream:
+        async with clean_db() as db, db.begin():
+            ref = await load_conversation_ids(db, conversation_id)
+            await publish(db, OperatorTyping.of(ref, operator_id=1))
+        frames = await stream.until(lambda f: f.event == "operator.typing")
+        assert frames[-1].data["conversation_id"] == conversation_id
+
+
+async def test_the_visitor_rates_a_resolved_conversation_once_in_the_inbox_scale(clean_db, live_api):
+
+    inbox_id = await widget_inbox(clean_db, rating_mode="nps")
+    visitor = Visitor(live_api.url, inbox_id)
+    await visitor.start()
+    await visitor.say("hi")
+    chat = await visitor.chat()
+    assert chat["conversation"]["rating"] == {"mode": "nps", "score": None}
+    async with clean_db() as db, db.begin():
+        conversation = await db.get(Conversation, chat["conversation"]["id"])
+        conversation.status = ConversationStatus.RESOLVED
+    assert (await visitor.call("POST", "/rating", json={"score": 11})).status_code == 422
+    rated = await visitor.call("POST", "/rating", json={"score": 0, "comment": "  too slow  "})
+    assert rated.status_code == 200 and rated.json()["conversation"]["rating"]["score"] == 0
+    again = await visitor.call("POST", "/rating", json={"score": 10})
+    assert again.json()["conversation"]["rating"]["score"] == 0  # the first score stands
+    async with clean_db() as db:
+        stored = await db.get(Conversation, chat["conversation"]["id"])
+    assert (stored.rating, stored.rating_comment) == (0, "too slow") and stored.rated_at is not None
