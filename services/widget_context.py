@@ -32,6 +32,8 @@ from services.branches import which_branch
 from services.widget_sessions import VisitorSession, current_conversation
 
 URL_MAX = 2000
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+PHONE = r"^\+?[\d\s()-]{5,40}$"
 UTM = ("source", "medium", "campaign", "term", "content")
 
 
@@ -53,8 +55,8 @@ class ContextIn(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
     screen: str | None = Field(default=None, max_length=20, pattern=r"^\d{1,5}x\d{1,5}$")
     name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[\d\s()-]{5,40}$")
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    phone: str | None = Field(default=None, max_length=40, pattern=PHONE)
 
     _urls = field_validator("url", "referrer")(_web_url)
 
@@ -170,3 +172,21 @@ async def offline_state(db: AsyncSession, inbox: Inbox, region: str | None) -> d
         if someone:
             return None
     return {"text": (inbox.settings or {}).get("offline_text") or None}
+
+
+def prechat_fields(inbox: Inbox, offline: bool) -> dict[str, str]:
+    """The pre-chat form: each asked field, "optional" or "required". While nobody answers, a
+    request needs a way back to the visitor: name, e-mail and phone are asked, one of the last
+    two required (`missing_details`)."""
+    asked = {k: v for k, v in ((inbox.settings or {}).get("prechat") or {}).items() if v in ("optional", "required")}
+    if offline:
+        for field in ("name", "email", "phone"):
+            asked.setdefault(field, "optional")
+    return asked
+
+
+def missing_details(fields: dict[str, str], given: dict[str, str | None], offline: bool) -> list[str]:
+    missing = [field for field, mode in fields.items() if mode == "required" and not given.get(field)]
+    if offline and not (given.get("email") or given.get("phone")) and "email" not in missing:
+        missing.append("email")
+    return missing

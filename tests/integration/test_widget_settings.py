@@ -42,3 +42,35 @@ async def test_the_inbox_page_gives_the_code_with_its_options(live_api, admin, c
     loader = await client.http.get(f"{live_api.url}/static/widget/loader.js")
     assert loader.status_code == 200 and "Switchboard" in loader.text
     await client.http.aclose()
+
+
+async def test_the_widget_settings_are_saved(live_api, admin, clean_db):
+    client = await sign_in(live_api.url, admin["email"], admin["password"])
+    async with clean_db() as db:
+        widget = await db.scalar(select(Inbox).where(Inbox.channel == ChannelKind.WIDGET))
+    form = {
+        "name": "Сайт",
+        "default_branch_id": "",
+        "escalation_minutes": "4",
+        "offline_text": "",
+        "auto_reply": "",
+        "rating_mode": "stars",
+        "attachment_max_mb": "5",
+        "attachment_max_count": "3",
+        "allowed_domains": "shop.example.com",
+        "sse": "on",
+        "identity_required": "on",
+        "prechat_name": "required",
+        "prechat_email": "optional",
+        "prechat_phone": "off",
+    }
+    assert (await client.post(f"/settings/inboxes/{widget.id}", form)).status_code == 303
+    async with clean_db() as db:
+        saved = (await db.get(Inbox, widget.id)).settings
+    assert saved["prechat"] == {"name": "required", "email": "optional", "phone": "off"}
+    assert saved["identity_required"] is True and saved["allowed_domains"] == ["shop.example.com"]
+    page = await client.get(f"/settings/inboxes/{widget.id}")
+    assert re.search(r'<option value="required" selected>', page.text)
+    refused = await client.post(f"/settings/inboxes/{widget.id}", {**form, "prechat_phone": "always"})
+    assert refused.status_code == 422
+    await client.http.aclose()

@@ -17,11 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from domain.contracts import ContactProfile
-from domain.enums import RatingMode
+from domain.enums import ConversationStatus, RatingMode
 from infra.files import FileStore
 from infra.models import Inbox
 from services import widget_captcha, widget_chat, widget_files
-from services.widget_context import ContextIn, offline_state, update_context
+from services.widget_context import (
+    EMAIL,
+    PHONE,
+    ContextIn,
+    missing_details,
+    offline_state,
+    prechat_fields,
+    update_context,
+)
 from services.widget_identity import USER_ID_MAX, anonymous, identified_visitor, identity_secret
 from services.widget_sessions import current_conversation, issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
@@ -97,7 +105,8 @@ async def start_session(inbox_id: int, body: SessionIn, request: Request, db: Se
         visitor_id = new_visitor_id()
     token, session = issue(key, inbox.id, visitor_id, timedelta(days=settings.widget_session_days))
     conversation = await current_conversation(db, session)
-    config = widget_config(inbox) | {"offline": await offline_state(db, inbox, region_of(request, address))}
+    offline = await offline_state(db, inbox, region_of(request, address))
+    config = widget_config(inbox) | {"offline": offline, "prechat": prechat_fields(inbox, offline is not None)}
     return {
         "token": token,
         "expires_at": session.expires_at.isoformat(),
@@ -144,13 +153,29 @@ class MessageIn(BaseModel):
 
     client_id: ClientId = Field(description="The widget's own id for the message: sending it again stores it once.")
     text: str = Field(min_length=1, max_length=TEXT_MAX)
+    # the pre-chat form's answers, with the first message
     name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    phone: str | None = Field(default=None, max_length=40, pattern=PHONE)
 
 
 @router.post("/messages", status_code=201)
-async def send(body: MessageIn, visit: VisitDep, request: Request) -> dict[str, Any]:
+async def send(body: MessageIn, visit: VisitDep, request: Request, db: SessionDep) -> Any:
     await require(request, "send-ip", visit.address)
     await require(request, "send", visit.session.visitor_id)
+    details = body.model_dump(include={"name", "email", "phone"}, exclude_none=True)
+    live = await current_conversation(db, visit.session)
+    if live is None or live.status == ConversationStatus.CLOSED:
+        offline = await offline_state(db, visit.inbox, region_of(request, visit.address)) is not None
+        missing = missing_details(prechat_fields(visit.inbox, offline), details, offline)
+        if missing:
+            return problem(
+                422,
+                "Invalid request",
+                "Fill in the form first.",
+                errors=[{"detail": "Required.", "pointer": f"#/{field}"} for field in missing],
+            )
+    await db.rollback()  # nothing of this session's reads is held while the message is stored
     result = await widget_chat.post_message(
         request.app.state.sessionmaker,
         visit.session,
@@ -158,6 +183,10 @@ async def send(body: MessageIn, visit: VisitDep, request: Request) -> dict[str, 
         body.text,
         profile=ContactProfile(display_name=body.name or "", region=region_of(request, visit.address)),
     )
+    if details and not result.duplicate:
+        agent = request.headers.get("user-agent", "")
+        if await update_context(db, visit.session, ContextIn(**details), agent=agent, region=None):
+            await db.commit()
     return {"message_id": result.message_id, "duplicate": result.duplicate}
 
 

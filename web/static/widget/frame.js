@@ -11,7 +11,9 @@
       thanks: "Thank you for your rating!", close: "Close chat", attach: "Attach a file", message: "Message",
       log: "Messages", tooMany: "Too many requests: try again in {s} s.", notSent: "Not sent: check your connection.",
       fileType: "This kind of file is not accepted.", fileBig: "This file is too large.", fileCount: "Too many files at once.",
-      offline: "We are offline now: leave a message and we will reply as soon as we are back.", failed: "Something went wrong. Reload the page to try again."
+      offline: "We are offline now: leave a message and we will reply as soon as we are back.", failed: "Something went wrong. Reload the page to try again.",
+      prechat: "So that we can answer you", name: "Your name", email: "E-mail", phone: "Phone", fill: "Fill in the form above first.",
+      reachMe: "Leave your e-mail or phone so that we can answer you.", away: "Nobody is here right now"
     },
     ru: {
       title: "Напишите нам", hint: "Обычно отвечаем за несколько минут", placeholder: "Напишите сообщение…", send: "Отправить",
@@ -19,7 +21,9 @@
       thanks: "Спасибо за оценку!", close: "Закрыть чат", attach: "Прикрепить файл", message: "Сообщение",
       log: "Сообщения", tooMany: "Слишком много запросов: попробуйте через {s} с.", notSent: "Не отправлено: проверьте соединение.",
       fileType: "Такие файлы не принимаются.", fileBig: "Файл слишком большой.", fileCount: "Слишком много файлов сразу.",
-      offline: "Сейчас мы не в сети: оставьте сообщение, и мы ответим, как только вернёмся.", failed: "Что-то пошло не так. Обновите страницу."
+      offline: "Сейчас мы не в сети: оставьте сообщение, и мы ответим, как только вернёмся.", failed: "Что-то пошло не так. Обновите страницу.",
+      prechat: "Чтобы мы могли ответить", name: "Ваше имя", email: "E-mail", phone: "Телефон", fill: "Сначала заполните форму выше.",
+      reachMe: "Оставьте e-mail или телефон, чтобы мы могли ответить.", away: "Сейчас нас нет на месте"
     }
   };
   var params = new URLSearchParams(location.search);
@@ -112,7 +116,8 @@
         setLocale(document.documentElement.lang);
         $("banner").textContent = config.offline ? (config.offline.text || t.offline) : "";
         $("banner").hidden = !config.offline;
-        if (config.offline && config.offline.expected) $("status").textContent = config.offline.expected;
+        if (config.offline) $("status").textContent = config.offline.expected || t.away;
+        showPrechat();
       });
     });
   }
@@ -171,6 +176,7 @@
       conv = data.conversation;
       render(data.messages);
       showRating();
+      showPrechat();
       if (conv && following !== conv.id) { following = conv.id; connect(); }
       if (data.more) return load();
     });
@@ -245,15 +251,38 @@
     });
   }
 
+  /* The pre-chat form, before the first message: the fields the inbox asks for (and, while
+     nobody answers, a way to reach the visitor). */
+  var FIELDS = ["name", "email", "phone"];
+  function showPrechat() {
+    var asked = (!conv || conv.status === "closed") && config.prechat || {};
+    $("prechat").hidden = !Object.keys(asked).length;
+    FIELDS.forEach(function (f) {
+      $("prechat").querySelector("[data-field=" + f + "]").hidden = !asked[f];
+      $(f).required = asked[f] === "required";
+    });
+  }
+  function details() {
+    var given = {}, missing = null;
+    if ($("prechat").hidden) return given;
+    FIELDS.forEach(function (f) {
+      var v = $(f).value.trim();
+      if (v) given[f] = v; else if ($(f).required && !missing) missing = $(f);
+    });
+    if (!missing && config.offline && !given.email && !given.phone) { showError(t.reachMe); $("email").focus(); return null; }
+    if (missing) { showError(t.fill); missing.focus(); return null; }
+    return given;
+  }
+
   form.addEventListener("submit", function (e) {
     e.preventDefault();
-    var value = text.value.trim();
-    if (!value) return;
+    var value = text.value.trim(), given = details();
+    if (!value || !given) return;
     var cid = newId(), li = bubble({ mine: true, html: "", at: new Date().toISOString() });
     li.firstChild.textContent = value; li.classList.add("pending");
     pending[cid] = li; log.appendChild(li); log.scrollTop = log.scrollHeight;
     text.value = "";
-    send(cid, { client_id: cid, text: value }, 0);
+    send(cid, Object.assign({ client_id: cid, text: value }, given), 0);
   });
   text.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
