@@ -101,7 +101,7 @@ def _message_out(session: VisitorSession, message: Message, attachments: list[At
     )
     # the visitor's own text is plain; ours may be Markdown-lite: both through the one renderer,
     # plain text escaped as text, never as markup
-    html = render_html(message.text) if message.format == MessageFormat.MARKDOWN else render_html_plain(message.text)
+    html = render_html(message.text) if message.format == MessageFormat.MARKDOWN else _plain_html(message.text)
     return {
         "id": message.id,
         "mine": mine,
@@ -117,7 +117,7 @@ def _message_out(session: VisitorSession, message: Message, attachments: list[At
     }
 
 
-def render_html_plain(text: str) -> str:
+def _plain_html(text: str) -> str:
     """Plain text as HTML: escaped, nothing formatted (the `<` of a visitor stays a `<`)."""
     return escape(text, quote=False)
 
