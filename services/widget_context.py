@@ -175,9 +175,8 @@ async def offline_state(db: AsyncSession, inbox: Inbox, region: str | None) -> d
 
 
 def prechat_fields(inbox: Inbox, offline: bool) -> dict[str, str]:
-    """The pre-chat form: each asked field, "optional" or "required". While nobody answers, a
-    request needs a way back to the visitor: name, e-mail and phone are asked, one of the last
-    two required (`missing_details`)."""
+    """The pre-chat form: each asked field, "optional" or "required". While nobody answers, the
+    visitor is also asked for their name, e-mail and phone, so their request can be answered."""
     asked = {k: v for k, v in ((inbox.settings or {}).get("prechat") or {}).items() if v in ("optional", "required")}
     if offline:
         for field in ("name", "email", "phone"):
@@ -185,8 +184,5 @@ def prechat_fields(inbox: Inbox, offline: bool) -> dict[str, str]:
     return asked
 
 
-def missing_details(fields: dict[str, str], given: dict[str, str | None], offline: bool) -> list[str]:
-    missing = [field for field, mode in fields.items() if mode == "required" and not given.get(field)]
-    if offline and not (given.get("email") or given.get("phone")) and "email" not in missing:
-        missing.append("email")
-    return missing
+def missing_details(fields: dict[str, str], given: dict[str, str | None]) -> list[str]:
+    return [field for field, mode in fields.items() if mode == "required" and not given.get(field)]

@@ -14,7 +14,7 @@ from tests.integration.settings_support import sign_in
 
 
 def _snippet(page: str) -> str:
-    return html.unescape(re.search(r'<pre class="snippet" id="snippet-code">(.*?)</pre>', page, re.S).group(1))
+    return html.unescape(re.search(r'<pre class="snippet" id="snippet-code"[^>]*>(.*?)</pre>', page, re.S).group(1))
 
 
 async def test_the_inbox_page_gives_the_code_with_its_options(live_api, admin, clean_db):

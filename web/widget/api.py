@@ -167,7 +167,7 @@ async def send(body: MessageIn, visit: VisitDep, request: Request, db: SessionDe
     live = await current_conversation(db, visit.session)
     if live is None or live.status == ConversationStatus.CLOSED:
         offline = await offline_state(db, visit.inbox, region_of(request, visit.address)) is not None
-        missing = missing_details(prechat_fields(visit.inbox, offline), details, offline)
+        missing = missing_details(prechat_fields(visit.inbox, offline), details)
         if missing:
             return problem(
                 422,

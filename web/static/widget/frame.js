@@ -257,6 +257,7 @@
   function showPrechat() {
     var asked = (!conv || conv.status === "closed") && config.prechat || {};
     $("prechat").hidden = !Object.keys(asked).length;
+    $("prechat").querySelector("legend").textContent = config.offline ? t.reachMe : t.prechat;
     FIELDS.forEach(function (f) {
       $("prechat").querySelector("[data-field=" + f + "]").hidden = !asked[f];
       $(f).required = asked[f] === "required";
@@ -269,7 +270,6 @@
       var v = $(f).value.trim();
       if (v) given[f] = v; else if ($(f).required && !missing) missing = $(f);
     });
-    if (!missing && config.offline && !given.email && !given.phone) { showError(t.reachMe); $("email").focus(); return null; }
     if (missing) { showError(t.fill); missing.focus(); return null; }
     return given;
   }
