@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from channels.registry import build_adapters
 from infra.db import asyncpg_dsn, make_engine, make_sessionmaker, warm_pool
+from infra.geoip import GeoIp
 from infra.logs import configure as configure_logging
 from infra.mail import Mailer
 from infra.realtime import Hub
@@ -28,7 +29,7 @@ from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
-from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks
+from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks, widget
 from web.api_v1.docs import install_openapi
 from web.api_v1.limits import BodyLimits
 from web.events import EventStream
@@ -51,9 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError("CREDENTIALS_KEY is not set (make run generates one into DATA_DIR)")
         app.state.credential_box = CredentialBox(settings.credentials_key.get_secret_value())
         app.state.inbox_cache = {}
-        # IP -> region (GeoIP, domain.routing.RegionResolver): the website widget brings one;
-        # until then routing tools take a region and say an IP cannot be looked up
-        app.state.region_resolver = None
+        # IP -> region (GeoIP, domain.routing.RegionResolver): the widget's visitors are routed by
+        # it, and the region rules' tester takes an IP
+        app.state.region_resolver = GeoIp()
         app.state.mailer = Mailer.from_settings(settings)
         await warm_pool(engine, settings.db_pool_size)
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(api_v1.router)
+    app.include_router(widget.router)
     app.router.routes.append(Route("/events", EventStream(), methods=["GET"]))
+    app.router.routes.append(Route(f"{widget.PREFIX}/events", widget.stream, methods=["GET"]))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 async def _status_changed(db: AsyncSession, message: Message, status: DeliveryStatus, *, error: str | None = None):
     ref = await load_conversation_ids(db, message.conversation_id)
     await publish(db, MessageStatusChanged.of(ref, message_id=message.id, status=status, error=error))
+
+
+def _status(status: DeliveryStatus):
+    return literal(status, Message.__table__.c.delivery_status.type)
 
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
@@ -336,23 +340,30 @@ class DeliveryActivities:
                     correlation_id=correlation,
                 )
             )
-            await db.execute(
+            # a widget visitor's browser may have reported the reply received or read already:
+            # it got the reply through the hub when it was written, before this send
+            status = await db.scalar(
                 update(Message)
                 .where(Message.id == message.id)
                 .values(
-                    delivery_status=DeliveryStatus.SENT,
+                    delivery_status=case(
+                        (Message.read_at.is_not(None), _status(DeliveryStatus.READ)),
+                        (Message.delivered_at.is_not(None), _status(DeliveryStatus.DELIVERED)),
+                        else_=_status(DeliveryStatus.SENT),
+                    ),
                     sent_at=now,
                     sent_provider_ids=sent,
                     error=None,
                     error_class=None,
                 )
+                .returning(Message.delivery_status)
             )
             if message.sender_kind in (SenderKind.OPERATOR, SenderKind.INTEGRATION):
                 # only a person's answer (in the cabinet or through the API) makes it "answered"
                 await db.execute(
                     update(Conversation).where(Conversation.id == message.conversation_id).values(last_out_at=now)
                 )
-            await _status_changed(db, message, DeliveryStatus.SENT)
+            await _status_changed(db, message, status or DeliveryStatus.SENT)
 
     async def _failed_attempt(
         self,

@@ -10,12 +10,14 @@ from channels.api import ApiChannelAdapter
 from channels.base import ChannelAdapter, Sending
 from channels.max import MaxAdapter
 from channels.telegram import TelegramAdapter
+from channels.widget import WidgetAdapter
 from domain.enums import ChannelKind
 
 ADAPTERS: Mapping[ChannelKind, type[ChannelAdapter]] = {
     ChannelKind.TELEGRAM: TelegramAdapter,
     ChannelKind.MAX: MaxAdapter,
     ChannelKind.API: ApiChannelAdapter,
+    ChannelKind.WIDGET: WidgetAdapter,
 }
 
 

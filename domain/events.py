@@ -187,6 +187,14 @@ class ContactUpdated(ConversationEvent):
     fields: list[str]
 
 
+class VisitorContextUpdated(ConversationEvent):
+    """A website visitor moved to another page (or told us who they are): the conversation's
+    `visitor_context` changed. Live only: a client that reconnects reads the conversation."""
+
+    NAME: ClassVar[str] = "conversation.visitor_context_updated"
+    DURABLE: ClassVar[bool] = False
+
+
 class ConversationRated(ConversationEvent):
     NAME: ClassVar[str] = "conversation.rated"
 
@@ -320,6 +328,7 @@ EVENTS: tuple[type[Event], ...] = (
     ConversationStatusChanged,
     ConversationUpdated,
     ConversationRated,
+    VisitorContextUpdated,
     ContactTyping,
     ContactUpdated,
     ContactRead,

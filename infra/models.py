@@ -328,6 +328,8 @@ class Conversation(Base):
     # the last workflow action applied (transfer, reopen, alert), by what caused it: a retried
     # activity finds its key here and changes nothing twice
     last_action_key: Mapped[str | None] = mapped_column(String(100))
+    # website widget: where the visitor is and came from (services.widget_context.VisitorContext)
+    visitor_context: Mapped[dict[str, Any]] = mapped_column(server_default=sql("'{}'::jsonb"))
     created_at: Mapped[datetime] = _created()
 
     inbox: Mapped[Inbox] = relationship(lazy="raise")
@@ -391,6 +393,9 @@ class Message(Base):
     # the provider's time of the edit `text` comes from; every version is a MessageRevision
     edited_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # outbound, website widget: when the visitor's browser received it, and when it was shown to them
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
     # outbound: the provider's ids of every part sent (a long text goes out in several)
     sent_provider_ids: Mapped[list[str]] = mapped_column(JSONB, server_default=sql("'[]'::jsonb"))
     # a failed message a supervisor dismissed from the dead-letter list

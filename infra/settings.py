@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -86,6 +87,13 @@ class Settings(BaseSettings):
     # failed authentications per client address: one a second on average, this many at once
     api_auth_failure_burst: int = Field(default=30, ge=1)
 
+    # Website widget: the key signing visitor session tokens (unset: derived from CREDENTIALS_KEY),
+    # how long a token lives (the widget renews it while the visitor comes back), and the proxies
+    # whose X-Forwarded-For names the visitor's address (none: the peer's address is the visitor's)
+    widget_secret: SecretStr | None = None
+    widget_session_days: float = Field(default=30.0, gt=0)
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+
     log_level: str = Field(default="INFO")
     # "text" (human-readable lines, the default) or "json" (one object per line, for collectors)
     log_format: Literal["text", "json"] = "text"
@@ -111,6 +119,16 @@ class Settings(BaseSettings):
         if not steps:
             raise ValueError("WEBHOOK_RETRY_SCHEDULE needs at least one step")
         return tuple(steps)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return tuple(ip_network(part.strip()) for part in value.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc} (addresses or networks, comma-separated)") from None
 
     @field_validator("rate_overrides", mode="before")
     @classmethod

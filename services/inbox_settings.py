@@ -6,8 +6,10 @@ a test message, switching the inbox off and on. Connecting is services/inboxes.p
 escalation_minutes, offline_text, auto_reply, rating_mode (domain.conversation.InboxPolicy);
 attachment_max_bytes and attachment_max_count (what the widget and the composer accept);
 allowed_domains (the sites the widget may run on); features.sse (realtime for the widget, else
-it polls). Tokens and secrets live sealed in `credentials_encrypted` and are never shown back,
-logged or audited.
+it polls); identity_required (the widget serves only users its site signed:
+services/widget_identity.py); prechat (its form before the first message: name, email, phone, each
+off, optional or required). Tokens and secrets live sealed in `credentials_encrypted` and are
+never shown back, logged or audited.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import update
@@ -80,6 +82,10 @@ class TokenInput(BaseModel):
     _token = field_validator("token")(_one_word)
 
 
+PrechatField = Literal["off", "optional", "required"]
+PRECHAT_FIELDS = ("name", "email", "phone")
+
+
 class InboxSettingsInput(BaseModel):
     """An inbox's own settings as a form or the API sends them."""
 
@@ -95,6 +101,11 @@ class InboxSettingsInput(BaseModel):
     attachment_max_count: int = Field(default=10, ge=1, le=20)
     allowed_domains: list[str] = Field(default_factory=list, max_length=50)
     sse: bool = True
+    identity_required: bool = False  # the website chat serves only users its site signed
+    # the website chat's form before a visitor's first message: each field off, optional or required
+    prechat_name: PrechatField = "off"
+    prechat_email: PrechatField = "off"
+    prechat_phone: PrechatField = "off"
 
     @field_validator("allowed_domains", mode="before")
     @classmethod
@@ -132,6 +143,8 @@ class InboxSettingsInput(BaseModel):
             attachment_max_count=s.get("attachment_max_count") or 10,
             allowed_domains=list(s.get("allowed_domains") or []),
             sse=(s.get("features") or {}).get("sse", True),
+            identity_required=bool(s.get("identity_required")),
+            **{f"prechat_{k}": v for k, v in (s.get("prechat") or {}).items() if k in PRECHAT_FIELDS},
         )
 
     def settings(self) -> dict[str, Any]:
@@ -144,6 +157,8 @@ class InboxSettingsInput(BaseModel):
             "attachment_max_count": self.attachment_max_count,
             "allowed_domains": self.allowed_domains,
             "features": {"sse": self.sse},
+            "identity_required": self.identity_required,
+            "prechat": {field: getattr(self, f"prechat_{field}") for field in PRECHAT_FIELDS},
         }
 
 

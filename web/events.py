@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from domain.visibility import Staff
+from domain.visibility import Staff, Viewer
 from infra import metrics
 from infra.realtime import Hub, Subscriber
 from web.deps import load_session
@@ -42,13 +43,19 @@ async def _until_disconnect(receive: Receive, sub: Subscriber) -> None:
 
 
 class EventStream:
+    """`viewer_of` says whose stream a request opens (the cabinet's signed-in staff by default,
+    a widget visitor in web/widget), or raises Refused."""
+
+    def __init__(self, viewer_of: Callable[[Request], Awaitable[Viewer]] | None = None) -> None:
+        self._viewer_of = viewer_of or staff_viewer
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
         hub: Hub = request.app.state.hub
         try:
-            viewer = await _viewer(request)
+            viewer = await self._viewer_of(request)
             last_event_id = _last_event_id(request)
-        except _Refused as refused:
+        except Refused as refused:
             await refused.response(scope, receive, send)
             return
         del request  # a stream lives for hours: keep only what it needs
@@ -79,16 +86,16 @@ class EventStream:
             watcher.cancel()
 
 
-class _Refused(Exception):
+class Refused(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
 
 
-async def _viewer(request: Request) -> Staff:
+async def staff_viewer(request: Request) -> Staff:
     async with request.app.state.sessionmaker() as db:
         loaded = await load_session(request, db)
     if loaded is None:
-        raise _Refused(problem(401, "Unauthorized", "Sign in first."))
+        raise Refused(problem(401, "Unauthorized", "Sign in first."))
     operator = loaded[1]
     return Staff(operator.id, operator.role, operator.branch_id)
 
@@ -102,5 +109,5 @@ def _last_event_id(request: Request) -> int | None:
     except ValueError:
         value = -1
     if not 0 <= value < 2**63:
-        raise _Refused(problem(400, "Bad Request", "Last-Event-ID must be an event id from this stream."))
+        raise Refused(problem(400, "Bad Request", "Last-Event-ID must be an event id from this stream."))
     return value

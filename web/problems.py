@@ -122,7 +122,7 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
-    if path.startswith(("/api/", "/webhooks/")) or path in ("/healthz", "/readyz"):
+    if path.startswith(("/api/", "/webhooks/", "/widget/v1/")) or path in ("/healthz", "/readyz"):
         return False
     return "text/html" in request.headers.get("accept", "") or "HX-Request" in request.headers
 

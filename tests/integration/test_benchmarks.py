@@ -53,3 +53,11 @@ def test_api_benchmark_answers_every_request_and_creates_each_reply_once():
     assert phases == ["0"] * 4, out
     assert re.search(r"replies created\s+(\d+) \(expected \1\); duplicates 0", out), out
     assert "raw: FastAPI POST + one INSERT" in out, out
+
+
+def test_widget_benchmark_delivers_every_reply_once_and_stores_each_message_once():
+    out = _run("bench.widget", "--visitors", "40", "--rate", "10", "--seconds", "3")
+    assert "streams open             40/40" in out, out
+    assert re.search(r"replies\s+lost 0, duplicated 0; visitor messages stored \d+, twice 0", out), out
+    assert re.search(r"reply -> visitor stream\s+p50\s+[\d.]+ ms", out), out
+    assert re.search(r"NOTIFY -> one asyncio listener at 10/s\s+p50 [\d.]+ ms", out), out

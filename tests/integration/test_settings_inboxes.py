@@ -150,7 +150,7 @@ async def test_settings_are_saved_validated_and_audited(live_api, admin, clean_d
     assert change.details["before"]["offline_text"].startswith("We are offline")
     assert change.details["after"]["offline_text"] == "Мы ответим утром."
     page = await client.get(f"/settings/inboxes/{widget.id}")
-    assert "Скрипта чата для сайта в этой установке пока нет" in page.text  # nothing to paste yet: said
+    assert f"/static/widget/loader.js&#34; data-inbox=&#34;{widget.id}&#34;" in page.text  # the code to paste
 
     bad = {**form, "escalation_minutes": "0", "rating_mode": "emoji", "allowed_domains": "not a site!"}
     answer = await client.post(f"/settings/inboxes/{widget.id}", bad)

@@ -6,11 +6,11 @@ its settings, a test message and switching it off (services/inbox_settings.py, i
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form as FormField
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from channels.base import Webhook
@@ -18,7 +18,7 @@ from domain.contracts import DeliveryError
 from domain.enums import ChannelKind, RatingMode
 from infra.models import Branch, Inbox
 from infra.temporal import WorkflowStarter
-from services import inbox_settings
+from services import inbox_settings, widget_identity, widget_snippet
 from services.errors import Invalid
 from services.inbox_settings import ConnectInput, InboxSettingsInput, TestMessageInput, TokenInput
 from services.inboxes import connect_inbox
@@ -32,8 +32,6 @@ from web.templating import PageContext
 router = APIRouter(prefix="/settings/inboxes")
 HOME = "/settings/inboxes"
 log = logging.getLogger(__name__)
-# the website chat's script: the widget brings it; until it exists no snippet is offered
-WIDGET_SCRIPT = Path(__file__).resolve().parent.parent / "static" / "widget.js"
 RATING_MODES = {
     RatingMode.NONE: N_("Do not ask"),
     RatingMode.STARS: N_("1 to 5 stars"),
@@ -133,13 +131,23 @@ async def connect(page: AdminPage, db: SessionDep, sealed: Annotated[str, FormFi
 
 
 async def _inbox_page(
-    page: PageContext, db, inbox_id: int, *, forms: dict[str, Form] | None = None, status_code: int = 200
+    page: PageContext,
+    db,
+    inbox_id: int,
+    *,
+    forms: dict[str, Form] | None = None,
+    status_code: int = 200,
+    identity_secret: str | None = None,
 ) -> Response:
     inbox = await inbox_settings.get_inbox(db, inbox_id)
     box, adapters = _state(page)
     settings = page.request.app.state.settings
     branches = [(b.id, b.name) for b in await db.scalars(select(Branch).order_by(Branch.name))]
     public_url = settings.public_url.rstrip("/")
+    try:  # the snippet's options, as the page's small form asked for them
+        options = widget_snippet.SnippetOptions.model_validate(dict(page.request.query_params))
+    except ValidationError:
+        options = widget_snippet.SnippetOptions()
     context = {
         "inbox": inbox,
         "forms": forms or {},
@@ -151,10 +159,11 @@ async def _inbox_page(
         "messenger": ChannelKind(inbox.channel) in inbox_settings.bot_channels(adapters),
         "webhooks_possible": public_url.lower().startswith("https://"),
         "widget_snippet": (
-            f'<script src="{public_url}/static/widget.js" data-inbox="{inbox.id}" defer></script>'
-            if inbox.channel == ChannelKind.WIDGET and WIDGET_SCRIPT.exists()
-            else None
+            widget_snippet.snippet(public_url, inbox.id, options) if inbox.channel == ChannelKind.WIDGET else None
         ),
+        "snippet_options": options,
+        "widget_csp": widget_snippet.csp_sources(public_url),
+        "identity_secret": identity_secret,
     }
     return render_settings(page, "settings/inbox.html", context, status_code=status_code)
 
@@ -214,6 +223,18 @@ async def rotate_secret(page: AdminPage, inbox_id: Id) -> Response:
     until = page.formats.time(rotation.previous_until)
     message = page.gettext("A new webhook secret is in use; the old one is accepted until %(until)s.", until=until)
     return done(page, f"{HOME}/{inbox_id}", message)
+
+
+@router.post("/{inbox_id}/identity-secret", dependencies=[CsrfChecked])
+async def identity_secret(page: AdminPage, db: SessionDep, inbox_id: Id) -> Response:
+    """A new identity secret for a website chat, shown on this answer only."""
+    box, _ = _state(page)
+    try:
+        secret = await widget_identity.new_identity_secret(db, box, page.operator, inbox_id)
+    except Invalid as refusal:
+        return done(page, f"{HOME}/{inbox_id}", page.gettext(refusal.message, **refusal.params))
+    await db.commit()
+    return await _inbox_page(page, db, inbox_id, identity_secret=secret)
 
 
 @router.post("/{inbox_id}/reconnect", dependencies=[CsrfChecked])

@@ -21,7 +21,9 @@ async def test_build_adapters_reads_each_base_from_settings() -> None:
     settings = SimpleNamespace(telegram_api_base="http://tg.local", max_api_base="https://platform-api2.max.ru/")
     async with httpx.AsyncClient(verify=SSL_CONTEXT) as http:
         adapters = build_adapters(http, settings)
-    assert set(adapters) == set(ADAPTERS) == {ChannelKind.TELEGRAM, ChannelKind.MAX, ChannelKind.API}
+    assert (
+        set(adapters) == set(ADAPTERS) == {ChannelKind.TELEGRAM, ChannelKind.MAX, ChannelKind.API, ChannelKind.WIDGET}
+    )
     assert isinstance(adapters[ChannelKind.TELEGRAM], TelegramAdapter)
     assert isinstance(adapters[ChannelKind.MAX], MaxAdapter)
     assert adapters[ChannelKind.TELEGRAM].api_base == "http://tg.local"
@@ -37,7 +39,7 @@ def test_every_adapter_declares_its_channel_and_what_it_can_do() -> None:
         if issubclass(cls, Webhook):
             assert cls.secret_header
     assert supporting(Webhook, Polling) == [ChannelKind.TELEGRAM, ChannelKind.MAX]
-    assert supporting(Sending) == [ChannelKind.TELEGRAM, ChannelKind.MAX, ChannelKind.API]
+    assert supporting(Sending) == [ChannelKind.TELEGRAM, ChannelKind.MAX, ChannelKind.API, ChannelKind.WIDGET]
 
 
 async def test_rate_defaults_are_the_adapters_and_the_operator_overrides_them() -> None:

@@ -1,0 +1,107 @@
+"""Helpers for the widget tests: a widget inbox, and a visitor as the chat frame's script calls
+the API (with the frame's own Origin, or a host site's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from itertools import count
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.enums import ChannelKind
+from infra.models import Branch, Inbox
+from tests.integration.realtime_support import Stream, parse_frames
+
+_ids = count(1)
+
+
+async def widget_inbox(factory: async_sessionmaker[AsyncSession], **settings) -> int:
+    async with factory() as db, db.begin():
+        if await db.scalar(select(Branch.id).limit(1)) is None:
+            db.add(Branch(name=f"Widget branch {next(_ids)}", timezone="UTC", is_default=True))
+        inbox = Inbox(name=f"Site {next(_ids)}", channel=ChannelKind.WIDGET, settings=settings)
+        db.add(inbox)
+        await db.flush()
+        return inbox.id
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Visitor:
+    base_url: str
+    inbox_id: int
+    origin: str | None = None  # None: the chat frame itself (our own origin)
+    token: str | None = None
+    conversation_id: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"origin": self.origin or self.base_url, **self.headers}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def call(self, method: str, path: str, **kw) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
+            return await http.request(method, f"/widget/v1{path}", headers=self._headers(), **kw)
+
+    async def start(self) -> httpx.Response:
+        answer = await self.call("POST", f"/inboxes/{self.inbox_id}/sessions", json={"token": self.token})
+        if answer.status_code == 201:
+            body = answer.json()
+            self.token = body["token"]
+            if body["conversation"]:
+                self.conversation_id = body["conversation"]["id"]
+        return answer
+
+    async def say(self, text: str, client_id: str | None = None) -> httpx.Response:
+        return await self.call("POST", "/messages", json={"client_id": client_id or new_client_id(), "text": text})
+
+    async def chat(self, after: int | None = None) -> dict:
+        answer = await self.call("GET", "/chat", params={} if after is None else {"after": after})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if body["conversation"]:
+            self.conversation_id = body["conversation"]["id"]
+        return body
+
+    @contextlib.asynccontextmanager
+    async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Stream]:
+        stream = Stream()
+        headers = {"accept": "text/event-stream", "origin": self.origin or self.base_url}
+        if last_event_id is not None:
+            headers["last-event-id"] = str(last_event_id)
+        opened = asyncio.get_running_loop().create_future()
+
+        async def read() -> None:
+            async with (
+                httpx.AsyncClient(base_url=self.base_url, timeout=None) as http,
+                http.stream("GET", "/widget/v1/events", params={"token": self.token}, headers=headers) as response,
+            ):
+                opened.set_result(response.status_code)
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    frames, buffer = parse_frames(buffer + chunk)
+                    for frame in frames:
+                        if frame.id is not None:
+                            stream.last_id = frame.id
+                        stream.frames.put_nowait(frame)
+
+        stream.task = asyncio.create_task(read())
+        status = await asyncio.wait_for(asyncio.shield(opened), 10)
+        assert status == 200, status
+        try:
+            yield stream
+        finally:
+            stream.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await stream.task
