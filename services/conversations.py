@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversation import ConversationNotice, NoticeKind
@@ -23,18 +23,10 @@ from infra.event_log import conversation_ids, publish
 from infra.models import ApiToken, Branch, Conversation, Operator
 from services import audit
 from services.assignment import LIVE, lock_branch, set_assignee
-from services.conversation_list import ConversationFilter, list_conversations
 from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
 from services.visibility import Caller, load_conversation, require_change, require_write, staff, viewer_of
-
-
-async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
-    """The latest conversations the operator may see, newest activity first, with the names a
-    list shows (contact, channel, assignee)."""
-    rows, _ = await list_conversations(db, staff(operator), ConversationFilter(), limit=limit)
-    return rows
 
 
 async def acting_on(db: AsyncSession, caller: Caller, conversation_id: int, *, lock: bool = False) -> Conversation:
