@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
 from domain.visibility import Viewer, Visitor
+from domain.wording import N_
 from infra.event_log import conversation_ids, publish
 from infra.models import ApiToken, Attachment, Conversation, Message, MessageRevision, Operator
 from services import audit
@@ -76,7 +77,7 @@ async def add_note(
     must be read-write."""
     text = text.strip()
     if not text:
-        raise Invalid("The note is empty.")
+        raise Invalid(N_("The note is empty."))
     if len(text) > NOTE_MAX:
         raise Invalid(f"A note may have at most {NOTE_MAX} characters.")
     viewer = viewer_of(caller)

@@ -10,7 +10,6 @@ toast. A refusal (`Invalid`) is a toast that says why (web/problems.py), never a
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query
@@ -21,14 +20,12 @@ from domain.enums import Priority
 from infra.models import Contact, Message
 from infra.temporal import WorkflowStarter
 from services import bitrix24, canned_replies, conversations, deadletters, labels as label_service, messages
-from services.errors import ContactUnreachable, Forbidden, Invalid
+from services.errors import Forbidden, Invalid
 from services.inbox import mark_read
 from web.cabinet.conversation import thread_view, workspace
 from web.deps import ConversationDep, CsrfChecked, PageDep, SessionDep
 from web.templating import PageContext, is_fragment_request, render
 from web.toasts import ToastLevel
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/conversations/{conversation_id}")
 changes = APIRouter(prefix="/conversations/{conversation_id}", dependencies=[CsrfChecked])
@@ -64,16 +61,15 @@ async def send(
     operator = page.operator
     assert operator is not None
     try:
-        if note:
-            await messages.add_note(db, operator, conversation.id, text, idempotency_key=idempotency_key)
-        else:
-            await conversations.send_reply(db, operator, conversation.id, text, idempotency_key=idempotency_key)
-        await db.commit()
+        async with db.begin_nested():  # a refusal undoes only this, and keeps the page's objects loaded
+            if note:
+                await messages.add_note(db, operator, conversation.id, text, idempotency_key=idempotency_key)
+            else:
+                await conversations.send_reply(db, operator, conversation.id, text, idempotency_key=idempotency_key)
     except Invalid as error:
-        await db.rollback()
-        if isinstance(error, ContactUnreachable):
-            log.info("reply to conversation %s refused: contact unreachable", conversation.id)
+        await db.refresh(conversation)
         return await _composer(page, db, conversation, error=_refusal(page, error), text=text, note=note)
+    await db.commit()
     if not is_fragment_request(page.request):
         return RedirectResponse(f"/conversations/{conversation.id}", status_code=303)
     return await _composer(page, db, conversation, note=note)
