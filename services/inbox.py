@@ -84,6 +84,7 @@ def _unread_for(operator: Operator):
     read_upto = (
         select(ReadState.last_read_message_id)
         .where(ReadState.operator_id == operator.id, ReadState.conversation_id == Conversation.id)
+        .correlate(Conversation)
         .scalar_subquery()
     )
     return (

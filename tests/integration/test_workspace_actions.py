@@ -146,6 +146,11 @@ async def test_read_marks_move_forward_only_and_only_for_who_may_act(team, clean
         marks = (await db.execute(select(ReadState.operator_id, ReadState.last_read_message_id))).all()
     assert marks == [(team.ann, last)]
     assert "count-unread" not in (await ann.get("/")).text
+    # a second conversation read as well: each is counted by its own read mark
+    other = await team.customer_writes("Пётр Кузнецов", assignee=team.ann)
+    assert "<title>(1) Диалоги — Switchboard</title>" in (await ann.get("/")).text
+    await ann.get(f"/conversations/{other}")
+    assert "<title>Диалоги — Switchboard</title>" in (await ann.get("/")).text
 
 
 async def test_take_over_resolve_transfer_priority_labels(team, clean_db):

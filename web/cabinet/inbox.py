@@ -139,6 +139,7 @@ class InboxList:
     next_cursor: str | None
     inboxes: list[Inbox]
     labels: list[Label]
+    names: dict[int, str]  # every operator's name by id (presence and typing name them)
     error: str | None = None
 
 
@@ -162,7 +163,9 @@ async def inbox_list(
     counts = await tab_counts(db, operator, with_all=is_supervisor(operator))
     inboxes = list((await db.scalars(select(Inbox).where(Inbox.is_active).order_by(Inbox.name))).all())
     labels = await label_service.list_labels(db)
-    return InboxList(query, counts, views, next_cursor.encode() if next_cursor else None, inboxes, labels, error)
+    names = {row.id: row.display_name for row in await db.execute(select(Operator.id, Operator.display_name))}
+    cursor_out = next_cursor.encode() if next_cursor else None
+    return InboxList(query, counts, views, cursor_out, inboxes, labels, names, error)
 
 
 @router.get("/", response_class=HTMLResponse, name="home")
