@@ -53,3 +53,11 @@ def test_api_benchmark_answers_every_request_and_creates_each_reply_once():
     assert phases == ["0"] * 4, out
     assert re.search(r"replies created\s+(\d+) \(expected \1\); duplicates 0", out), out
     assert "raw: FastAPI POST + one INSERT" in out, out
+
+
+def test_cabinet_benchmark_serves_every_page_it_measures():
+    out = _run("bench.cabinet", "--quick")
+    assert re.search(r"seeded 2,000 conversations and [\d,]+ messages with COPY", out), out
+    measured = re.findall(r"^  (.+?)\s+(\d+)\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+ ms", out, re.M)
+    assert len(measured) == 13 and all(n == "20" for _, n in measured), out
+    assert "thread of 5,000 messages" in out, out
