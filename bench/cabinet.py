@@ -140,11 +140,12 @@ async def seed(dsn: dict, conversations: int, messages: int) -> dict:
             columns=("identity_id", "inbox_id", "provider_chat_id"),
             records=((i, inbox_of[i], f"c{i}") for i in ids),
         )
-        statuses = ["open"] * 3 + ["pending"] + ["resolved"] * 4 + ["closed"] * 2
+        # a year of history: most conversations are done; about 3,000 live ones, ~150 per operator
+        statuses, weights = ("open", "pending", "resolved", "closed"), (2, 1, 27, 70)
         rows = []
         for i in ids:
             operator_id, branch_id = rng.choice(operators)
-            status = rng.choice(statuses)
+            (status,) = rng.choices(statuses, weights)
             assignee = None if rng.random() < 0.1 else operator_id
             activity = now - timedelta(seconds=rng.randrange(0, 90 * 86400))
             last_in = activity - timedelta(seconds=rng.randrange(0, 600))
@@ -174,9 +175,9 @@ async def seed(dsn: dict, conversations: int, messages: int) -> dict:
         )
 
         def message_rows():
-            per = max(1, (messages - THREAD_MESSAGES) // max(1, conversations - 1))
-            for conversation_id in ids:
-                count = THREAD_MESSAGES if conversation_id == thread_id else per
+            per, extra = divmod(max(0, messages - THREAD_MESSAGES), max(1, conversations - 1))
+            for position, conversation_id in enumerate(ids):
+                count = THREAD_MESSAGES if conversation_id == thread_id else per + (1 if position <= extra else 0)
                 base = now - timedelta(days=30)
                 for n in range(count):
                     inbound = n % 2 == 0

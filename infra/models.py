@@ -73,6 +73,7 @@ class Base(DeclarativeBase):
     }
 
 
+LIVE_SQL = "status IN ('open', 'pending')"
 PHONE_DIGITS = r"regexp_replace(phone, '\D', '', 'g')"
 
 
@@ -370,6 +371,10 @@ class Conversation(Base):
         Index("ix_conversations_assignee_status_activity", "assignee_id", "status", sql("last_activity_at DESC")),
         # lists of every branch, newest activity first (a backward scan), paged by (last_activity_at, id)
         Index("ix_conversations_activity_id", "last_activity_at", "id"),
+        # the workspace's live conversations (open, pending: a few percent of the table): its tabs'
+        # counts by placement, and the lists of every branch, newest activity first
+        Index("ix_conversations_live_placement", "assignee_id", "branch_id", postgresql_where=sql(LIVE_SQL)),
+        Index("ix_conversations_live_activity", "last_activity_at", "id", postgresql_where=sql(LIVE_SQL)),
         # the "unanswered" filter: the customer wrote last
         Index(
             "ix_conversations_unanswered",

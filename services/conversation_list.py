@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, or_, select, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -150,20 +150,21 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
 
 
 def _matching(term: str) -> ColumnElement[bool]:
-    """The contact's name, phone or username, or a message's text, holds `term` (trigram
-    indexes answer each ILIKE, migration 0017)."""
+    """The contact's name, phone or username, or a message's text, holds `term`. Trigram
+    indexes answer each ILIKE (migration 0017); the matches are gathered first as one set of
+    conversation ids, so the list joins a few rows instead of testing every conversation."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    contacts = select(Contact.id).where(Contact.display_name.ilike(pattern, escape="\\"))
+    contacts = [select(Contact.id).where(Contact.display_name.ilike(pattern, escape="\\"))]
     digits = "".join(ch for ch in term if ch.isdigit())
     if len(digits) >= 3:  # a phone is compared digit for digit, however either was written
-        contacts = contacts.union(select(Contact.id).where(literal_column(PHONE_DIGITS).like(f"%{digits}%")))
+        contacts.append(select(Contact.id).where(literal_column(PHONE_DIGITS).like(f"%{digits}%")))
     username = f"%{escaped.removeprefix('@')}%"
-    usernames = select(ContactIdentity.contact_id).where(ContactIdentity.username.ilike(username, escape="\\"))
-    texts = select(Message.conversation_id).where(Message.text.ilike(pattern, escape="\\"))
-    return or_(
-        Conversation.contact_id.in_(contacts), Conversation.contact_id.in_(usernames), Conversation.id.in_(texts)
-    )
+    contacts.append(select(ContactIdentity.contact_id).where(ContactIdentity.username.ilike(username, escape="\\")))
+    theirs = aliased(Conversation)
+    by_contact = select(theirs.id).where(theirs.contact_id.in_(union(*contacts)))
+    by_text = select(Message.conversation_id).where(Message.text.ilike(pattern, escape="\\"))
+    return Conversation.id.in_(union(by_contact, by_text))
 
 
 async def list_conversations(

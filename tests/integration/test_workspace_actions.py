@@ -116,6 +116,19 @@ async def test_empty_or_junk_composer_input_is_a_readable_refusal(team, clean_db
     assert await _out(clean_db, mine) == []
 
 
+async def test_the_preview_is_what_the_channel_renders_with_the_customers_text_escaped(team):
+    mine = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
+    ann = await team.client("ann")
+    shown = await ann.post(
+        f"/conversations/{mine}/preview",
+        {"text": "**Готово** _сегодня_ <script>x</script> [сайт](https://example.com)"},
+    )
+    assert shown.status_code == 200
+    assert shown.text.strip() == (
+        '<b>Готово</b> <i>сегодня</i> &lt;script&gt;x&lt;/script&gt; <a href="https://example.com">сайт</a>'
+    )
+
+
 async def test_canned_replies_by_shortcut_with_variables_filled(team, clean_db):
     mine = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
     async with clean_db() as db, db.begin():
@@ -233,6 +246,9 @@ ACTIONS = [
     ("/conversations/{id}/labels", {}),
     ("/conversations/{id}/messages/1/retry", {}),
     ("/conversations/{id}/bitrix24", {}),
+    ("/conversations/{id}/preview", {"text": "hi"}),
+    ("/conversations/{id}/typing", {}),
+    ("/conversations/{id}/presence", {"viewing": "true"}),
 ]
 
 

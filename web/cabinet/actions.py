@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from channels.text import render_html
 from domain.enums import Priority
 from infra.models import Contact, Message
 from infra.temporal import WorkflowStarter
@@ -80,12 +81,18 @@ async def _composer(
 ) -> HTMLResponse:
     """The composer again: empty with a new draft key after a send, or with the text and why it
     was refused (nothing was sent, so a new key is as good)."""
-    thread = await thread_view(db, page, conversation, read_only=False)
-    context = {"thread": thread, "composer_error": error, "composer_text": text, "composer_note": note}
+    extra = {"composer_error": error, "composer_text": text, "composer_note": note}
     if is_fragment_request(page.request):
-        return render(page, "cabinet/_composer.html", context)
-    listing = await workspace(db, page, conversation)
-    return render(page, "cabinet/inbox.html", listing | context, status_code=422)
+        thread = await thread_view(db, page, conversation, read_only=False)
+        return render(page, "cabinet/_composer.html", {"thread": thread} | extra)
+    return render(page, "cabinet/inbox.html", await workspace(db, page, conversation) | extra, status_code=422)
+
+
+@changes.post("/preview", response_class=HTMLResponse)
+async def preview(page: PageDep, conversation: ConversationDep, text: Text = "") -> HTMLResponse:
+    """The draft as the customer's messenger will show it: the channels' own Markdown-lite
+    renderer (channels/text.py), so the preview cannot differ from what is sent."""
+    return render(page, "cabinet/_preview.html", {"html": render_html(text)})
 
 
 @router.get("/canned", response_class=HTMLResponse)

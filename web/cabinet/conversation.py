@@ -42,9 +42,9 @@ from services.errors import Forbidden
 from services.inbox import TransferTarget, look_at, transfer_targets, unread_conversations
 from services.messages import HistoryPage, attachment_in, contact_history
 from services.visibility import staff
-from web.cabinet.inbox import InboxList, RowView, inbox_list, row_views
+from web.cabinet.inbox import ListQuery, RowView, inbox_list, row_views
 from web.deps import ConversationDep, PageDep, SessionDep
-from web.templating import NavCounts, PageContext, render
+from web.templating import NavCounts, PageContext, is_fragment_request, render
 
 router = APIRouter(prefix="/conversations/{conversation_id}")
 
@@ -177,23 +177,25 @@ def new_draft_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-async def workspace(
-    db: AsyncSession, page: PageContext, conversation: Conversation, *, listing: InboxList | None = None
-) -> dict:
+async def workspace(db: AsyncSession, page: PageContext, conversation: Conversation) -> dict:
+    """The conversation's part of the page; the whole inbox beside it only for a whole page (an
+    HTMX request for the conversation's part needs only the list's query, for its links)."""
     operator = page.operator
     assert operator is not None
     read_only = await look_at(db, operator, conversation)
     await db.commit()
     thread = await thread_view(db, page, conversation, read_only)
-    if listing is None:
-        listing = await inbox_list(db, page, dict(page.request.query_params), selected=conversation.id)
+    params = dict(page.request.query_params)
     settings = page.request.app.state.settings
-    return {
-        "inbox": listing,
+    context = {
         "thread": thread,
+        "list_query": ListQuery.read(params, operator),
         "temporal_ui": (settings.temporal_ui_url or "").rstrip("/"),
         "temporal_namespace": settings.temporal_namespace,
     }
+    if not is_fragment_request(page.request):
+        context["inbox"] = await inbox_list(db, page, params, selected=conversation.id)
+    return context
 
 
 @router.get("", response_class=HTMLResponse, name="conversation")

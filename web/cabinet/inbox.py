@@ -171,7 +171,8 @@ async def inbox_list(
 @router.get("/", response_class=HTMLResponse, name="home")
 async def inbox(page: PageDep, db: SessionDep) -> HTMLResponse:
     listing = await inbox_list(db, page, dict(page.request.query_params))
-    return render(page, "cabinet/inbox.html", {"inbox": listing, "thread": None, "temporal_ui": ""}, block="rows")
+    context = {"inbox": listing, "thread": None, "list_query": listing.query, "temporal_ui": ""}
+    return render(page, "cabinet/inbox.html", context, block="rows")
 
 
 @router.get("/conversations/{conversation_id}/row", response_class=HTMLResponse)

@@ -127,6 +127,9 @@
     document.title = (counts.unread ? `(${counts.unread}) ` : "") + panes.dataset.title;
   }
   tabs.onmessage = () => refreshCounts();
+  // a change the stream does not show me (a pool conversation taken by someone in another
+  // branch's view) still reaches the counters within half a minute
+  setInterval(() => !document.hidden && refreshCounts(), 30_000);
 
   // -- notifications ----------------------------------------------------------------------------
   const sound = new Audio("/static/sounds/notify.wav");
