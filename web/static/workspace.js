@@ -35,7 +35,7 @@
 
   async function fetchHtml(url) {
     const response = await fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } });
-    if (response.status === 204) return "";
+    if (response.status === 204 || response.status === 404) return ""; // not (or no longer) mine to show
     if (!response.ok) return null;
     return response.text();
   }
@@ -54,7 +54,7 @@
     const html = await fetchHtml(`/conversations/${conversationId}/row${query}${selected ? sep + selected : ""}`);
     const shown = document.getElementById(`row-${conversationId}`);
     const rows = document.getElementById("rows");
-    if (html === null) return; // not visible to me any more (404): leave the list to the next load
+    if (html === null) return; // a failure: the next event or load draws it
     if (html === "") {
       if (shown) shown.remove();
       return;
