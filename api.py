@@ -29,6 +29,7 @@ from infra.security import CredentialBox
 from infra.settings import Settings, get_settings
 from infra.temporal import TemporalGateway
 from services.button_answers import ButtonAnswers
+from services.typing_indicator import TypingThrottle
 from web import api_v1, auth, cabinet, docs, invites, metrics, problems, settings as settings_pages, webhooks, widget
 from web.api_v1.docs import install_openapi
 from web.api_v1.limits import BodyLimits
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.button_answers = ButtonAnswers()
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
             app.state.adapters = {kind.value: adapter for kind, adapter in build_adapters(http, settings).items()}
+            app.state.typing = TypingThrottle(app.state.adapters)
             try:
                 yield
             finally:

@@ -73,6 +73,15 @@ class Base(DeclarativeBase):
     }
 
 
+LIVE_SQL = "status IN ('open', 'pending')"
+PHONE_DIGITS = r"regexp_replace(phone, '\D', '', 'g')"
+
+
+def _trigram(name: str, column: str) -> Index:
+    """A trigram index: what answers a substring search (ILIKE '%term%') without a full scan."""
+    return Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+
+
 def _pk() -> Mapped[int]:
     return mapped_column(BigInteger, Identity(always=False), primary_key=True)
 
@@ -260,6 +269,12 @@ class Contact(Base):
     created_at: Mapped[datetime] = _created()
     anonymized_at: Mapped[datetime | None]
 
+    __table_args__ = (
+        _trigram("ix_contacts_display_name_trgm", "display_name"),
+        # a phone is searched by its digits, however it was written
+        Index("ix_contacts_phone_digits_trgm", sql(f"({PHONE_DIGITS}) gin_trgm_ops"), postgresql_using="gin"),
+    )
+
 
 class ContactIdentity(Base):
     """One contact as one channel knows them (a Telegram or MAX user is the same person to every
@@ -276,7 +291,10 @@ class ContactIdentity(Base):
     # loaded only where asked for (selectinload): the inbound path never needs them all
     chats: Mapped[list[ContactChat]] = relationship(lazy="raise", order_by="ContactChat.inbox_id")
 
-    __table_args__ = (UniqueConstraint("channel", "provider_user_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_user_id"),
+        _trigram("ix_contact_identities_username_trgm", "username"),
+    )
 
 
 class ContactChat(Base):
@@ -355,6 +373,10 @@ class Conversation(Base):
         Index("ix_conversations_assignee_status_activity", "assignee_id", "status", sql("last_activity_at DESC")),
         # lists of every branch, newest activity first (a backward scan), paged by (last_activity_at, id)
         Index("ix_conversations_activity_id", "last_activity_at", "id"),
+        # the workspace's live conversations (open, pending: a few percent of the table): its tabs'
+        # counts by placement, and the lists of every branch, newest activity first
+        Index("ix_conversations_live_placement", "assignee_id", "branch_id", postgresql_where=sql(LIVE_SQL)),
+        Index("ix_conversations_live_activity", "last_activity_at", "id", postgresql_where=sql(LIVE_SQL)),
         # the "unanswered" filter: the customer wrote last
         Index(
             "ix_conversations_unanswered",
@@ -408,6 +430,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("inbox_id", "provider_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # the inbox's search in message texts
+        _trigram("ix_messages_text_trgm", "text"),
         # the dead-letter list
         Index(
             "ix_messages_failed",

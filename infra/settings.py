@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "switchboard"
+    # the Temporal UI's base URL: each conversation page links to its workflow there (unset: no link)
+    temporal_ui_url: str | None = None
 
     # `make run` only: where the api listens and where the embedded Temporal dev server binds
     api_host: str = "127.0.0.1"

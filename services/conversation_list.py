@@ -11,18 +11,28 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel
-from sqlalchemy import Row, Select, and_, or_, select, tuple_
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, or_, select, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.enums import ChannelKind, ConversationStatus
 from domain.visibility import Viewer
-from infra.models import Contact, Conversation, Inbox, Operator
+from infra.models import (
+    PHONE_DIGITS,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationLabel,
+    Inbox,
+    Message,
+    Operator,
+)
 from services.errors import Forbidden, Invalid
 from services.visibility import visible_to
 
 MAX_PAGE = 200
+SEARCH_MAX = 100
 
 
 class ConversationFilter(BaseModel):
@@ -33,8 +43,12 @@ class ConversationFilter(BaseModel):
     unassigned: bool | None = None
     channel: ChannelKind | None = None
     contact_id: int | None = None
+    conversation_id: int | None = None  # one conversation, if it passes the other filters
     # the customer wrote last and nobody has answered (an open or pending conversation)
     unanswered: bool | None = None
+    label_id: int | None = None
+    # a piece of the contact's name, phone or username, or of a message's text
+    search: str | None = Field(default=None, max_length=SEARCH_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,8 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
         query = query.where(Inbox.channel == wanted.channel)
     if wanted.contact_id is not None:
         query = query.where(Conversation.contact_id == wanted.contact_id)
+    if wanted.conversation_id is not None:
+        query = query.where(Conversation.id == wanted.conversation_id)
     if wanted.unanswered is not None:
         unanswered = and_(
             Conversation.status.in_((ConversationStatus.OPEN, ConversationStatus.PENDING)),
@@ -122,7 +138,33 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
             or_(Conversation.last_out_at.is_(None), Conversation.last_in_at > Conversation.last_out_at),
         )
         query = query.where(unanswered if wanted.unanswered else ~unanswered)
+    if wanted.label_id is not None:
+        query = query.where(
+            Conversation.id.in_(
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == wanted.label_id)
+            )
+        )
+    if wanted.search and wanted.search.strip():
+        query = query.where(_matching(wanted.search.strip()))
     return query
+
+
+def _matching(term: str) -> ColumnElement[bool]:
+    """The contact's name, phone or username, or a message's text, holds `term`. Trigram
+    indexes answer each ILIKE (migration 0017); the matches are gathered first as one set of
+    conversation ids, so the list joins a few rows instead of testing every conversation."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    contacts = [select(Contact.id).where(Contact.display_name.ilike(pattern, escape="\\"))]
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) >= 3:  # a phone is compared digit for digit, however either was written
+        contacts.append(select(Contact.id).where(literal_column(PHONE_DIGITS).like(f"%{digits}%")))
+    username = f"%{escaped.removeprefix('@')}%"
+    contacts.append(select(ContactIdentity.contact_id).where(ContactIdentity.username.ilike(username, escape="\\")))
+    theirs = aliased(Conversation)
+    by_contact = select(theirs.id).where(theirs.contact_id.in_(union(*contacts)))
+    by_text = select(Message.conversation_id).where(Message.text.ilike(pattern, escape="\\"))
+    return Conversation.id.in_(union(by_contact, by_text))
 
 
 async def list_conversations(

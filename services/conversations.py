@@ -12,29 +12,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, MessageFormat, Priority, SenderKind
 from domain.events import ConversationChange, ConversationUpdated
 from domain.visibility import may_move_to
+from domain.wording import N_
 from infra.event_log import conversation_ids, publish
 from infra.models import ApiToken, Branch, Conversation, Operator
 from services import audit
 from services.assignment import LIVE, lock_branch, set_assignee
-from services.conversation_list import ConversationFilter, list_conversations
 from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
 from services.visibility import Caller, load_conversation, require_change, require_write, staff, viewer_of
-
-
-async def recent_conversations(db: AsyncSession, operator: Operator, limit: int = 100) -> list[Row]:
-    """The latest conversations the operator may see, newest activity first, with the names a
-    list shows (contact, channel, assignee)."""
-    rows, _ = await list_conversations(db, staff(operator), ConversationFilter(), limit=limit)
-    return rows
 
 
 async def acting_on(db: AsyncSession, caller: Caller, conversation_id: int, *, lock: bool = False) -> Conversation:
@@ -83,7 +76,7 @@ async def take(db: AsyncSession, operator: Operator, conversation_id: int) -> Co
         await lock_branch(db, branch_id)  # branch first, then the row: as every assignment does
     conversation = await load_conversation(db, viewer, conversation_id, lock=True)
     if conversation.status not in LIVE:
-        raise Invalid("Only open conversations can be taken.")
+        raise Invalid(N_("Only open conversations can be taken."))
     if conversation.assignee_id == operator.id and conversation.opened_at is not None:
         return conversation
     await set_assignee(db, conversation, operator.id, action="conversation.taken", actor_operator_id=operator.id)
@@ -105,19 +98,19 @@ async def request_transfer(
     branch); a token moves only within its branches. The workflow checks the target again when
     it applies the notice."""
     if (to_operator_id is None) == (to_branch_id is None):
-        raise Invalid("Choose either an operator or a branch to transfer to.")
+        raise Invalid(N_("Choose either an operator or a branch to transfer to."))
     viewer = viewer_of(caller)
     conversation = await acting_on(db, caller, conversation_id)
     if conversation.status not in LIVE:
-        raise Invalid("Only open conversations can be transferred.")
+        raise Invalid(N_("Only open conversations can be transferred."))
     if to_operator_id is not None:
         target = await db.get(Operator, to_operator_id)
         if target is None or not target.is_active or not may_move_to(viewer, target.branch_id):
-            raise Invalid("That operator does not exist or is deactivated.")
+            raise Invalid(N_("That operator does not exist or is deactivated."))
         if target.branch_id is None:
-            raise Invalid("That operator is in no branch: give them one first.")
+            raise Invalid(N_("That operator is in no branch: give them one first."))
     elif await db.get(Branch, to_branch_id) is None or not may_move_to(viewer, to_branch_id):
-        raise Invalid("That branch does not exist.")
+        raise Invalid(N_("That branch does not exist."))
     await add_notice(
         db,
         conversation.id,
@@ -134,7 +127,7 @@ async def request_transfer(
 async def request_resolve(db: AsyncSession, caller: Caller, conversation_id: int) -> None:
     conversation = await acting_on(db, caller, conversation_id)
     if conversation.status not in LIVE:
-        raise Invalid("This conversation is not open.")
+        raise Invalid(N_("This conversation is not open."))
     await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=_operator_id(caller)))
     _audit_request(db, caller, "conversation.resolve_requested", conversation.id)
 
@@ -184,10 +177,10 @@ async def send_reply(
     """
     text = text.strip()
     if not text:
-        raise Invalid("The message is empty.")
+        raise Invalid(N_("The message is empty."))
     conversation = await acting_on(db, caller, conversation_id, lock=True)
     if conversation.status == ConversationStatus.CLOSED:
-        raise Invalid("This conversation is closed.")
+        raise Invalid(N_("This conversation is closed."))
     if isinstance(caller, ApiToken):
         sender = {"sender_kind": SenderKind.INTEGRATION, "sender_token_id": caller.id}
         scope = f"api{caller.id}"

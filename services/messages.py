@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
 from domain.visibility import Viewer, Visitor
+from domain.wording import N_
 from infra.event_log import conversation_ids, publish
-from infra.models import ApiToken, Attachment, Message
+from infra.models import ApiToken, Attachment, Conversation, Message, MessageRevision, Operator
 from services import audit
-from services.errors import Invalid
-from services.visibility import Caller, load_conversation, require_change, viewer_of
+from services.errors import Forbidden, Invalid
+from services.visibility import Caller, load_conversation, require_change, viewer_of, visible_to
 
 NOTE_MAX = 10_000
 MAX_PAGE = 200
@@ -76,7 +77,7 @@ async def add_note(
     must be read-write."""
     text = text.strip()
     if not text:
-        raise Invalid("The note is empty.")
+        raise Invalid(N_("The note is empty."))
     if len(text) > NOTE_MAX:
         raise Invalid(f"A note may have at most {NOTE_MAX} characters.")
     viewer = viewer_of(caller)
@@ -120,3 +121,68 @@ async def add_note(
         db, "note.added", **audit.by(caller), conversation_id=conversation.id, details={"message_id": message_id}
     )
     return message_id, True
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a contact's history as the thread shows it: oldest first."""
+
+    messages: list[Message]
+    attachments: dict[int, list[Attachment]]  # by message id
+    originals: dict[int, str]  # an edited message's first text, by message id
+    senders: dict[int, str]  # operators' names, by operator id
+    older: int | None  # the `before` of the previous page; None: this is the beginning
+
+
+async def contact_history(
+    db: AsyncSession, viewer: Viewer, conversation: Conversation, *, before: int | None = None, limit: int = 50
+) -> HistoryPage:
+    """The newest `limit` messages before message id `before` in every conversation of the
+    contact that `viewer` may see (keyset on the id, never OFFSET), oldest first."""
+    limit = max(1, min(limit, MAX_PAGE))
+    conversations = select(Conversation.id).where(
+        Conversation.contact_id == conversation.contact_id, visible_to(viewer)
+    )
+    query = select(Message).where(Message.conversation_id.in_(conversations))
+    if isinstance(viewer, Visitor):
+        query = query.where(Message.is_note.is_(False))
+    if before is not None:
+        query = query.where(Message.id < before)
+    newest_first = list((await db.scalars(query.order_by(Message.id.desc()).limit(limit + 1))).all())
+    older = newest_first[limit - 1].id if len(newest_first) > limit else None
+    messages = list(reversed(newest_first[:limit]))
+    ids = [m.id for m in messages]
+    attachments: dict[int, list[Attachment]] = {}
+    originals: dict[int, str] = {}
+    senders: dict[int, str] = {}
+    if ids:
+        for attachment in await db.scalars(
+            select(Attachment).where(Attachment.message_id.in_(ids)).order_by(Attachment.id)
+        ):
+            attachments.setdefault(attachment.message_id, []).append(attachment)
+        edited = [m.id for m in messages if m.edited_at is not None]
+        if edited:
+            first = (
+                select(MessageRevision.message_id, MessageRevision.text)
+                .where(MessageRevision.message_id.in_(edited))
+                .order_by(MessageRevision.message_id, MessageRevision.provider_time, MessageRevision.id)
+                .distinct(MessageRevision.message_id)
+            )
+            originals = {message_id: text for message_id, text in await db.execute(first)}
+        operator_ids = {m.sender_operator_id for m in messages if m.sender_operator_id is not None}
+        if operator_ids:
+            found = await db.execute(select(Operator.id, Operator.display_name).where(Operator.id.in_(operator_ids)))
+            senders = {row.id: row.display_name for row in found}
+    return HistoryPage(messages, attachments, originals, senders, older)
+
+
+async def attachment_in(db: AsyncSession, conversation: Conversation, attachment_id: int) -> Attachment:
+    """A stored file of one of the conversation's messages (Forbidden for any other id)."""
+    attachment = await db.scalar(
+        select(Attachment)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(Attachment.id == attachment_id, Message.conversation_id == conversation.id)
+    )
+    if attachment is None or attachment.sha256 is None:
+        raise Forbidden()
+    return attachment

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
+from domain.wording import N_
 from infra.event_log import conversation_ids, publish
 from infra.logs import correlation_id
 from infra.models import ContactChat, Conversation, Message
@@ -40,8 +41,10 @@ async def queue_message(
         if accepted is not None:
             return accepted, False
         raise ContactUnreachable(
-            "The customer has blocked or stopped this bot, so the reply cannot reach them. "
-            "They can be answered here again once they restart it."
+            N_(
+                "The customer has blocked or stopped this bot, so the reply cannot reach them. "
+                "They can be answered here again once they restart it."
+            )
         )
     message_id = await db.scalar(
         insert(Message)

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.visibility import EVERYTHING, Access, Integration, Key, Placement, Staff, Viewer, access, viewer_keys
+from domain.wording import N_
 from infra.models import ApiToken, Contact, Conversation, Operator
 from services.errors import Forbidden, Invalid
 
@@ -92,4 +93,4 @@ def require_write(viewer: Viewer, conversation: Conversation) -> None:
         raise Invalid(READ_ONLY)
 
 
-READ_ONLY = "Read-only view: take the conversation before answering."
+READ_ONLY = N_("Read-only view: take the conversation before answering.")

@@ -112,6 +112,7 @@ def main() -> int:
                 log_file=settings.data_dir / "temporal.log",
             )
             os.environ["TEMPORAL_ADDRESS"] = temporal.start()
+            os.environ.setdefault("TEMPORAL_UI_URL", f"http://127.0.0.1:{settings.temporal_ui_port}")
             log("Temporal dev server started")
         get_settings.cache_clear()
         settings = get_settings()

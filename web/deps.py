@@ -20,6 +20,7 @@ from domain.enums import OperatorRole
 from infra.models import Branch, Conversation, Operator, WebSession
 from infra.security import token_digest
 from services.errors import Forbidden
+from services.inbox import unread_conversations
 from services.visibility import load_conversation, staff
 from web.i18n import DEFAULT_LOCALE, UTC_ZONE, Formats, parse_locale, zone
 from web.templating import NavCounts, PageContext, parse_theme
@@ -106,7 +107,7 @@ async def page_context(request: Request, db: SessionDep, operator: CurrentOperat
         parse_theme(operator.theme),
         operator,
         csrf_token,
-        NavCounts(),
+        NavCounts(unread=await unread_conversations(db, operator)),
         read_flash(request, secret=csrf_token),
     )
 

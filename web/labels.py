@@ -3,7 +3,16 @@ them with `_()`), so every page names a status, channel or role the same way."""
 
 from __future__ import annotations
 
-from domain.enums import ChannelKind, ConversationStatus, Locale, OperatorRole, OperatorStatus, Theme
+from domain.enums import (
+    ChannelKind,
+    ConversationStatus,
+    DeliveryStatus,
+    Locale,
+    OperatorRole,
+    OperatorStatus,
+    Priority,
+    Theme,
+)
 from web.i18n import N_
 
 OPERATOR_STATUS = {
@@ -35,3 +44,29 @@ ROLE = {
 THEME = {Theme.AUTO: N_("As on the device"), Theme.LIGHT: N_("Light"), Theme.DARK: N_("Dark")}
 # each language names itself, in its own words
 LANGUAGE = {Locale.RU: "Русский", Locale.EN: "English"}
+# the list's channel icon: a short mark beside the channel's name (read by screen readers)
+CHANNEL_SHORT = {
+    ChannelKind.TELEGRAM: "TG",
+    ChannelKind.MAX: "MAX",
+    ChannelKind.WIDGET: "WEB",
+    ChannelKind.WHATSAPP: "WA",
+    ChannelKind.VK: "VK",
+    ChannelKind.EMAIL: "@",
+    ChannelKind.API: "API",
+}
+PRIORITY = {
+    Priority.NONE: N_("No priority"),
+    Priority.LOW: N_("Low"),
+    Priority.MEDIUM: N_("Medium"),
+    Priority.HIGH: N_("High"),
+    Priority.URGENT: N_("Urgent"),
+}
+DELIVERY_STATUS = {
+    DeliveryStatus.RECEIVED: N_("Received"),
+    DeliveryStatus.QUEUED: N_("Queued"),
+    DeliveryStatus.SENDING: N_("Sending"),
+    DeliveryStatus.SENT: N_("Sent"),
+    DeliveryStatus.DELIVERED: N_("Delivered"),
+    DeliveryStatus.READ: N_("Read"),
+    DeliveryStatus.FAILED: N_("Failed"),
+}

@@ -29,18 +29,19 @@ async def _operator(clean_db, operator_id: int) -> Operator:
 )
 async def test_home_page_after_sign_in(sign_in, conversations, screenshot, scheme, viewport):
     page = await sign_in(OperatorRole.OPERATOR, color_scheme=scheme, viewport=viewport)
-    assert await page.title() == "Диалоги · Switchboard"
+    assert await page.title() == "(1) Диалоги — Switchboard"  # the customer's message is unread
     assert await page.get_attribute("html", "lang") == "ru"
     nav = page.get_by_role("navigation", name="Разделы")
     assert await nav.get_by_role("link", name="Диалоги").get_attribute("aria-current") == "page"
     assert await _text(page.locator("#status-switch summary")) == "Ваш статус: Не в сети"
     assert "Анна" in await page.locator("header").inner_text()
-    # the operator sees the conversation assigned to them and the branch's pool
-    rows = page.locator("table.conversations tbody tr")
-    assert await rows.count() == 3
-    assert await page.locator(".page-head .muted").inner_text() == "3 диалога"
-    ages = await page.locator("table.conversations time").all_inner_texts()
-    assert ages == ["2 мин", "3 ч", "вчера"], ages
+    # the operator sees the conversation assigned to them, and the branch's pool in its tab
+    assert await page.locator("#rows li.row").count() == 1
+    assert await _text(page.locator("#tabs")) == "Мои 1 Ничьи 2"
+    await page.get_by_role("link", name="Ничьи 2").click()
+    await expect(page.locator("#rows li.row")).to_have_count(2)
+    ages = await page.locator("#rows time").all_inner_texts()
+    assert ages == ["3 ч", "вчера"], ages
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await assert_accessible(page)
     await screenshot(page, "home")

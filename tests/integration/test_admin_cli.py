@@ -105,7 +105,7 @@ def test_the_readme_admin_commands_run_as_written_beside_make_run(tmp_path):
             with httpx.Client(base_url=base, headers={"accept": "text/html"}) as http:
                 assert sign_in(http, "first-password") == 303
                 deadline = time.monotonic() + 60
-                while "Reader" not in http.get("/").text:  # the conversation on the home page
+                while "Reader" not in http.get("/?tab=all").text:  # the conversation in the inbox
                     assert time.monotonic() < deadline, f"the message never arrived:\n{stack.output()}"
                     time.sleep(0.2)
             assert telegram.requests("getUpdates") and not telegram.pending_updates()

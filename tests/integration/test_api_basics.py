@@ -89,7 +89,7 @@ async def test_sign_in_and_out(live_api, admin, clean_db):
         )
         assert ok.status_code == 303 and ok.headers["location"] == "/"
         home = await http.get("/")
-        assert home.status_code == 200 and "<h1>Диалоги</h1>" in home.text
+        assert home.status_code == 200 and "<title>Диалоги — Switchboard</title>" in home.text
 
         forged = await http.post("/logout", data={"csrf_token": "forged"})
         assert forged.status_code == 403 and "Форма устарела" in forged.text

@@ -61,3 +61,11 @@ def test_widget_benchmark_delivers_every_reply_once_and_stores_each_message_once
     assert re.search(r"replies\s+lost 0, duplicated 0; visitor messages stored \d+, twice 0", out), out
     assert re.search(r"reply -> visitor stream\s+p50\s+[\d.]+ ms", out), out
     assert re.search(r"NOTIFY -> one asyncio listener at 10/s\s+p50 [\d.]+ ms", out), out
+
+
+def test_cabinet_benchmark_serves_every_page_it_measures():
+    out = _run("bench.cabinet", "--quick")
+    assert re.search(r"seeded 2,000 conversations and [\d,]+ messages with COPY", out), out
+    measured = re.findall(r"^  (.+?)\s+(\d+)\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+ ms", out, re.M)
+    assert len(measured) == 13 and all(n == "20" for _, n in measured), out
+    assert "thread of 5,000 messages" in out, out

@@ -60,7 +60,7 @@ async def test_language_choice_is_stored_and_mirrored_for_the_sign_in_page(live_
     async with httpx.AsyncClient(base_url=live_api.url, headers=HTML) as http:
         csrf = await _signed_in(http, admin)
         await http.post("/me/locale", data={"locale": "en", "next": "/", "csrf_token": csrf})
-        assert "<h1>Conversations</h1>" in (await http.get("/")).text
+        assert "<title>Conversations — Switchboard</title>" in (await http.get("/")).text
         assert http.cookies["sb_locale"] == "en"
     async with clean_db() as db:
         assert await db.scalar(select(Operator.locale).where(Operator.email == admin["email"])) == "en"

@@ -12,8 +12,10 @@ from domain.conversation import NoticeKind
 from domain.enums import OperatorRole
 from infra.models import Conversation, Operator, OutboxEvent, RealtimeEvent
 from services import conversations
+from services.conversation_list import ConversationFilter, list_conversations
 from services.errors import Forbidden, Invalid
 from services.ingest import ingest
+from services.visibility import staff
 
 
 async def _routed(world, user: str, assignee: int | None = None) -> int:
@@ -64,7 +66,8 @@ async def test_an_operator_without_a_branch_sees_no_unrouted_conversation(world)
     ):
         with pytest.raises(Forbidden):
             await _as(world, nomad, action, *args, **kw)
-    listed = await _as(world, nomad, conversations.recent_conversations)
+    async with world.factory() as db:
+        listed, _ = await list_conversations(db, staff(await db.get(Operator, nomad)), ConversationFilter())
     assert unrouted not in [row.id for row in listed]
 
 

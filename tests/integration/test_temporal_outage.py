@@ -63,7 +63,7 @@ async def test_inbound_survives_a_temporal_outage(world, app_settings, admin, ta
                 async with httpx.AsyncClient(base_url=cabinet.url, headers={"accept": "text/html"}) as web:
                     token = re.search(r'name="csrf_token" value="([^"]+)"', (await web.get("/login")).text)[1]
                     await web.post("/login", data={**admin, "csrf_token": token})
-                    page = (await web.get("/")).text
+                    page = (await web.get("/?tab=all")).text
                 assert all(f"Customer during-{i}" in page for i in range(10))
                 assert (await httpx.AsyncClient().get(f"{cabinet.url}/readyz")).status_code == 503
 

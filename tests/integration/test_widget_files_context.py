@@ -9,11 +9,12 @@ import re
 import pytest
 from sqlalchemy import select
 
-from domain.enums import MessageFormat
+from domain.enums import MessageFormat, OperatorRole
 from infra.models import Attachment, Contact, Conversation, Message
 from services.widget_context import describe_agent
 from services.widget_files import sniff
 from tests.integration.api_support import assert_problem, client, issue_token
+from tests.integration.settings_support import add_staff, sign_in
 from tests.integration.widget_support import Visitor, new_client_id, widget_inbox
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -118,6 +119,17 @@ async def test_the_visitors_context_is_stored_with_the_conversation(clean_db, li
     assert (contact.display_name, contact.email, contact.phone) == ("Ann", "ann@example.com", "+7 999 1")
     for bad in ({"screen": "1;DROP"}, {"email": "not an address"}, {"phone": "call me"}):
         assert_problem(await visitor.call("POST", "/context", json=bad), 422)
+    # the operator reads it in the thread's contact panel
+    await add_staff(clean_db, OperatorRole.ADMIN, "watcher@example.com", "Watcher")
+    staff = await sign_in(live_api.url, "watcher@example.com")
+    async with clean_db() as db:
+        conversation_id = await db.scalar(select(Conversation.id))
+    thread = await staff.get(f"/conversations/{conversation_id}")
+    await staff.http.aclose()
+    assert thread.status_code == 200
+    panel = thread.text[thread.text.index('id="visitor-context"') :]
+    assert 'href="https://shop.example.com/cart"' in panel and ">Cart</a>" in panel
+    assert "Chrome 131" in panel and "source=ads" in panel and "search.example.net" in panel
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,12 @@ template extends `base.html` and lives under `templates/cabinet/`.
 
 from fastapi import APIRouter
 
-from web.cabinet import home, me
+from web.cabinet import actions, conversation, inbox, live, me
 
 router = APIRouter()
-router.include_router(home.router)
+router.include_router(inbox.router)
+router.include_router(conversation.router)
+router.include_router(actions.router)
+router.include_router(actions.changes)
+router.include_router(live.router)
 router.include_router(me.router)

@@ -1,8 +1,8 @@
 """the website widget: when the visitor's browser got and showed our messages, and the visitor's
 context (page, referrer, UTM, device) stored with the conversation
 
-Revision ID: 0017_widget
-Revises: 0016_api_channel
+Revision ID: 0018_widget
+Revises: 0017_inbox_search
 Create Date: 2026-11-27 16:00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0017_widget"
-down_revision: str | None = "0016_api_channel"
+revision: str = "0018_widget"
+down_revision: str | None = "0017_inbox_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
