@@ -274,3 +274,38 @@ async def test_an_endpoint_that_cannot_work_is_refused_and_nothing_is_kept(clean
             )
         await db.rollback()
         assert (await db.scalars(select(WebhookEndpoint))).all() == []
+
+
+async def test_events_written_while_no_worker_runs_and_across_a_worker_restart_arrive_each_in_order(
+    world, temporal_client, app_settings, task_queue
+):
+    """A worker outage: what happens meanwhile waits in the endpoint's queue (PostgreSQL) and its
+    workflow (Temporal), and the next worker delivers all of it; a worker stopped mid-drain hands
+    over to the next one. At least once (a request answered just before the stop may be resent,
+    as the README warns receivers), nothing missing, each conversation's events in order."""
+    settings = app_settings.model_copy(
+        update={"temporal_task_queue": task_queue, "webhook_retry_schedule": (timedelta(milliseconds=300),)}
+    )
+    async with WebhookReceiver() as receiver, httpx.AsyncClient() as http:
+        endpoint_id, secret = await _endpoint(world.factory, receiver.url)
+        # no worker: the customers write, the endpoint is woken, nothing can be sent
+        await _ingest_conversations(world, ["ann", "bob"], per_user=3)
+        await WorkflowStarter(temporal_client, task_queue).wake_webhook_endpoint(endpoint_id)
+        assert receiver.received() == []
+        receiver.down()  # the first worker meets a failing receiver and is stopped while it retries
+        async with build_worker(temporal_client, settings, build_activities(world.factory, settings, http)):
+            await wait_until(lambda: len(receiver.received()) >= 2, timeout=30)
+        await _ingest_conversations(world, ["cid"], per_user=2)  # written while no worker runs
+        receiver.up()
+        async with build_worker(temporal_client, settings, build_activities(world.factory, settings, http)):
+            queued = await _queued_event_ids(world.factory, endpoint_id)
+            assert len(queued) == 3 + 3 * 2 + 2  # three conversations created, eight messages
+            await wait_until(lambda: _delivered(world.factory, endpoint_id, len(queued)), timeout=60)
+        await temporal_client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint_id)).terminate()
+
+    accepted = receiver.accepted()
+    assert sorted({int(r.json["id"]) for r in accepted}) == queued  # every event, none missing
+    for conversation, ids in _per_conversation(accepted).items():
+        first_seen = list(dict.fromkeys(ids))
+        assert first_seen == sorted(first_seen), f"conversation {conversation} out of order: {ids}"
+    assert all(signed_by(secret, r) for r in accepted)
