@@ -115,16 +115,6 @@ async def page_context(request: Request, db: SessionDep, operator: CurrentOperat
 PageDep = Annotated[PageContext, Depends(page_context)]
 
 
-async def admin_page(page: PageDep) -> PageContext:
-    """An admin's page: anyone else gets 403 (the page says so; nothing of it is shown)."""
-    if page.operator is None or page.operator.role != OperatorRole.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN)
-    return page
-
-
-AdminPage = Annotated[PageContext, Depends(admin_page)]
-
-
 async def conversation_in_path(conversation_id: int, db: SessionDep, operator: CurrentOperator) -> Conversation:
     """The `{conversation_id}` of the path, loaded only if the operator may see it: a 404 for
     "not yours" as for "no such conversation" (services.errors.Forbidden, web/problems.py)."""
