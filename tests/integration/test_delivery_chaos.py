@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from domain.enums import DeliveryStatus
@@ -48,7 +47,7 @@ from tests.integration.chaos_support import (
     wait_deliveries_ended,
 )
 from tests.integration.conftest import wait_until
-from worker import build_activities, build_worker
+from worker import build_activities, build_worker, connect_with_retry
 
 FIVE_XX = (Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE)
 # Every retryable fault whose request the provider did NOT carry out. Fault.SLOW is left out on
@@ -162,8 +161,9 @@ async def test_temporal_down_for_20_s_during_a_burst_loses_and_doubles_nothing(
     db_file = TMP / f"chaos-outage-{task_queue}.db"
     server = TemporalDevServer(db_file, port=free_port(), ui_port=None)  # state survives a restart
     await asyncio.to_thread(server.start)
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
     settings = app_settings.model_copy(update={"temporal_task_queue": task_queue, "temporal_address": server.address})
+    # the port opens before the frontend is healthy: connect as worker.py does, retrying
+    client = await asyncio.wait_for(connect_with_retry(settings), timeout=60)
     op = await replier(world)
     chats = await open_chats(world, 8, 8_200_000)
     fake_telegram.fail_randomly(0.15, seed=5, faults=FIVE_XX, method="sendMessage")

@@ -10,8 +10,6 @@ import time
 import httpx
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import create_app
 from infra.models import Conversation, OutboxEvent
@@ -20,7 +18,7 @@ from services.outbox import OutboxRelay, listen_for_wakeups
 from setup.devstack import TemporalDevServer, free_port
 from tests.conftest import TMP, LiveServer
 from tests.integration.conftest import wait_until
-from worker import build_activities, build_worker
+from worker import build_activities, build_worker, connect_with_retry
 
 
 async def _count(factory, *where) -> int:
@@ -34,8 +32,9 @@ async def test_inbound_survives_a_temporal_outage(world, app_settings, admin, ta
     db_file = TMP / f"outage-{task_queue}.db"
     server = TemporalDevServer(db_file, port=free_port(), ui_port=None)
     await asyncio.to_thread(server.start)
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
     settings = app_settings.model_copy(update={"temporal_task_queue": task_queue, "temporal_address": server.address})
+    # the port opens before the frontend is healthy: connect as worker.py does, retrying
+    client = await asyncio.wait_for(connect_with_retry(settings), timeout=60)
     stop = asyncio.Event()
     relay = OutboxRelay(world.factory, client, task_queue, idle_poll=0.2)
     tasks = [
