@@ -60,14 +60,31 @@ async def test_a_visitor_chats_with_an_operator_live(clean_db, engine_stack, liv
         assert [(m["id"], m["html"], m["mine"]) for m in news["messages"]] == [
             (reply_id, "Yes, until <b>8 pm</b>", False)
         ]
-    # the widget's channel hands it over without a provider: sent, then the browser's ticks
+    # the widget's channel hands it over without a provider: sent, then the browser's ticks,
+    # which the cabinet's thread shows live (the workspace re-fetches a message on its event)
     await wait_until(lambda: _sent(clean_db, reply_id))
-    ticked = await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
-    assert ticked.status_code == 204
-    assert (await _status(clean_db, reply_id)).delivery_status == DeliveryStatus.DELIVERED
-    await visitor.call("POST", "/ticks", json={"read_up_to": reply_id})
-    read = await _status(clean_db, reply_id)
-    assert read.delivery_status == DeliveryStatus.READ and read.delivered_at <= read.read_at
+    _, cookie = await staff(clean_db, OperatorRole.SUPERVISOR)
+    shown = f"/conversations/{conversation.id}/messages/{reply_id}"
+    async with (
+        open_stream(live_api.url, cookie) as cabinet,
+        httpx.AsyncClient(base_url=live_api.url, cookies={"sb_session": cookie}) as http,
+    ):
+        assert 'data-seen="' not in (await http.get(shown)).text
+        ticked = await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
+        assert ticked.status_code == 204
+        await cabinet.until(lambda f: f.event == "message.status_changed" and f.data["status"] == "delivered")
+        delivered = await _status(clean_db, reply_id)
+        assert delivered.delivery_status == DeliveryStatus.DELIVERED
+        thread = (await http.get(shown)).text
+        assert 'data-status="delivered"' in thread and 'data-seen="delivered"' in thread
+        assert f'datetime="{delivered.delivered_at.isoformat()}"' in thread
+        await visitor.call("POST", "/ticks", json={"read_up_to": reply_id})
+        await cabinet.until(lambda f: f.event == "message.status_changed" and f.data["status"] == "read")
+        read = await _status(clean_db, reply_id)
+        assert read.delivery_status == DeliveryStatus.READ and read.delivered_at <= read.read_at
+        thread = (await http.get(shown)).text
+        assert 'data-status="read"' in thread and 'data-seen="read"' in thread
+        assert f'datetime="{read.read_at.isoformat()}"' in thread
     # never back: a late "delivered" leaves it read
     await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
     assert (await _status(clean_db, reply_id)).delivery_status == DeliveryStatus.READ
