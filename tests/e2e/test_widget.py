@@ -193,6 +193,8 @@ async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_sho
         features={"sse": False},
         allowed_domains=["localhost"],
         offline_text="We are closed now: we answer tomorrow from 9 am.",
+        expected_reply_minutes=120,
+        widget_texts={"ru": {"title": "Магазин «Ромашка»", "placeholder": "Ваш вопрос"}, "en": {"title": "Shop"}},
     )
     secret = await issue_token(clean_db)
     # this address has used its free sessions: the widget must solve a proof-of-work challenge
@@ -204,7 +206,11 @@ async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_sho
         await page.get_by_role("button", name="Чат").click()
         frame = _frame(page)
         await frame.get_by_text("We are closed now").wait_for()
+        # the inbox's own words in the chat's language, and when to expect an answer
+        await frame.get_by_text("Ожидаемое время ответа: 2 часа").wait_for()
+        assert await frame.get_by_role("heading").inner_text() == "Магазин «Ромашка»"
         box = frame.get_by_role("textbox", name="Сообщение")
+        assert await box.get_attribute("placeholder") == "Ваш вопрос"
         await box.fill("Здравствуйте, перезвоните мне")
         # nobody answers now: the form asks for a way back
         await frame.get_by_text("Оставьте e-mail или телефон").wait_for()
