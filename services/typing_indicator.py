@@ -99,7 +99,7 @@ class TypingThrottle:
                 await _tell_visitor(factory, conversation_id, operator_id)
                 return True
         except Exception as exc:  # noqa: BLE001 - best effort, never an error for the operator
-            log.warning("typing indicator for conversation %s: lookup failed (%s)", conversation_id, type(exc).__name__)
+            log.warning("typing indicator for conversation %s failed (%s)", conversation_id, type(exc).__name__)
             return False
         if target is None:
             return False
@@ -108,7 +108,7 @@ class TypingThrottle:
     async def _send(self, key: Any, target: TypingTarget) -> bool:
         adapter = self._adapters.get(target.channel)
         if not isinstance(adapter, Sending):
-            return False  # the widget shows typing over SSE, not through an adapter
+            return False  # no adapter sends it (the widget's visitor hears of it from the hub)
         try:
             await asyncio.wait_for(adapter.send_typing(target.credentials, target.chat_id), self._timeout)
             return True
