@@ -222,11 +222,19 @@ class ContactReachabilityChanged(ConversationEvent):
 
 
 class OperatorTyping(ConversationEvent):
+    """Colleagues hear of every keystroke burst (notes included); the website visitor hears of
+    replies only, throttled (`services.typing_indicator`), as a separate event for them alone."""
+
     NAME: ClassVar[str] = "operator.typing"
-    AUDIENCE: ClassVar[Audience] = Audience.CONVERSATION
     DURABLE: ClassVar[bool] = False
 
     operator_id: int
+    for_visitor: bool = False
+
+    def scope(self) -> EventScope:
+        if self.for_visitor:
+            return EventScope(Audience.VISITOR, place=Placement(self.conversation_id, self.branch_id, self.assignee_id))
+        return super().scope()
 
 
 class OperatorPresence(ConversationEvent):

@@ -139,6 +139,7 @@ class Audience(StrEnum):
 
     CONVERSATION = "conversation"  # everyone who may see the conversation, its visitor included
     STAFF = "staff"  # the staff who may see the conversation
+    VISITOR = "visitor"  # the conversation's website visitor alone
     TEAM = "team"  # an operator's own news: supervisors, the operator, their branch
     SUPERVISORS = "supervisors"
 
@@ -163,6 +164,10 @@ def event_keys(scope: EventScope) -> frozenset[Key]:
         if scope.branch_id is not None:
             keys.add(branch_key(scope.branch_id))
         return frozenset(keys)
+    if scope.audience == Audience.VISITOR:
+        if scope.place is None or scope.place.conversation_id is None:
+            return frozenset()
+        return frozenset({visitor_key(scope.place.conversation_id)})
     keys = {EVERYTHING}
     if scope.place is not None:
         keys |= conversation_keys(scope.place, visitor=scope.audience == Audience.CONVERSATION)

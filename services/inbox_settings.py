@@ -8,7 +8,8 @@ attachment_max_bytes and attachment_max_count (what the widget and the composer 
 allowed_domains (the sites the widget may run on); features.sse (realtime for the widget, else
 it polls); identity_required (the widget serves only users its site signed:
 services/widget_identity.py); prechat (its form before the first message: name, email, phone, each
-off, optional or required). Tokens and secrets live sealed in `credentials_encrypted` and are
+off, optional or required); widget_texts (its words per language: {"ru": {"title": ...}}) and
+expected_reply_minutes (on its offline banner). Tokens and secrets live sealed in `credentials_encrypted` and are
 never shown back, logged or audited.
 """
 
@@ -84,6 +85,25 @@ class TokenInput(BaseModel):
 
 PrechatField = Literal["off", "optional", "required"]
 PRECHAT_FIELDS = ("name", "email", "phone")
+# the website chat's own words an inbox may replace, per language (the widget's TEXTS keys in
+# web/static/widget/frame.js): the header's title and line under it, the composer's placeholder,
+# the offline banner; each field is `text_<key>_<language>`, empty for the widget's default
+WIDGET_TEXTS = {"title": 60, "hint": 120, "placeholder": 80, "offline": 500}
+WIDGET_LANGUAGES = ("en", "ru")
+REPLY_MINUTES_MAX = 7 * 24 * 60
+
+
+def _widget_text(value: str) -> str:
+    value = value.replace("\r\n", "\n")  # a textarea's line breaks
+    if any(not ch.isprintable() and ch != "\n" for ch in value):
+        raise invalid(N_("Use plain text: no tabs or control characters."))
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value:
+        raise invalid(N_("Keep this text on one line."))
+    return _widget_text(value)
 
 
 class InboxSettingsInput(BaseModel):
@@ -106,6 +126,21 @@ class InboxSettingsInput(BaseModel):
     prechat_name: PrechatField = "off"
     prechat_email: PrechatField = "off"
     prechat_phone: PrechatField = "off"
+    # shown on the website chat's offline banner ("Expected reply time: 2 hours"); None: not shown
+    expected_reply_minutes: int | None = Field(default=None, ge=1, le=REPLY_MINUTES_MAX)
+    text_title_en: str = Field(default="", max_length=WIDGET_TEXTS["title"])
+    text_title_ru: str = Field(default="", max_length=WIDGET_TEXTS["title"])
+    text_hint_en: str = Field(default="", max_length=WIDGET_TEXTS["hint"])
+    text_hint_ru: str = Field(default="", max_length=WIDGET_TEXTS["hint"])
+    text_placeholder_en: str = Field(default="", max_length=WIDGET_TEXTS["placeholder"])
+    text_placeholder_ru: str = Field(default="", max_length=WIDGET_TEXTS["placeholder"])
+    text_offline_en: str = Field(default="", max_length=WIDGET_TEXTS["offline"])
+    text_offline_ru: str = Field(default="", max_length=WIDGET_TEXTS["offline"])
+
+    _line_texts = field_validator(
+        "text_title_en", "text_title_ru", "text_hint_en", "text_hint_ru", "text_placeholder_en", "text_placeholder_ru"
+    )(_one_line)
+    _banner_texts = field_validator("text_offline_en", "text_offline_ru")(_widget_text)
 
     @field_validator("allowed_domains", mode="before")
     @classmethod
@@ -145,7 +180,22 @@ class InboxSettingsInput(BaseModel):
             sse=(s.get("features") or {}).get("sse", True),
             identity_required=bool(s.get("identity_required")),
             **{f"prechat_{k}": v for k, v in (s.get("prechat") or {}).items() if k in PRECHAT_FIELDS},
+            expected_reply_minutes=s.get("expected_reply_minutes"),
+            **{
+                f"text_{key}_{lang}": texts.get(key, "")
+                for lang, texts in (s.get("widget_texts") or {}).items()
+                if lang in WIDGET_LANGUAGES
+                for key in WIDGET_TEXTS
+            },
         )
+
+    def widget_texts(self) -> dict[str, dict[str, str]]:
+        """The words set for each language, as the widget reads them (`config.texts`)."""
+        texts = {
+            lang: {key: value for key in WIDGET_TEXTS if (value := getattr(self, f"text_{key}_{lang}"))}
+            for lang in WIDGET_LANGUAGES
+        }
+        return {lang: words for lang, words in texts.items() if words}
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -159,6 +209,8 @@ class InboxSettingsInput(BaseModel):
             "features": {"sse": self.sse},
             "identity_required": self.identity_required,
             "prechat": {field: getattr(self, f"prechat_{field}") for field in PRECHAT_FIELDS},
+            "expected_reply_minutes": self.expected_reply_minutes,
+            "widget_texts": self.widget_texts(),
         }
 
 

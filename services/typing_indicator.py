@@ -1,4 +1,4 @@
-"""The operator is typing: show it in the customer's messenger, cheaply.
+"""The operator is typing: show it in the customer's messenger (or website widget), cheaply.
 
 Keystrokes arrive far more often than a provider wants to hear about them. Telegram shows
 `typing` for about 5 s after one sendChatAction, so at most one call per conversation every
@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import Sending
 from domain.contracts import DeliveryError
-from domain.enums import ConversationStatus
+from domain.enums import ChannelKind, ConversationStatus
+from domain.events import OperatorTyping
+from infra.event_log import load_conversation_ids, publish
 from infra.models import ContactChat, Conversation, Inbox
 from infra.security import CredentialBox
 
@@ -80,16 +82,24 @@ class TypingThrottle:
         return await self._send(key, target)
 
     async def conversation_typing(
-        self, factory: async_sessionmaker[AsyncSession], box: CredentialBox, conversation_id: int
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        box: CredentialBox,
+        conversation_id: int,
+        operator_id: int | None = None,
     ) -> bool:
         """The api's entry point: throttle first, so the database is asked at most once per
-        interval per conversation. The caller has already checked the operator's rights."""
+        interval per conversation. The caller has already checked the operator's rights.
+        A website visitor hears of it through the realtime hub (the widget's stream or poll)."""
         if not self._claim(conversation_id):
             return False
         try:
             target = await typing_target(factory, box, conversation_id)
+            if target is not None and target.channel == ChannelKind.WIDGET and operator_id is not None:
+                await _tell_visitor(factory, conversation_id, operator_id)
+                return True
         except Exception as exc:  # noqa: BLE001 - best effort, never an error for the operator
-            log.warning("typing indicator for conversation %s: lookup failed (%s)", conversation_id, type(exc).__name__)
+            log.warning("typing indicator for conversation %s failed (%s)", conversation_id, type(exc).__name__)
             return False
         if target is None:
             return False
@@ -98,7 +108,7 @@ class TypingThrottle:
     async def _send(self, key: Any, target: TypingTarget) -> bool:
         adapter = self._adapters.get(target.channel)
         if not isinstance(adapter, Sending):
-            return False  # the widget shows typing over SSE, not through an adapter
+            return False  # no adapter sends it (the widget's visitor hears of it from the hub)
         try:
             await asyncio.wait_for(adapter.send_typing(target.credentials, target.chat_id), self._timeout)
             return True
@@ -110,6 +120,12 @@ class TypingThrottle:
         except Exception as exc:  # noqa: BLE001 - best effort
             log.warning("typing indicator for %s failed (%s)", key, type(exc).__name__)
         return False
+
+
+async def _tell_visitor(factory: async_sessionmaker[AsyncSession], conversation_id: int, operator_id: int) -> None:
+    async with factory() as db, db.begin():
+        ids = await load_conversation_ids(db, conversation_id)
+        await publish(db, OperatorTyping.of(ids, operator_id=operator_id, for_visitor=True))
 
 
 async def typing_target(

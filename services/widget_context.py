@@ -157,7 +157,7 @@ def _without_time(context: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if k != "updated_at"}
 
 
-async def offline_state(db: AsyncSession, inbox: Inbox, region: str | None) -> dict[str, str | None] | None:
+async def offline_state(db: AsyncSession, inbox: Inbox, region: str | None) -> dict[str, Any] | None:
     """None while the visitor's branch is open with someone online; else what the banner says."""
     branch = (await which_branch(db, region, inbox_default=inbox.default_branch_id)).branch
     now = datetime.now(UTC)
@@ -171,7 +171,8 @@ async def offline_state(db: AsyncSession, inbox: Inbox, region: str | None) -> d
         )
         if someone:
             return None
-    return {"text": (inbox.settings or {}).get("offline_text") or None}
+    s = inbox.settings or {}
+    return {"text": s.get("offline_text") or None, "expected_minutes": s.get("expected_reply_minutes")}
 
 
 def prechat_fields(inbox: Inbox, offline: bool) -> dict[str, str]:

@@ -12,9 +12,10 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select, update
 
-from domain.enums import DeliveryStatus, OperatorStatus
+from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
 from infra.models import Attachment, Conversation, Message, Operator
 from setup.devstack import free_port
 from tests.e2e.conftest import DESKTOP, PHONE
@@ -193,6 +194,8 @@ async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_sho
         features={"sse": False},
         allowed_domains=["localhost"],
         offline_text="We are closed now: we answer tomorrow from 9 am.",
+        expected_reply_minutes=120,
+        widget_texts={"ru": {"title": "Магазин «Ромашка»", "placeholder": "Ваш вопрос"}, "en": {"title": "Shop"}},
     )
     secret = await issue_token(clean_db)
     # this address has used its free sessions: the widget must solve a proof-of-work challenge
@@ -204,7 +207,11 @@ async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_sho
         await page.get_by_role("button", name="Чат").click()
         frame = _frame(page)
         await frame.get_by_text("We are closed now").wait_for()
+        # the inbox's own words in the chat's language, and when to expect an answer
+        await frame.get_by_text("Ожидаемое время ответа: 2 часа").wait_for()
+        assert await frame.get_by_role("heading").inner_text() == "Магазин «Ромашка»"
         box = frame.get_by_role("textbox", name="Сообщение")
+        assert await box.get_attribute("placeholder") == "Ваш вопрос"
         await box.fill("Здравствуйте, перезвоните мне")
         # nobody answers now: the form asks for a way back
         await frame.get_by_text("Оставьте e-mail или телефон").wait_for()
@@ -220,6 +227,42 @@ async def test_with_live_updates_off_the_widget_polls_solves_a_challenge_and_sho
             await _reply(live_api.url, secret, conversation_id, f"Ответ {n}", f"poll-{n}")
         await frame.get_by_text("Ответ 1").wait_for()
         assert await frame.locator(".msg:not(.mine)", has_text="Ответ").count() == 2
+        await context.close()
+    assert problems == [] and site.reports == [], (problems, site.reports)
+
+
+@pytest.mark.usefixtures("engine_stack")
+async def test_the_operator_s_typing_reaches_the_widget_and_the_visitor_s_ticks_the_cabinet(
+    browser, live_api, staff, sign_in, clean_db
+):
+    await _online_operator(clean_db)
+    inbox_id = await widget_inbox(clean_db, allowed_domains=["localhost"])
+    secret = await issue_token(clean_db)
+    with DemoSite(live_api.url) as site:
+        context, page, problems = await _open_widget(browser, site, inbox_id)
+        await page.get_by_role("button", name="Chat").click()
+        frame = _frame(page)
+        box = frame.get_by_role("textbox", name="Message")
+        await box.fill("Is my order on its way?")
+        await box.press("Enter")
+        await wait_until(lambda: _first_message(clean_db))
+        async with clean_db() as db, db.begin():
+            conversation_id = await db.scalar(select(Conversation.id))
+            await db.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(assignee_id=staff[OperatorRole.OPERATOR].id)
+            )
+        cabinet = await sign_in(OperatorRole.OPERATOR)
+        await cabinet.goto(f"{live_api.url}/conversations/{conversation_id}")
+        await cabinet.wait_for_function("window.switchboardStream && window.switchboardStream.readyState === 1")
+        await cabinet.locator("#composer-text").press_sequentially("Let me check", delay=20)
+        await frame.get_by_text("Operator is typing…").wait_for()
+
+        reply_id = await _reply(live_api.url, secret, conversation_id, "It is on its way", "e2e-ticks")
+        await frame.get_by_text("It is on its way").wait_for()  # the chat is open: the visitor sees it
+        await wait_until(lambda: _status_is(clean_db, reply_id, DeliveryStatus.READ))
+        await expect(cabinet.locator(f"#message-{reply_id} .seen[data-seen='read']")).to_be_visible()
         await context.close()
     assert problems == [] and site.reports == [], (problems, site.reports)
 

@@ -4,12 +4,11 @@ stream (or poll) exactly once, the visitor's browser moves its ticks to read."""
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy import func, select
 
 from activities.delivery import DeliveryActivities
 from domain.enums import ChannelKind, ConversationStatus, DeliveryStatus, Interface, MessageDirection, OperatorRole
-from domain.events import OperatorTyping
-from infra.event_log import load_conversation_ids, publish
 from infra.models import ContactIdentity, Conversation, Message
 from tests.integration.api_support import client, issue_token
 from tests.integration.conftest import wait_until
@@ -61,14 +60,31 @@ async def test_a_visitor_chats_with_an_operator_live(clean_db, engine_stack, liv
         assert [(m["id"], m["html"], m["mine"]) for m in news["messages"]] == [
             (reply_id, "Yes, until <b>8 pm</b>", False)
         ]
-    # the widget's channel hands it over without a provider: sent, then the browser's ticks
+    # the widget's channel hands it over without a provider: sent, then the browser's ticks,
+    # which the cabinet's thread shows live (the workspace re-fetches a message on its event)
     await wait_until(lambda: _sent(clean_db, reply_id))
-    ticked = await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
-    assert ticked.status_code == 204
-    assert (await _status(clean_db, reply_id)).delivery_status == DeliveryStatus.DELIVERED
-    await visitor.call("POST", "/ticks", json={"read_up_to": reply_id})
-    read = await _status(clean_db, reply_id)
-    assert read.delivery_status == DeliveryStatus.READ and read.delivered_at <= read.read_at
+    _, cookie = await staff(clean_db, OperatorRole.SUPERVISOR)
+    shown = f"/conversations/{conversation.id}/messages/{reply_id}"
+    async with (
+        open_stream(live_api.url, cookie) as cabinet,
+        httpx.AsyncClient(base_url=live_api.url, cookies={"sb_session": cookie}) as http,
+    ):
+        assert 'data-seen="' not in (await http.get(shown)).text
+        ticked = await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
+        assert ticked.status_code == 204
+        await cabinet.until(lambda f: f.event == "message.status_changed" and f.data["status"] == "delivered")
+        delivered = await _status(clean_db, reply_id)
+        assert delivered.delivery_status == DeliveryStatus.DELIVERED
+        thread = (await http.get(shown)).text
+        assert 'data-status="delivered"' in thread and 'data-seen="delivered"' in thread
+        assert f'datetime="{delivered.delivered_at.isoformat()}"' in thread
+        await visitor.call("POST", "/ticks", json={"read_up_to": reply_id})
+        await cabinet.until(lambda f: f.event == "message.status_changed" and f.data["status"] == "read")
+        read = await _status(clean_db, reply_id)
+        assert read.delivery_status == DeliveryStatus.READ and read.delivered_at <= read.read_at
+        thread = (await http.get(shown)).text
+        assert 'data-status="read"' in thread and 'data-seen="read"' in thread
+        assert f'datetime="{read.read_at.isoformat()}"' in thread
     # never back: a late "delivered" leaves it read
     await visitor.call("POST", "/ticks", json={"delivered_up_to": reply_id})
     assert (await _status(clean_db, reply_id)).delivery_status == DeliveryStatus.READ
@@ -157,6 +173,13 @@ async def test_a_visitor_sees_only_their_own_conversation(clean_db, live_api):
         assert await db.scalar(select(func.count()).select_from(Conversation)) == 2
 
 
+async def _cabinet_typing(base_url: str, cookie: str, conversation_id: int, *, note: bool = False) -> None:
+    async with httpx.AsyncClient(base_url=base_url, cookies={"sb_session": cookie}) as http:
+        form = {"csrf_token": "c", "note": "true" if note else "false"}
+        answer = await http.post(f"/conversations/{conversation_id}/typing", data=form)
+    assert answer.status_code == 204, answer.text
+
+
 async def test_typing_goes_both_ways_live(clean_db, live_api):
     inbox_id = await widget_inbox(clean_db)
     visitor = Visitor(live_api.url, inbox_id)
@@ -168,12 +191,29 @@ async def test_typing_goes_both_ways_live(clean_db, live_api):
         assert (await visitor.call("POST", "/typing")).status_code == 204
         frames = await cabinet.until(lambda f: f.event == "contact.typing")
         assert frames[-1].data["conversation_id"] == conversation_id
-    async with visitor.stream() as stream:
-        async with clean_db() as db, db.begin():
-            ref = await load_conversation_ids(db, conversation_id)
-            await publish(db, OperatorTyping.of(ref, operator_id=1))
-        frames = await stream.until(lambda f: f.event == "operator.typing")
-        assert frames[-1].data["conversation_id"] == conversation_id
+
+    # the operator types in the cabinet's composer: the widget's stream hears of it
+    operator_id, operator_cookie = await staff(clean_db)
+    async with clean_db() as db, db.begin():
+        (await db.get(Conversation, conversation_id)).assignee_id = operator_id
+    async with visitor.stream() as stream, open_stream(live_api.url, cookie) as cabinet:
+        # a private note and a supervisor who only watches: the visitor hears nothing
+        await _cabinet_typing(live_api.url, operator_cookie, conversation_id, note=True)
+        await _cabinet_typing(live_api.url, cookie, conversation_id)
+        await visitor.say("marker one")
+        frames = await stream.until(lambda f: f.event == "message.created" and f.data["direction"] == "in")
+        assert [f for f in frames if f.event == "operator.typing"] == []
+        # a burst of keystrokes reaches the visitor once (throttled); colleagues hear each one
+        for _ in range(5):
+            await _cabinet_typing(live_api.url, operator_cookie, conversation_id)
+        await visitor.say("marker two")
+        frames = await stream.until(lambda f: f.event == "message.created" and f.data["direction"] == "in")
+        typing = [f.data for f in frames if f.event == "operator.typing"]
+        assert [(t["conversation_id"], t["operator_id"]) for t in typing] == [(conversation_id, operator_id)]
+        visitor_says = lambda f: f.event == "message.created" and f.data["direction"] == "in"  # noqa: E731
+        staff_frames = await cabinet.until(visitor_says) + await cabinet.until(visitor_says)
+        staff_typing = [f.data for f in staff_frames if f.event == "operator.typing"]
+        assert len(staff_typing) == 7 and not any(t["for_visitor"] for t in staff_typing)
 
 
 async def test_the_visitor_rates_a_resolved_conversation_once_in_the_inbox_scale(clean_db, live_api):

@@ -60,7 +60,7 @@ async def test_while_nobody_answers_the_chat_asks_for_a_way_back(clean_db, live_
         await db.execute(update(Operator).values(status=OperatorStatus.OFFLINE))
     visitor = Visitor(live_api.url, inbox_id)
     started = (await visitor.start()).json()
-    assert started["config"]["offline"] == {"text": "Back at 9."}
+    assert started["config"]["offline"] == {"text": "Back at 9.", "expected_minutes": None}
     assert started["config"]["prechat"] == {"name": "optional", "email": "optional", "phone": "optional"}
     # the details are asked for, not demanded: a request without them still lands
     assert (await visitor.say("just browsing")).status_code == 201

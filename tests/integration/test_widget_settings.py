@@ -11,6 +11,7 @@ from sqlalchemy import select
 from domain.enums import ChannelKind
 from infra.models import Inbox
 from tests.integration.settings_support import sign_in
+from tests.integration.widget_support import Visitor
 
 
 def _snippet(page: str) -> str:
@@ -73,4 +74,67 @@ async def test_the_widget_settings_are_saved(live_api, admin, clean_db):
     assert re.search(r'<option value="required" selected>', page.text)
     refused = await client.post(f"/settings/inboxes/{widget.id}", {**form, "prechat_phone": "always"})
     assert refused.status_code == 422
+    await client.http.aclose()
+
+
+async def test_the_chat_s_texts_and_expected_reply_time_are_the_inbox_s_own(live_api, admin, clean_db):
+    client = await sign_in(live_api.url, admin["email"], admin["password"])
+    async with clean_db() as db:
+        widget = await db.scalar(select(Inbox).where(Inbox.channel == ChannelKind.WIDGET))
+    form = {
+        "name": "Сайт",
+        "default_branch_id": "",
+        "escalation_minutes": "4",
+        "rating_mode": "none",
+        "attachment_max_mb": "5",
+        "attachment_max_count": "3",
+        "allowed_domains": "shop.example.com",
+        "sse": "on",
+        "expected_reply_minutes": "120",
+        "text_title_ru": "  Магазин «Ромашка»  ",
+        "text_hint_ru": "",
+        "text_placeholder_en": "Ask <b>us</b>",
+        "text_offline_en": "Back at 9.\r\nCall +1 555 0100.",
+    }
+    assert (await client.post(f"/settings/inboxes/{widget.id}", form)).status_code == 303
+    async with clean_db() as db:
+        saved = (await db.get(Inbox, widget.id)).settings
+    assert saved["widget_texts"] == {
+        "en": {"placeholder": "Ask <b>us</b>", "offline": "Back at 9.\nCall +1 555 0100."},
+        "ru": {"title": "Магазин «Ромашка»"},
+    }
+    assert saved["expected_reply_minutes"] == 120
+    page = await client.get(f"/settings/inboxes/{widget.id}")
+    assert 'value="Магазин «Ромашка»"' in page.text and 'value="Ask &lt;b&gt;us&lt;/b&gt;"' in page.text
+    assert re.search(r'name="expected_reply_minutes"[^>]*value="120"', page.text)
+
+    # the chat gets them as it starts (nobody is online here, so it shows the offline banner)
+    visitor = Visitor(live_api.url, widget.id, origin="https://shop.example.com")
+    started = await visitor.start()
+    assert started.status_code == 201, started.text
+    config = started.json()["config"]
+    assert config["texts"] == saved["widget_texts"]
+    assert config["offline"]["expected_minutes"] == 120
+
+    # what does not fit is refused with the field named, and nothing changes
+    for field, value, message in (
+        ("text_title_en", "x" * 61, None),
+        ("text_hint_en", "two\r\nlines", "Этот текст должен быть в одну строку."),
+        ("text_offline_ru", "tab\there", "Только обычный текст: без табуляций и управляющих символов."),
+        ("expected_reply_minutes", "0", None),
+        ("expected_reply_minutes", str(7 * 24 * 60 + 1), None),
+    ):
+        refused = await client.post(f"/settings/inboxes/{widget.id}", {**form, field: value})
+        assert refused.status_code == 422, field
+        shown = html.unescape(refused.text)
+        assert re.search(rf'<div class="field has-error">\s*<label for="f-{field}"', shown), field
+        assert message is None or message in shown, field
+    async with clean_db() as db:
+        assert (await db.get(Inbox, widget.id)).settings == saved
+    # emptied: the chat's own words again, and no reply time
+    emptied = ("expected_reply_minutes", "text_title_ru", "text_placeholder_en", "text_offline_en")
+    cleared = form | dict.fromkeys(emptied, "")
+    assert (await client.post(f"/settings/inboxes/{widget.id}", cleared)).status_code == 303
+    again = await Visitor(live_api.url, widget.id, origin="https://shop.example.com").start()
+    assert again.json()["config"]["texts"] == {} and again.json()["config"]["offline"]["expected_minutes"] is None
     await client.http.aclose()

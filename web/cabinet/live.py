@@ -28,15 +28,18 @@ router = APIRouter()
 async def typing(
     page: PageDep, db: SessionDep, conversation: ConversationDep, note: Annotated[bool, Form()] = False
 ) -> Response:
-    """The operator is typing: colleagues see it at once; the customer's messenger shows it too
-    (at most once per interval per conversation), unless it is a note or they only watch."""
+    """The operator is typing: colleagues see it at once; the customer's messenger or website
+    widget shows it too (at most once per interval per conversation), unless it is a note or
+    they only watch."""
     operator = page.operator
     assert operator is not None
     await publish(db, OperatorTyping.of(conversation_ids(conversation), operator_id=operator.id))
     await db.commit()
     if not note and marks_read(staff(operator), conversation):
         state = page.request.app.state
-        await state.typing.conversation_typing(state.sessionmaker, state.credential_box, conversation.id)
+        await state.typing.conversation_typing(
+            state.sessionmaker, state.credential_box, conversation.id, operator_id=operator.id
+        )
     return Response(status_code=204)
 
 

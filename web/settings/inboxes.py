@@ -152,6 +152,7 @@ async def _inbox_page(
         "inbox": inbox,
         "forms": forms or {},
         "current": InboxSettingsInput.of(inbox, settings.default_escalation_minutes),
+        "widget_text_limits": inbox_settings.WIDGET_TEXTS,
         "branch_options": branches,
         "rating_options": [(mode.value, page.gettext(text)) for mode, text in RATING_MODES.items()],
         "token": inbox_settings.masked_token(box, inbox),

@@ -54,6 +54,7 @@ def widget_config(inbox: Inbox) -> dict[str, Any]:
         "rating_mode": s.get("rating_mode") or RatingMode.NONE.value,
         "attachment_max_bytes": s.get("attachment_max_bytes") or 20 * 2**20,
         "attachment_max_count": s.get("attachment_max_count") or 10,
+        "texts": s.get("widget_texts") or {},  # the inbox's own words per language
     }
 
 

@@ -113,6 +113,10 @@ def test_audiences():
     # the previous placement never reaches a visitor: they see their conversation as it is
     assert not may_receive(Visitor(CONVERSATION), EventScope(Audience.STAFF, previous=place))
 
+    visitor_alone = EventScope(Audience.VISITOR, place=place)
+    assert [may_receive(v, visitor_alone) for v in (operator, supervisor, admin, visitor)] == [False] * 3 + [True]
+    assert not may_receive(Visitor(CONVERSATION + 1), visitor_alone)
+
     alert = EventScope(Audience.SUPERVISORS, place=place)
     assert [may_receive(v, alert) for v in (operator, supervisor, admin, visitor)] == [False, True, True, False]
 

@@ -13,7 +13,8 @@
       fileType: "This kind of file is not accepted.", fileBig: "This file is too large.", fileCount: "Too many files at once.",
       offline: "We are offline now: leave a message and we will reply as soon as we are back.", failed: "Something went wrong. Reload the page to try again.",
       prechat: "So that we can answer you", name: "Your name", email: "E-mail", phone: "Phone", fill: "Fill in the form above first.",
-      reachMe: "Leave your e-mail or phone so that we can answer you.", away: "Nobody is here right now"
+      reachMe: "Leave your e-mail or phone so that we can answer you.", away: "Nobody is here right now",
+      expected: "Expected reply time: {time}"
     },
     ru: {
       title: "Напишите нам", hint: "Обычно отвечаем за несколько минут", placeholder: "Напишите сообщение…", send: "Отправить",
@@ -23,7 +24,8 @@
       fileType: "Такие файлы не принимаются.", fileBig: "Файл слишком большой.", fileCount: "Слишком много файлов сразу.",
       offline: "Сейчас мы не в сети: оставьте сообщение, и мы ответим, как только вернёмся.", failed: "Что-то пошло не так. Обновите страницу.",
       prechat: "Чтобы мы могли ответить", name: "Ваше имя", email: "E-mail", phone: "Телефон", fill: "Сначала заполните форму выше.",
-      reachMe: "Оставьте e-mail или телефон, чтобы мы могли ответить.", away: "Сейчас нас нет на месте"
+      reachMe: "Оставьте e-mail или телефон, чтобы мы могли ответить.", away: "Сейчас нас нет на месте",
+      expected: "Ожидаемое время ответа: {time}"
     }
   };
   var params = new URLSearchParams(location.search);
@@ -114,12 +116,24 @@
         save(token);
         overrides = config.texts || {};
         setLocale(document.documentElement.lang);
-        $("banner").textContent = config.offline ? (config.offline.text || t.offline) : "";
-        $("banner").hidden = !config.offline;
-        if (config.offline) $("status").textContent = config.offline.expected || t.away;
+        showBanner();
         showPrechat();
       });
     });
+  }
+
+  /* Offline: the inbox's text (or ours) and, when the inbox sets it, the expected reply time. */
+  function showBanner() {
+    var off = config.offline, lines = [];
+    if (off) {
+      lines.push((overrides[document.documentElement.lang] || {}).offline || off.text || t.offline);
+      var n = off.expected_minutes, unit = "minute";
+      if (n && n % 1440 === 0) { n /= 1440; unit = "day"; } else if (n && n % 60 === 0) { n /= 60; unit = "hour"; }
+      if (n) lines.push(t.expected.replace("{time}", new Intl.NumberFormat(document.documentElement.lang, { style: "unit", unit: unit, unitDisplay: "long" }).format(n)));
+      $("status").textContent = t.away;
+    }
+    $("banner").textContent = lines.join("\n");
+    $("banner").hidden = !off;
   }
 
   function bubble(m) {
@@ -358,7 +372,7 @@
     var m = e.data;
     if (m.sb === "open") { isOpen = true; tick(0); text.focus(); }
     else if (m.sb === "close") isOpen = false;
-    else if (m.sb === "locale") setLocale(m.locale);
+    else if (m.sb === "locale") { setLocale(m.locale); showBanner(); }
     else if (m.sb === "page") { context.url = m.url; context.title = m.title; context.referrer = context.referrer || m.referrer; sendContext(); }
     else if (m.sb === "user") {
       var u = m.user || {};
