@@ -4,7 +4,7 @@ the fake Telegram), a supervisor and an operator in two browser contexts:
 - the board counts a new customer live (the event stream), with the operator's load;
 - the supervisor opens the operator's conversation: read-only, audited as watched, and the
   operator still sees it unread; "Take over" makes it the supervisor's and it leaves the
-  operator's list live;
+  operator's list live; transferred to another branch, that branch's operator sees it arrive live;
 - a reply the provider refused (the customer blocked the bot) lands on the dead-letter list;
   retried from there once the customer is back, the fake provider receives it exactly once;
 - screenshots of the board and each list, light and dark, desktop and phone, and axe on each.
@@ -18,9 +18,10 @@ from playwright.async_api import expect
 from sqlalchemy import func, select, update
 
 from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
-from infra.models import AuditEvent, ContactChat, Conversation, Message, Operator
+from infra.models import AuditEvent, Branch, ContactChat, Conversation, Message, Operator
+from infra.security import hash_password
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PASSWORD, PHONE
 from tests.e2e.test_workspace import _inbox, _open_as, _writes
 from tests.fakes.faults import Fault
 from tests.integration.conftest import engine_stack, wait_until  # noqa: F401 - the engine fixture
@@ -39,12 +40,24 @@ async def test_supervisor_watches_takes_over_and_retries_a_dead_letter(
     anna, boss = staff[OperatorRole.OPERATOR], staff[OperatorRole.SUPERVISOR]
     async with clean_db() as db, db.begin():
         await db.execute(update(Operator).where(Operator.id == anna.id).values(status=OperatorStatus.ONLINE))
+        ural = Branch(name="Урал", timezone="Asia/Yekaterinburg")
+        db.add(ural)
+        await db.flush()
+        carl = Operator(
+            email="carl@example.com", display_name="Карл", password_hash=hash_password(PASSWORD),
+            role=OperatorRole.OPERATOR, branch_id=ural.id, status=OperatorStatus.ONLINE,
+        )  # fmt: skip
+        db.add(carl)
+        await db.flush()
+        ural_id, carl_id = ural.id, carl.id
     shop = await _inbox(clean_db, "Магазин", escalation_minutes=60)
     contexts = []
     try:
         context, ann_page = await _open_as(browser, live_api, anna.email)
         contexts.append(context)
         context, boss_page = await _open_as(browser, live_api, boss.email)
+        contexts.append(context)
+        context, carl_page = await _open_as(browser, live_api, "carl@example.com")
         contexts.append(context)
 
         # a customer writes: Anna (the only one online) has it, unread
@@ -84,6 +97,15 @@ async def test_supervisor_watches_takes_over_and_retries_a_dead_letter(
         await expect(ann_page.locator(f"#row-{watched}")).to_have_count(0, timeout=20_000)
         async with clean_db() as db:
             assert (await db.get(Conversation, watched)).assignee_id == boss.id
+
+        # now the supervisor's, it goes to the Ural branch: its operator sees it arrive live
+        await boss_page.locator("#transfer-menu summary").click()
+        await boss_page.locator("#transfer-menu select[name=to_branch]").select_option(str(ural_id))
+        await boss_page.locator("#transfer-menu button[type=submit]").click()
+        await expect(carl_page.locator(f"#row-{watched}")).to_have_count(1, timeout=30_000)
+        async with clean_db() as db:
+            moved = await db.get(Conversation, watched)
+            assert (moved.branch_id, moved.assignee_id) == (ural_id, carl_id)
 
         # Anna answers the second customer, who blocked the bot: a dead letter
         fake_telegram.set_chat_fault("6002", Fault.BLOCKED)
