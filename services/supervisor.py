@@ -65,7 +65,10 @@ async def board(db: AsyncSession, viewer: Operator) -> list[BranchBoard]:
         .subquery()
     )
     online_first = case(
-        (Operator.status == OperatorStatus.ONLINE, 0), (Operator.status == OperatorStatus.BUSY, 1), else_=2
+        (Operator.status == OperatorStatus.ONLINE, 0),
+        (Operator.status == OperatorStatus.BUSY, 1),
+        (Operator.status == OperatorStatus.AWAY, 2),
+        else_=3,
     )
     staff = await db.execute(
         select(Operator.id, Operator.display_name, Operator.status, Operator.branch_id, func.coalesce(load.c.load, 0))

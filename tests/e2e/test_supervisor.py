@@ -1,7 +1,8 @@
 """The supervisor's day in a real browser, with the engine as it runs (outbox relay, workflows,
 the fake Telegram), a supervisor and an operator in two browser contexts:
 
-- the board counts a new customer live (the event stream), with the operator's load;
+- the board counts a new customer live (the event stream), with the operator's load, and shows
+  the operator's status change live;
 - the supervisor opens the operator's conversation: read-only, audited as watched, and the
   operator still sees it unread; "Take over" makes it the supervisor's and it leaves the
   operator's list live; transferred to another branch, that branch's operator sees it arrive live;
@@ -75,6 +76,10 @@ async def test_supervisor_watches_takes_over_and_retries_a_dead_letter(
         await _writes(live_api.url, shop, 6002, "Пришлите счёт, пожалуйста", 2)
         await expect(home.locator('[data-count="open"]')).to_have_text("2", timeout=20_000)
         await expect(home.locator(f"#operator-{anna.id} [data-load]")).to_have_text("2", timeout=20_000)
+        # Anna says she is busy: the board shows it live
+        await ann_page.locator("#status-switch summary").click()
+        await ann_page.locator("#status-switch").get_by_role("button", name="Занят", exact=True).click()
+        await expect(home.locator(f"#operator-{anna.id}")).to_have_attribute("data-status", "busy", timeout=20_000)
         await screenshot(boss_page, "board-light")
         await assert_accessible(boss_page)
 
