@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, literal_column, or_, select, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,6 +20,7 @@ from domain.enums import ChannelKind, ConversationStatus
 from domain.visibility import Viewer
 from infra.models import (
     PHONE_DIGITS,
+    AuditEvent,
     Contact,
     ContactIdentity,
     Conversation,
@@ -32,6 +33,7 @@ from services.errors import Forbidden, Invalid
 from services.visibility import visible_to
 
 MAX_PAGE = 200
+ESCALATION_EXHAUSTED = "conversation.escalation_exhausted"  # the audit action activities write
 SEARCH_MAX = 100
 
 
@@ -47,6 +49,8 @@ class ConversationFilter(BaseModel):
     # the customer wrote last and nobody has answered (an open or pending conversation)
     unanswered: bool | None = None
     label_id: int | None = None
+    # every escalation ran out and nobody has been assigned since (an alert the supervisors got)
+    escalation_exhausted: bool | None = None
     # a piece of the contact's name, phone or username, or of a message's text
     search: str | None = Field(default=None, max_length=SEARCH_MAX)
 
@@ -144,6 +148,13 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
                 select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == wanted.label_id)
             )
         )
+    if wanted.escalation_exhausted is not None:
+        exhausted = exists().where(
+            AuditEvent.conversation_id == Conversation.id,
+            AuditEvent.action == ESCALATION_EXHAUSTED,
+            or_(Conversation.assigned_at.is_(None), AuditEvent.created_at > Conversation.assigned_at),
+        )
+        query = query.where(exhausted if wanted.escalation_exhausted else ~exhausted)
     if wanted.search and wanted.search.strip():
         query = query.where(_matching(wanted.search.strip()))
     return query

@@ -23,22 +23,19 @@ def _require_supervisor(operator: Operator) -> None:
         raise Forbidden()
 
 
-async def list_dead_letters(db: AsyncSession, operator: Operator, *, limit: int = 100) -> list[Message]:
+async def list_dead_letters(
+    db: AsyncSession, operator: Operator, *, limit: int = 100, before_id: int | None = None
+) -> list[Message]:
+    """Newest first by id; `before_id` (the last id of a page) gives the next page."""
     _require_supervisor(operator)
-    return list(
-        (
-            await db.scalars(
-                select(Message)
-                .where(
-                    Message.delivery_status == DeliveryStatus.FAILED,
-                    Message.discarded_at.is_(None),
-                    Message.direction == MessageDirection.OUT,
-                )
-                .order_by(Message.created_at.desc())
-                .limit(limit)
-            )
-        ).all()
+    query = select(Message).where(
+        Message.delivery_status == DeliveryStatus.FAILED,
+        Message.discarded_at.is_(None),
+        Message.direction == MessageDirection.OUT,
     )
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    return list((await db.scalars(query.order_by(Message.id.desc()).limit(limit))).all())
 
 
 async def _failed(db: AsyncSession, message_id: int) -> Message:

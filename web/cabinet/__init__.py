@@ -7,7 +7,7 @@ template extends `base.html` and lives under `templates/cabinet/`.
 
 from fastapi import APIRouter
 
-from web.cabinet import actions, conversation, inbox, live, me
+from web.cabinet import actions, conversation, inbox, live, me, supervisor
 
 router = APIRouter()
 router.include_router(inbox.router)
@@ -16,3 +16,4 @@ router.include_router(actions.router)
 router.include_router(actions.changes)
 router.include_router(live.router)
 router.include_router(me.router)
+router.include_router(supervisor.router)
