@@ -13,6 +13,7 @@ from domain.bitrix24 import TaskStatus
 from infra.models import Bitrix24Task, Conversation
 from infra.security import CredentialBox
 from infra.temporal import WorkflowStarter
+from integrations.bitrix24 import RETRY_AFTER_LIMIT
 from services import bitrix24
 from services.errors import Invalid
 from services.ingest import ingest
@@ -125,3 +126,23 @@ async def test_a_conversation_without_a_connection_is_refused_with_a_reason(worl
         else:
             raise AssertionError("a task was asked for without a Bitrix24 connection")
         assert (await db.scalars(select(Bitrix24Task))).all() == []
+
+
+async def test_a_portal_over_its_query_limit_is_asked_again_after_the_pause_and_one_task_is_made(
+    world, temporal_client, app_settings, task_queue
+):
+    settings = app_settings.model_copy(update={"temporal_task_queue": task_queue})
+    starter = WorkflowStarter(temporal_client, task_queue)
+    async with FakeBitrix24() as portal, httpx.AsyncClient() as http:
+        await _connect(world, portal)
+        conversation_id = await _conversation(world, "eve")
+        portal.fail_next(2, "unavailable")  # 503 QUERY_LIMIT_EXCEEDED, twice
+        async with build_worker(temporal_client, settings, build_activities(world.factory, settings, http)):
+            await _click(world, starter, conversation_id)
+            await wait_until(lambda: _ready(world, conversation_id), timeout=60)
+
+    statuses = [c.status for c in portal.calls()]
+    assert statuses[:2] == [503, 503] and 503 not in statuses[2:], statuses
+    gaps = [b.at - a.at for a, b in itertools.pairwise(portal.calls()[:3])]
+    assert all(gap >= RETRY_AFTER_LIMIT * 0.9 for gap in gaps), gaps  # asked again only after the pause
+    assert len(portal.tasks()) == 1 and len(portal.calls("tasks.task.add")) == 1
