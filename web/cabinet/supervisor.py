@@ -29,7 +29,9 @@ from web.deps import CsrfChecked, SessionDep, SupervisorPage
 from web.templating import PageContext, render
 from web.toasts import ToastLevel
 
-router = APIRouter(prefix="/supervisor")
+# HTML pages, not the REST API; listed in the OpenAPI schema they also stopped Swagger UI from
+# drawing anything past the first few operations (tests/e2e/test_docs.py)
+router = APIRouter(prefix="/supervisor", include_in_schema=False)
 
 PAGE_SIZE = 50
 INT64_MAX = 2**63 - 1
