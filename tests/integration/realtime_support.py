@@ -75,17 +75,26 @@ def parse_frames(buffer: str) -> tuple[list[Frame], str]:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(base_url: str, cookie: str, *, last_event_id: int | None = None) -> AsyncIterator[Stream]:
+async def open_sse(
+    base_url: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    cookies: dict[str, str] | None = None,
+    last_event_id: int | None = None,
+) -> AsyncIterator[Stream]:
+    """An SSE stream read in the background into `Stream.frames` (the cabinet's and the widget's)."""
     stream = Stream()
-    headers = {"accept": "text/event-stream"}
+    headers = {"accept": "text/event-stream", **(headers or {})}
     if last_event_id is not None:
         headers["last-event-id"] = str(last_event_id)
     opened = asyncio.get_running_loop().create_future()
 
     async def read() -> None:
         async with (
-            httpx.AsyncClient(base_url=base_url, cookies={"sb_session": cookie}, timeout=None) as http,
-            http.stream("GET", "/events", headers=headers) as response,
+            httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=None) as http,
+            http.stream("GET", path, params=params, headers=headers) as response,
         ):
             opened.set_result(response.status_code)
             buffer = ""
@@ -105,6 +114,13 @@ async def open_stream(base_url: str, cookie: str, *, last_event_id: int | None =
         stream.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await stream.task
+
+
+def open_stream(
+    base_url: str, cookie: str, *, last_event_id: int | None = None
+) -> contextlib.AbstractAsyncContextManager[Stream]:
+    """A signed-in operator's `GET /events`."""
+    return open_sse(base_url, "/events", cookies={"sb_session": cookie}, last_event_id=last_event_id)
 
 
 async def staff(factory, role: OperatorRole = OperatorRole.OPERATOR, branch_id: int | None = None) -> tuple[int, str]:

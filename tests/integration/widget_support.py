@@ -3,10 +3,8 @@ the API (with the frame's own Origin, or a host site's)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -16,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import ChannelKind
 from infra.models import Branch, Inbox
-from tests.integration.realtime_support import Stream, parse_frames
+from tests.integration.realtime_support import Stream, open_sse
 
 _ids = count(1)
 
@@ -74,34 +72,11 @@ class Visitor:
             self.conversation_id = body["conversation"]["id"]
         return body
 
-    @contextlib.asynccontextmanager
-    async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Stream]:
-        stream = Stream()
-        headers = {"accept": "text/event-stream", "origin": self.origin or self.base_url}
-        if last_event_id is not None:
-            headers["last-event-id"] = str(last_event_id)
-        opened = asyncio.get_running_loop().create_future()
-
-        async def read() -> None:
-            async with (
-                httpx.AsyncClient(base_url=self.base_url, timeout=None) as http,
-                http.stream("GET", "/widget/v1/events", params={"token": self.token}, headers=headers) as response,
-            ):
-                opened.set_result(response.status_code)
-                buffer = ""
-                async for chunk in response.aiter_text():
-                    frames, buffer = parse_frames(buffer + chunk)
-                    for frame in frames:
-                        if frame.id is not None:
-                            stream.last_id = frame.id
-                        stream.frames.put_nowait(frame)
-
-        stream.task = asyncio.create_task(read())
-        status = await asyncio.wait_for(asyncio.shield(opened), 10)
-        assert status == 200, status
-        try:
-            yield stream
-        finally:
-            stream.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-                await stream.task
+    def stream(self, last_event_id: int | None = None) -> contextlib.AbstractAsyncContextManager[Stream]:
+        return open_sse(
+            self.base_url,
+            "/widget/v1/events",
+            headers={"origin": self.origin or self.base_url},
+            params={"token": self.token},
+            last_event_id=last_event_id,
+        )
