@@ -217,33 +217,25 @@ def machine_busy() -> tuple[int, int]:
 
 
 class Generator:
-    """The subscriber process, driven by JSON lines on its stdin."""
+    """A load generator in its own process (`python -m <module> --role <role> ...`), driven by
+    JSON lines on its stdin: one command, one answer line (bench.widget's visitors too)."""
 
-    def __init__(self, sessions_file: Path, port: int) -> None:
+    def __init__(self, module: str, role: str, *args: str, timeout: float = 300) -> None:
+        self.role, self.timeout = role, timeout
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.realtime",
-                "--role",
-                "subscribers",
-                "--port",
-                str(port),
-                "--sessions",
-                str(sessions_file),
-            ],
+            [sys.executable, "-m", module, "--role", role, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             preexec_fn=raise_open_files,
         )
 
-    async def ask(self, command: dict, timeout: float = 300) -> dict:
+    async def ask(self, command: dict) -> dict:
         self.proc.stdin.write(json.dumps(command) + "\n")
         self.proc.stdin.flush()
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), self.timeout)
         if not line:
-            raise RuntimeError("the subscriber process died")
+            raise RuntimeError(f"the {self.role} process died")
         return json.loads(line)
 
     def stop(self) -> None:
@@ -263,7 +255,9 @@ async def run(args: argparse.Namespace) -> None:
         api = stack.start_api(preexec_fn=raise_open_files)
         sessions_file = stack.tmp / "sessions.json"
         sessions_file.write_text(json.dumps(world.sessions))
-        generator = Generator(sessions_file, stack.api_port)
+        generator = Generator(
+            "bench.realtime", "subscribers", "--port", str(stack.api_port), "--sessions", str(sessions_file)
+        )
         await generator.ask({"cmd": "warm"})  # a few streams first: code paths loaded, pools grown
         await asyncio.sleep(1)
         rss_before = rss_kb(api.pid)

@@ -25,13 +25,12 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.realtime import cpu_seconds, machine_busy, raise_open_files, raw_notify_latency, rss_kb
+from bench.realtime import Generator, cpu_seconds, machine_busy, raise_open_files, raw_notify_latency, rss_kb
 from bench.stack import BenchStack, percentile
 from infra.db import asyncpg_dsn
 
@@ -101,31 +100,6 @@ async def reply(database_url: str, token_id: int, conversations: list[int], rate
     return sent
 
 
-class Generator:
-    """The visitors' process, driven by JSON lines on its stdin."""
-
-    def __init__(self, port: int, seed_file: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.widget", "--role", "visitors", "--port", str(port), "--seed", str(seed_file)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=raise_open_files,
-        )
-
-    async def ask(self, command: dict, timeout: float = 600) -> dict:
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
-        if not line:
-            raise RuntimeError("the visitors' process died")
-        return json.loads(line)
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
 async def stored_twice(database_url: str, inbox_id: int) -> tuple[int, int]:
     import asyncpg
 
@@ -152,7 +126,9 @@ async def run(args: argparse.Namespace) -> None:
         api = stack.start_api(preexec_fn=raise_open_files)
         seed_file = stack.tmp / "visitors.json"
         seed_file.write_text(json.dumps(world["tokens"]))
-        generator = Generator(stack.api_port, seed_file)
+        generator = Generator(
+            "bench.widget", "visitors", "--port", str(stack.api_port), "--seed", str(seed_file), timeout=600
+        )
         rss_before = rss_kb(api.pid)
         opened = await generator.ask({"cmd": "open"})
         await asyncio.sleep(2)
