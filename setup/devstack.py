@@ -11,8 +11,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from domain import search_attributes
 
@@ -129,10 +131,13 @@ class TemporalDevServer:
         self.db_file = db_file
         self.port = port
         self.ui_port = ui_port
+        # ports nobody asked for are picked free here, and picked again if taken meanwhile
+        self._picked = http_port is None, metrics_port is None
         self.http_port = http_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -159,22 +164,57 @@ class TemporalDevServer:
             cmd += ["--search-attribute", f"{name}={kind}"]
         return cmd
 
-    def start(self, timeout: float = 60) -> str:
+    def start(self, timeout: float = 60, attempts: int = 3) -> str:
+        """Start and wait until it listens. Its own errors (a port in use, say) are in the
+        exception, not only in its log."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError as exc:
+                ours = (self.http_port, self.metrics_port)
+                picked = [port for port, chosen in zip(ours, self._picked, strict=True) if chosen]
+                if attempt == attempts or not any(f":{port}: bind" in str(exc) for port in picked):
+                    raise
+                # a port we picked was taken between picking and binding: pick again
+                if self._picked[0]:
+                    self.http_port = free_port()
+                if self._picked[1]:
+                    self.metrics_port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> str:
         # the log stays open for the server's lifetime: it writes there until stop()
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._log = open(self.log_file, "a+b") if self.log_file else tempfile.TemporaryFile()  # noqa: SIM115
+        self._log.seek(0, os.SEEK_END)
+        written_before = self._log.tell()
         # own process group: Ctrl-C in the terminal reaches us, and we stop it in order
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port("127.0.0.1", self.port, timeout, self.proc)
-        if self.ui_port is not None:
-            wait_for_port("127.0.0.1", self.ui_port, timeout, self.proc)
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout, self.proc)
+            if self.ui_port is not None:
+                wait_for_port("127.0.0.1", self.ui_port, timeout, self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            said = self._said_since(written_before)
+            self.stop()
+            raise RuntimeError(f"temporal dev server: {exc}: {said}") from exc
         return self.address
 
+    def _said_since(self, offset: int) -> str:
+        """The last lines it wrote since `offset`, for an error message."""
+        assert self._log is not None
+        self._log.flush()
+        self._log.seek(offset)
+        said = self._log.read()[-2000:].decode(errors="replace").strip().splitlines()
+        return " | ".join(said[-5:]) or "(it printed nothing)"
+
     def stop(self, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -107,8 +107,6 @@ def main() -> int:
                 settings.data_dir / "temporal.db",
                 port=settings.temporal_port,
                 ui_port=settings.temporal_ui_port,
-                http_port=settings.temporal_port + 10,
-                metrics_port=settings.temporal_port + 11,
                 log_file=settings.data_dir / "temporal.log",
             )
             os.environ["TEMPORAL_ADDRESS"] = temporal.start()
