@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from domain.enums import MessageFormat, OperatorRole
 from infra.models import Attachment, Contact, Conversation, Message
+from services.uploads import sniff
 from services.widget_context import describe_agent
-from services.widget_files import sniff
 from tests.integration.api_support import assert_problem, client, issue_token
 from tests.integration.settings_support import add_staff, sign_in
 from tests.integration.widget_support import Visitor, new_client_id, widget_inbox

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
 
 from domain.contracts import ContactProfile
 from domain.enums import ConversationStatus, RatingMode
 from infra.files import FileStore
 from infra.models import Inbox
-from services import widget_captcha, widget_chat, widget_files
+from services import uploads, widget_captcha, widget_chat, widget_files
 from services.widget_context import (
     EMAIL,
     PHONE,
@@ -34,6 +33,7 @@ from services.widget_identity import USER_ID_MAX, anonymous, identified_visitor,
 from services.widget_sessions import current_conversation, issue, new_visitor_id, signing_key, verify, widget_inbox
 from web.deps import SessionDep
 from web.problems import ApiError, problem
+from web.uploads import read_files
 from web.widget.access import VisitDep, check_site, client_address, require, spend
 
 PREFIX = "/widget/v1"
@@ -52,8 +52,8 @@ def widget_config(inbox: Inbox) -> dict[str, Any]:
     return {
         "sse": (s.get("features") or {}).get("sse", True),
         "rating_mode": s.get("rating_mode") or RatingMode.NONE.value,
-        "attachment_max_bytes": s.get("attachment_max_bytes") or 20 * 2**20,
-        "attachment_max_count": s.get("attachment_max_count") or 10,
+        "attachment_max_bytes": s.get("attachment_max_bytes") or uploads.DEFAULT_MAX_BYTES,
+        "attachment_max_count": s.get("attachment_max_count") or uploads.DEFAULT_MAX_COUNT,
         "texts": s.get("widget_texts") or {},  # the inbox's own words per language
     }
 
@@ -195,24 +195,18 @@ async def send(body: MessageIn, visit: VisitDep, request: Request, db: SessionDe
 async def upload(visit: VisitDep, request: Request) -> dict[str, Any]:
     """Files (multipart `files`, with the widget's `client_id`): a message of the visitor's."""
     await require(request, "upload", visit.session.visitor_id)
-    settings = visit.inbox.settings or {}
-    max_bytes = min(settings.get("attachment_max_bytes") or 20 * 2**20, request.app.state.settings.attachment_max_bytes)
-    max_count = settings.get("attachment_max_count") or 10
-    if int(request.headers.get("content-length") or 0) > max_bytes * max_count + 64 * 1024:
+    limits = uploads.inbox_limits(visit.inbox, app_max_bytes=request.app.state.settings.attachment_max_bytes)
+    if int(request.headers.get("content-length") or 0) > limits.max_bytes * limits.max_count + 64 * 1024:
         raise ApiError(413, "The files are too large.")
-    async with request.form(max_files=max_count + 1, max_fields=5) as form:
+    async with request.form(max_files=limits.max_count + 1, max_fields=5) as form:
         client_id = form.get("client_id")
         if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
             raise ApiError(422, "client_id must be 8 to 64 letters, digits, - or _.")
-        files = [
-            widget_files.Upload(item.filename or "file", await item.read(max_bytes + 1))
-            for item in form.getlist("files")
-            if isinstance(item, UploadFile)
-        ]
+        files = await read_files(form.getlist("files"), limits)
     try:
-        checked = widget_files.check(files, max_bytes=max_bytes, max_count=max_count)
-    except widget_files.Refused as refused:
-        raise ApiError(refused.status, refused.detail) from None
+        checked = uploads.check(files, limits)
+    except uploads.Refused as refused:
+        raise ApiError(refused.status, str(refused)) from None
     store = FileStore.from_settings(request.app.state.settings)
     message_id = await widget_files.post_files(request.app.state.sessionmaker, store, visit.session, client_id, checked)
     return {"message_id": message_id}
