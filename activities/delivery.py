@@ -302,7 +302,9 @@ class DeliveryActivities:
         async with self._factory() as db:
             rows = (
                 await db.scalars(
-                    select(Attachment).where(Attachment.message_id == message_id, Attachment.sha256.is_not(None))
+                    select(Attachment)
+                    .where(Attachment.message_id == message_id, Attachment.sha256.is_not(None))
+                    .order_by(Attachment.id)  # the plan's steps, so a retry skips the parts already sent
                 )
             ).all()
         return [

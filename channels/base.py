@@ -85,6 +85,8 @@ class Sending(ChannelAdapter, ABC):
 
     text_limit: ClassVar[int]
     caption_limit: ClassVar[int]
+    # The largest file the provider takes from a bot; None: no provider in between (our own store).
+    file_max_bytes: ClassVar[int | None] = None
     # The provider's limits in messages/s, held across every worker (0: none). Class defaults;
     # build_adapters applies the operator's RATE_OVERRIDES to the instance.
     rate_per_bot: float = 0.0

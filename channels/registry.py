@@ -26,6 +26,12 @@ def supporting(*capabilities: type[ChannelAdapter]) -> list[ChannelKind]:
     return [kind for kind, cls in ADAPTERS.items() if issubclass(cls, capabilities)]
 
 
+def file_max_bytes(kind: ChannelKind) -> int | None:
+    """The largest file the channel's provider takes from us (None: no provider limit)."""
+    cls = ADAPTERS[kind]
+    return cls.file_max_bytes if issubclass(cls, Sending) else None
+
+
 def build_adapters(http: httpx.AsyncClient, settings: object) -> dict[ChannelKind, ChannelAdapter]:
     """One adapter per registered channel. `settings` (infra.settings.Settings or any object with
     its attributes) gives each its API base, named by the adapter's `base_setting`, and the

@@ -37,6 +37,7 @@ class MaxAdapter(Identity, Sending, Webhook, Polling, Files):
     secret_header = "X-Max-Bot-Api-Secret"
     text_limit = 4000
     caption_limit = 4000  # a message with attachments takes the same text
+    file_max_bytes = 4 * 1024**3  # a multipart upload to POST /uploads' URL
     # MAX Bot API: 30 requests/s per bot, at most 2 messages/s into one dialog (CHANNELS.md)
     rate_per_bot = 30.0
     rate_per_chat = 2.0

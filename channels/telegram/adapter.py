@@ -28,6 +28,7 @@ class TelegramAdapter(Identity, Sending, Webhook, Polling, Files):
     secret_header = "X-Telegram-Bot-Api-Secret-Token"
     text_limit = 4096
     caption_limit = 1024
+    file_max_bytes = 50 * 1024 * 1024  # sendDocument's multipart upload; bigger photos go as documents
     # Bot API: about 30 messages/s per bot, 1 per chat (CHANNELS.md)
     rate_per_bot = 30.0
     rate_per_chat = 1.0
