@@ -10,6 +10,7 @@ it (domain.visibility, READ vs WRITE).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -27,6 +28,7 @@ from services.assignment import LIVE, lock_branch, set_assignee
 from services.errors import Invalid
 from services.outbox import add_notice
 from services.outgoing import queue_message
+from services.uploads import StoredUpload
 from services.visibility import Caller, load_conversation, require_change, require_write, staff, viewer_of
 
 
@@ -169,14 +171,16 @@ async def send_reply(
     *,
     idempotency_key: str,
     fmt: MessageFormat = MessageFormat.MARKDOWN,
+    attachments: Sequence[StoredUpload] = (),
 ) -> tuple[int, bool]:
-    """Queue a reply (an operator's, or an integration's) for delivery through the
-    conversation's own channel. The assignee answering has opened it, as far as escalation goes.
+    """Queue a reply (an operator's, or an integration's), with any files already in the store,
+    for delivery through the conversation's own channel. The assignee answering has opened it,
+    as far as escalation goes.
 
     Returns (message id, created); the same idempotency key returns the first message.
     """
     text = text.strip()
-    if not text:
+    if not text and not attachments:
         raise Invalid(N_("The message is empty."))
     conversation = await acting_on(db, caller, conversation_id, lock=True)
     if conversation.status == ConversationStatus.CLOSED:
@@ -188,7 +192,13 @@ async def send_reply(
         sender = {"sender_kind": SenderKind.OPERATOR, "sender_operator_id": caller.id}
         scope = str(caller.id)
     message_id, created = await queue_message(
-        db, conversation, text, fmt=fmt, idempotency_key=f"reply:{scope}:{idempotency_key}", **sender
+        db,
+        conversation,
+        text,
+        fmt=fmt,
+        idempotency_key=f"reply:{scope}:{idempotency_key}",
+        attachments=attachments,
+        **sender,
     )
     if not created:
         return message_id, False

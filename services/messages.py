@@ -7,6 +7,7 @@ list, and the realtime event, whose audience is staff only).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from infra.event_log import conversation_ids, publish
 from infra.models import ApiToken, Attachment, Conversation, Message, MessageRevision, Operator
 from services import audit
 from services.errors import Forbidden, Invalid
+from services.uploads import StoredUpload
 from services.visibility import Caller, load_conversation, require_change, viewer_of, visible_to
 
 NOTE_MAX = 10_000
@@ -70,13 +72,20 @@ async def list_messages(
 
 
 async def add_note(
-    db: AsyncSession, caller: Caller, conversation_id: int, text: str, *, idempotency_key: str
+    db: AsyncSession,
+    caller: Caller,
+    conversation_id: int,
+    text: str,
+    *,
+    idempotency_key: str,
+    attachments: Sequence[StoredUpload] = (),
 ) -> tuple[int, bool]:
-    """A private note in the conversation: (message id, created); the same key returns the first
-    note. Whoever may see the conversation may note in it (a supervisor watching too); a token
-    must be read-write."""
+    """A private note in the conversation, with any files already in the store (staff see them;
+    a note is never delivered): (message id, created); the same key returns the first note.
+    Whoever may see the conversation may note in it (a supervisor watching too); a token must be
+    read-write."""
     text = text.strip()
-    if not text:
+    if not text and not attachments:
         raise Invalid(N_("The note is empty."))
     if len(text) > NOTE_MAX:
         raise Invalid(f"A note may have at most {NOTE_MAX} characters.")
@@ -107,6 +116,7 @@ async def add_note(
     )
     if message_id is None:
         return await db.scalar(select(Message.id).where(Message.idempotency_key == key)), False
+    db.add_all(item.row(message_id) for item in attachments)
     await publish(
         db,
         MessageCreated.of(

@@ -6,6 +6,8 @@ to a contact the conversation's bot cannot reach is refused here, before anythin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,7 @@ from infra.logs import correlation_id
 from infra.models import ContactChat, Conversation, Message
 from services.errors import ContactUnreachable
 from services.outbox import add_delivery
+from services.uploads import StoredUpload
 
 
 async def queue_message(
@@ -31,9 +34,10 @@ async def queue_message(
     sender_operator_id: int | None = None,
     sender_token_id: int | None = None,
     purpose: str | None = None,
+    attachments: Sequence[StoredUpload] = (),
 ) -> tuple[int, bool]:
     """(message id, created). The same idempotency key returns the first message and queues
-    nothing again, so a retried click or a retried activity sends once. Raises
+    nothing again (nor its files), so a retried click or a retried activity sends once. Raises
     ContactUnreachable for a reply by a person (not the system) that could not be delivered."""
     if sender_kind != SenderKind.SYSTEM and not await _reachable(db, conversation):
         # a retry of a reply accepted before the contact blocked the bot gets that reply back
@@ -66,6 +70,8 @@ async def queue_message(
     )
     if message_id is None:
         return await db.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key)), False
+    db.add_all(item.row(message_id) for item in attachments)
+    await db.flush()  # the delivery reads them once this commits
     await add_delivery(db, conversation.id, message_id)
     await publish(
         db,

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from channels.text import render_html
 from domain.enums import Priority
-from infra.models import Contact, Message
+from infra.files import FileStore
+from infra.models import Contact, Inbox, Message
 from infra.temporal import WorkflowStarter
-from services import bitrix24, canned_replies, conversations, deadletters, labels as label_service, messages
+from services import bitrix24, canned_replies, conversations, deadletters, labels as label_service, messages, uploads
 from services.errors import Forbidden, Invalid
 from services.inbox import mark_read
 from web.cabinet.conversation import thread_view, workspace
 from web.deps import ConversationDep, CsrfChecked, PageDep, SessionDep
 from web.templating import PageContext, is_fragment_request, render
 from web.toasts import ToastLevel
+from web.uploads import composer_limits, read_files
 
 router = APIRouter(prefix="/conversations/{conversation_id}")
 changes = APIRouter(prefix="/conversations/{conversation_id}", dependencies=[CsrfChecked])
@@ -57,16 +59,35 @@ async def send(
     idempotency_key: Key,
     text: Text = "",
     note: Annotated[bool, Form()] = False,
+    files: Annotated[list[UploadFile], File()] = (),  # type: ignore[assignment]
 ) -> Response:
-    """A reply through the conversation's channel, or a note; the draft's key sends it once."""
+    """A reply through the conversation's channel, or a note, with the files picked, pasted or
+    dropped in the composer; the draft's key sends it (and its files) once."""
     operator = page.operator
     assert operator is not None
+    settings = page.request.app.state.settings
+    inbox = await db.get(Inbox, conversation.inbox_id)
+    assert inbox is not None
+    limits = composer_limits(settings, inbox, note=note)
+    picked = await read_files(files, limits)
+    stored: list[uploads.StoredUpload] = []
+    if picked:
+        try:
+            checked = uploads.check(picked, limits)
+        except uploads.Refused as refused:
+            error = page.gettext(refused.detail, **refused.params)
+            return await _composer(page, db, conversation, error=error, text=text, note=note, status=refused.status)
+        stored = await uploads.store(FileStore.from_settings(settings), checked)
     try:
         async with db.begin_nested():  # a refusal undoes only this, and keeps the page's objects loaded
             if note:
-                await messages.add_note(db, operator, conversation.id, text, idempotency_key=idempotency_key)
+                await messages.add_note(
+                    db, operator, conversation.id, text, idempotency_key=idempotency_key, attachments=stored
+                )
             else:
-                await conversations.send_reply(db, operator, conversation.id, text, idempotency_key=idempotency_key)
+                await conversations.send_reply(
+                    db, operator, conversation.id, text, idempotency_key=idempotency_key, attachments=stored
+                )
     except Invalid as error:
         await db.refresh(conversation)
         return await _composer(page, db, conversation, error=_refusal(page, error), text=text, note=note)
@@ -77,15 +98,23 @@ async def send(
 
 
 async def _composer(
-    page: PageContext, db, conversation, *, error: str | None = None, text: str = "", note: bool = False
+    page: PageContext,
+    db,
+    conversation,
+    *,
+    error: str | None = None,
+    text: str = "",
+    note: bool = False,
+    status: int | None = None,
 ) -> HTMLResponse:
     """The composer again: empty with a new draft key after a send, or with the text and why it
     was refused (nothing was sent, so a new key is as good)."""
     extra = {"composer_error": error, "composer_text": text, "composer_note": note}
     if is_fragment_request(page.request):
         thread = await thread_view(db, page, conversation, read_only=False)
-        return render(page, "cabinet/_composer.html", {"thread": thread} | extra)
-    return render(page, "cabinet/inbox.html", await workspace(db, page, conversation) | extra, status_code=422)
+        return render(page, "cabinet/_composer.html", {"thread": thread} | extra, status_code=status or 200)
+    context = await workspace(db, page, conversation) | extra
+    return render(page, "cabinet/inbox.html", context, status_code=status or 422)
 
 
 @changes.post("/preview", response_class=HTMLResponse)

@@ -41,10 +41,12 @@ from services.conversation_list import ConversationFilter, conversation_row, lis
 from services.errors import Forbidden
 from services.inbox import TransferTarget, look_at, transfer_targets, unread_conversations
 from services.messages import HistoryPage, attachment_in, contact_history
+from services.uploads import Limits
 from services.visibility import staff
 from web.cabinet.inbox import ListQuery, RowView, inbox_list, row_views
 from web.deps import ConversationDep, PageDep, SessionDep
 from web.templating import NavCounts, PageContext, is_fragment_request, render
+from web.uploads import composer_limits
 
 router = APIRouter(prefix="/conversations/{conversation_id}")
 
@@ -122,6 +124,7 @@ class ThreadView:
     b24_connected: bool
     b24_task: Bitrix24Task | None
     idempotency_key: str
+    file_limits: Limits  # what the composer takes (web/uploads.py)
 
 
 async def thread_view(db: AsyncSession, page: PageContext, conversation: Conversation, read_only: bool) -> ThreadView:
@@ -169,6 +172,7 @@ async def thread_view(db: AsyncSession, page: PageContext, conversation: Convers
         b24_connected=await bitrix24.connection_for(db, conversation) is not None,
         b24_task=await bitrix24.task_of(db, conversation.id),
         idempotency_key=new_draft_key(),
+        file_limits=composer_limits(page.request.app.state.settings, inbox),
     )
 
 
