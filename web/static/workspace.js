@@ -357,7 +357,9 @@
     }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      if (textarea.value.trim()) textarea.form.requestSubmit();
+      if (textarea.value.trim() || textarea.form.querySelector("#composer-files")?.files.length) {
+        textarea.form.requestSubmit();
+      }
     }
   });
   document.addEventListener("htmx:afterSwap", (event) => {
