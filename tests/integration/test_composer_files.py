@@ -1,9 +1,10 @@
 """Files from the composer over real HTTP: a reply with a picked, pasted or dropped image and a
 PDF is one outgoing message whose files the fake Telegram receives once as sendPhoto and
-sendDocument (multipart, checked as the real API checks it) and the fake MAX as uploads; the
-thread shows the image through the authorised route. Refused with a readable 4xx, and nothing
-stored or queued: another operator's conversation (404), no CSRF token (403), a file that is not
-an image or a PDF (415), one over the inbox's size or count limit (413)."""
+sendDocument (multipart, checked as the real API checks it), the fake MAX as uploads and a
+website visitor in the widget's chat; the thread shows the image through the authorised route.
+Refused with a readable 4xx, and nothing stored or queued: another operator's conversation
+(404), no CSRF token (403), a file that is not an image or a PDF (415), one over the inbox's
+size or count limit (413). A note keeps its files for staff and is never queued."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from domain.contracts import ContactProfile, InboundEvent, InboundKind
-from domain.enums import ChannelKind, DeliveryStatus
+from domain.enums import ChannelKind, DeliveryStatus, OperatorRole
 from infra.files import FileStore
 from infra.models import Attachment, Conversation, Inbox, Message, Operator, OutboxEvent
 from infra.security import CredentialBox
@@ -25,7 +26,8 @@ from services.ingest import ingest
 from tests.conftest import TEST_CREDENTIALS_KEY
 from tests.fakes import max as fake_max_module
 from tests.integration.conftest import wait_until
-from tests.integration.settings_support import sign_in
+from tests.integration.settings_support import add_staff, sign_in
+from tests.integration.widget_support import Visitor, new_client_id, widget_inbox
 from tests.integration.workspace_support import make_team
 
 HX = {"HX-Request": "true"}
@@ -243,3 +245,38 @@ async def test_a_note_keeps_its_files_for_staff_and_queues_nothing(team, clean_d
     assert (await _counts(clean_db))[1] == outbox_before
     thread = await ann.get(f"/conversations/{mine}")
     assert re.search(rf'<li id="message-{note.id}"[^>]*data-note="true"', thread.text)
+
+
+async def test_a_widget_visitor_gets_the_replys_files(clean_db, live_api):
+    inbox_id = await widget_inbox(clean_db)
+    visitor = Visitor(live_api.url, inbox_id)
+    assert (await visitor.start()).status_code == 201
+    assert (await visitor.say("Пришлите фото товара")).status_code == 201
+    conversation_id = (await visitor.chat())["conversation"]["id"]
+    email = f"{new_client_id()}@example.com"
+    operator_id = await add_staff(clean_db, OperatorRole.OPERATOR, email, "Вика")
+    async with clean_db() as db, db.begin():
+        branch_id = await db.scalar(select(Operator.branch_id).where(Operator.id == operator_id))
+        await db.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(assignee_id=operator_id, branch_id=branch_id)
+        )
+    operator = await sign_in(live_api.url, email)
+    page = await operator.get(f"/conversations/{conversation_id}")
+    answer = await operator.post(
+        f"/conversations/{conversation_id}/messages",
+        {"text": "Вот оно", "idempotency_key": _key(page.text)},
+        files=[("files", ("товар.png", PNG, "image/png"))],
+    )
+    assert answer.status_code == 303
+    (reply,) = [m for m in (await visitor.chat())["messages"] if not m["mine"]]
+    (shown,) = reply["attachments"]
+    assert (reply["html"], shown["name"], shown["type"], shown["size"]) == (
+        "Вот оно",
+        "товар.png",
+        "image/png",
+        len(PNG),
+    )
+    served = await visitor.call("GET", f"/files/{shown['id']}")
+    assert served.status_code == 200 and served.content == PNG
