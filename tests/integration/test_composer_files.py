@@ -196,6 +196,13 @@ async def test_uploads_outside_ones_rights_or_without_the_token_store_nothing(te
     assert no_token.status_code == 403
     assert await _counts(clean_db) == before
     assert not _stored(app_settings, pdf)
+    # the same post by the assignee with the token: stored, one message with its file
+    page = await bob.get(f"/conversations/{bobs}")
+    mine = await bob.post(f"/conversations/{bobs}/messages", form | {"idempotency_key": _key(page.text)}, files=files)
+    assert mine.status_code == 303
+    messages, _, attachments = await _counts(clean_db)
+    assert (messages, attachments) == (before[0] + 1, before[2] + 1)
+    assert _stored(app_settings, pdf)
 
 
 async def test_junk_oversized_or_too_many_files_are_refused_readably_with_nothing_kept(team, clean_db, app_settings):
