@@ -71,7 +71,6 @@ async def queue_message(
     if message_id is None:
         return await db.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key)), False
     db.add_all(item.row(message_id) for item in attachments)
-    await db.flush()  # the delivery reads them once this commits
     await add_delivery(db, conversation.id, message_id)
     await publish(
         db,

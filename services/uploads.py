@@ -76,11 +76,15 @@ class Checked:
     kind: AttachmentKind
 
 
+def check_count(count: int, limits: Limits) -> None:
+    if count > limits.max_count:
+        raise Refused(413, N_("At most %(count)s files at once."), count=limits.max_count)
+
+
 def check(files: list[Upload], limits: Limits) -> list[Checked]:
     if not files:
         raise Refused(413, N_("No file was sent."))
-    if len(files) > limits.max_count:
-        raise Refused(413, N_("At most %(count)s files at once."), count=limits.max_count)
+    check_count(len(files), limits)
     checked = []
     for upload in files:
         if len(upload.content) > limits.max_bytes:

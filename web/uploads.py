@@ -9,7 +9,7 @@ from starlette.datastructures import UploadFile
 from channels.registry import file_max_bytes
 from infra.models import Inbox
 from infra.settings import Settings
-from services.uploads import Limits, Upload, inbox_limits
+from services.uploads import Limits, Upload, check_count, inbox_limits
 
 
 def composer_limits(settings: Settings, inbox: Inbox, *, note: bool = False) -> Limits:
@@ -20,9 +20,8 @@ def composer_limits(settings: Settings, inbox: Inbox, *, note: bool = False) -> 
 
 
 async def read_files(items: Iterable[object], limits: Limits) -> list[Upload]:
-    """Each file read to one byte past the size limit: enough to refuse it, never more."""
-    return [
-        Upload(item.filename or "file", await item.read(limits.max_bytes + 1))
-        for item in items
-        if isinstance(item, UploadFile) and (item.filename or item.size)
-    ]
+    """Each file read to one byte past the size limit: enough to refuse it, never more. Too many
+    files are refused before any is read."""
+    files = [item for item in items if isinstance(item, UploadFile) and (item.filename or item.size)]
+    check_count(len(files), limits)
+    return [Upload(item.filename or "file", await item.read(limits.max_bytes + 1)) for item in files]

@@ -171,3 +171,22 @@ async def test_emoji_by_keyboard_with_screens_and_axe(sign_in, conversations, sc
     await page.keyboard.press("Escape")
     await expect(panel).to_be_hidden()
     await expect(toggle).to_be_focused()
+
+
+async def test_files_picked_for_one_customer_never_follow_to_another(sign_in, conversations, live_api):
+    page = await sign_in(OperatorRole.OPERATOR)
+    await page.goto(f"{live_api.url}/conversations/{conversations[1]}?tab=unassigned")
+    await page.set_input_files(
+        "#composer-files", files=[{"name": "счёт.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    await expect(page.locator("#file-chips .file-chip")).to_have_count(1)
+    await page.locator(f"#row-{conversations[2]} a.row-link").click()
+    await expect(page.locator("#composer")).to_have_attribute("action", f"/conversations/{conversations[2]}/messages")
+    await expect(page.locator("#file-chips .file-chip")).to_have_count(0)
+    assert await page.locator("#composer-files").evaluate("input => input.files.length") == 0
+    # a file added here is this conversation's alone
+    await page.set_input_files(
+        "#composer-files", files=[{"name": "акт.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    await expect(page.locator("#file-chips .file-chip")).to_have_count(1)
+    await expect(page.locator("#file-chips")).not_to_contain_text("счёт.pdf")

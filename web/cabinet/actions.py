@@ -69,15 +69,13 @@ async def send(
     inbox = await db.get(Inbox, conversation.inbox_id)
     assert inbox is not None
     limits = composer_limits(settings, inbox, note=note)
-    picked = await read_files(files, limits)
     stored: list[uploads.StoredUpload] = []
-    if picked:
-        try:
-            checked = uploads.check(picked, limits)
-        except uploads.Refused as refused:
-            error = page.gettext(refused.detail, **refused.params)
-            return await _composer(page, db, conversation, error=error, text=text, note=note, status=refused.status)
-        stored = await uploads.store(FileStore.from_settings(settings), checked)
+    try:
+        if picked := await read_files(files, limits):
+            stored = await uploads.store(FileStore.from_settings(settings), uploads.check(picked, limits))
+    except uploads.Refused as refused:
+        error = page.gettext(refused.detail, **refused.params)
+        return await _composer(page, db, conversation, error=error, text=text, note=note, status=refused.status)
     try:
         async with db.begin_nested():  # a refusal undoes only this, and keeps the page's objects loaded
             if note:

@@ -8,6 +8,7 @@
   const TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"]);
   const COLUMNS = 8; // .emoji-grid's columns in cabinet.css
   let picked = []; // the draft's files: the input's FileList is rebuilt from these
+  let pickedFor = null; // the composer (its conversation's action) they belong to
 
   const composer = () => document.getElementById("composer");
   const fileInput = () => document.getElementById("composer-files");
@@ -29,6 +30,11 @@
     const form = composer();
     const input = fileInput();
     if (!form || !input) return;
+    if (form.getAttribute("action") !== pickedFor) {
+      // another conversation's composer: files are never carried over to another customer
+      picked = [];
+      pickedFor = form.getAttribute("action");
+    }
     const transfer = new DataTransfer();
     picked.forEach((file) => transfer.items.add(file));
     input.files = transfer.files;
@@ -60,6 +66,7 @@
   function add(files) {
     const form = composer();
     if (!form || !files.length) return;
+    show(); // the files already there, if they are this conversation's
     const maxBytes = Number(form.dataset.maxBytes);
     const maxCount = Number(form.dataset.maxCount);
     let refusal = "";
@@ -122,10 +129,11 @@
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   });
-  // After a send the draft's files are gone; after a refusal they stay, to be removed or sent again.
+  // After a send the draft's files are gone; after a refusal they stay, to be removed or sent
+  // again; a composer drawn anew (the thread reloaded, another conversation) gets them back or none.
   document.addEventListener("htmx:afterSwap", (event) => {
-    if (event.target.id !== "composer") return;
-    if (!document.getElementById("composer-error")) picked = [];
+    if (!composer()) return;
+    if (event.target.id === "composer" && !document.getElementById("composer-error")) picked = [];
     show();
   });
 

@@ -202,11 +202,10 @@ async def upload(visit: VisitDep, request: Request) -> dict[str, Any]:
         client_id = form.get("client_id")
         if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
             raise ApiError(422, "client_id must be 8 to 64 letters, digits, - or _.")
-        files = await read_files(form.getlist("files"), limits)
-    try:
-        checked = uploads.check(files, limits)
-    except uploads.Refused as refused:
-        raise ApiError(refused.status, str(refused)) from None
+        try:
+            checked = uploads.check(await read_files(form.getlist("files"), limits), limits)
+        except uploads.Refused as refused:
+            raise ApiError(refused.status, str(refused)) from None
     store = FileStore.from_settings(request.app.state.settings)
     message_id = await widget_files.post_files(request.app.state.sessionmaker, store, visit.session, client_id, checked)
     return {"message_id": message_id}
