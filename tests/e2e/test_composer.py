@@ -4,6 +4,8 @@
   show as chips (one removed again), go out with the reply as one message, reach the fake Telegram
   once (sendDocument with the caption, sendPhoto, sendPhoto) and the thread shows the image as a
   thumbnail through the authorised route;
+- a file whose bytes are not what the browser says is refused by the server in place, its chip
+  kept to be removed; files picked for one customer never follow the operator to another;
 - the emoji panel by keyboard alone: the button opens it, arrows move, Enter inserts at the caret,
   Esc closes and gives the focus back; screenshots with the panel open, light and dark, desktop and
   phone, and axe on the composer with the panel open.
@@ -190,3 +192,27 @@ async def test_files_picked_for_one_customer_never_follow_to_another(sign_in, co
     )
     await expect(page.locator("#file-chips .file-chip")).to_have_count(1)
     await expect(page.locator("#file-chips")).not_to_contain_text("счёт.pdf")
+
+
+async def test_a_file_the_server_refuses_is_said_in_place_and_can_be_removed(
+    sign_in, conversations, live_api, screenshot
+):
+    page = await sign_in(OperatorRole.OPERATOR, color_scheme="dark", viewport=PHONE)
+    await page.goto(f"{live_api.url}/conversations/{conversations[0]}")
+    # the browser's word says PNG; the bytes do not: only the server can tell
+    fake = {"name": "фото.png", "mimeType": "image/png", "buffer": b"not a picture at all"}
+    await page.set_input_files("#composer-files", files=[fake])
+    chips = page.locator("#file-chips .file-chip")
+    await expect(chips).to_have_count(1)
+    await page.locator("#composer-text").fill("Фото заказа")
+    await page.locator("#send").click()
+    await expect(page.locator("#composer-error")).to_contain_text("фото.png не изображение (PNG, JPEG, GIF, WebP)")
+    await expect(page.locator("#composer-text")).to_have_value("Фото заказа")
+    await expect(chips).to_have_count(1)  # kept, to be removed
+    await screenshot(page, "refused-dark-phone")
+    await assert_accessible(page)
+    await chips.first.get_by_role("button", name="Убрать фото.png").click()
+    await page.locator("#send").click()
+    await expect(page.locator("#composer-error")).to_have_count(0)
+    await expect(page.locator("#composer-text")).to_have_value("")
+    await expect(page.locator("#messages .message[data-direction=out]")).to_contain_text("Фото заказа")

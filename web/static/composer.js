@@ -123,9 +123,11 @@
     add(Array.from(event.dataTransfer.files));
   });
 
-  // The server's refusal of a draft (413, 415, 422) is the composer with the reason: show it.
+  // The server's refusal of a draft's files (413, 415) is the composer with the reason: show it.
   document.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.target.id !== "composer" || ![413, 415, 422].includes(event.detail.xhr.status)) return;
+    const { target, xhr } = event.detail;
+    if (target.id !== "composer" || ![413, 415].includes(xhr.status)) return;
+    if (!xhr.responseText.includes('id="composer"')) return;
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   });
