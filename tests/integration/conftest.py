@@ -25,8 +25,10 @@ from domain.ids import conversation_workflow_id
 from infra.models import Branch, Inbox, Operator
 from infra.security import CredentialBox, hash_password
 from infra.settings import Settings
+from services.ingest import ingest
 from services.outbox import OutboxRelay, listen_for_wakeups
 from tests.conftest import TEST_CREDENTIALS_KEY
+from tests.fakes.max import TOKEN as FAKE_MAX_TOKEN
 from tests.fakes.telegram import TOKEN as FAKE_TELEGRAM_TOKEN
 from worker import build_activities, build_worker
 
@@ -60,6 +62,32 @@ class World:
             db.add(op)
             await db.flush()
             return op.id
+
+    async def max_customer_writes(self, user: str, chat: str, text: str) -> int:
+        """A MAX bot's inbox (the fake MAX's token) and a customer's first message in it: the
+        conversation's id."""
+        async with self.factory() as db, db.begin():
+            inbox = Inbox(
+                name="MAX bot",
+                channel=ChannelKind.MAX,
+                credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(
+                    {"token": FAKE_MAX_TOKEN, "webhook_secret": "max-secret-1"}
+                ),
+            )
+            db.add(inbox)
+            await db.flush()
+        event = InboundEvent(
+            inbox_id=inbox.id,
+            channel=ChannelKind.MAX,
+            kind=InboundKind.MESSAGE,
+            provider_user_id=user,
+            provider_chat_id=chat,
+            provider_message_id=f"mid.{user}.{next(_ids)}",
+            provider_time=datetime.now(UTC),
+            text=text,
+            profile=ContactProfile(display_name="Ivan"),
+        )
+        return (await ingest(self.factory, event)).conversation_id
 
     def event(self, user: str, text: str = "hello", *, message_id: str | None = None, **kw) -> InboundEvent:
         """A Telegram message from `user` in their chat with the bot: `user` is the chat id when

@@ -12,19 +12,14 @@ import asyncio
 import hashlib
 import os
 import re
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, update
 
-from domain.contracts import ContactProfile, InboundEvent, InboundKind
-from domain.enums import ChannelKind, DeliveryStatus, OperatorRole
+from domain.enums import DeliveryStatus, OperatorRole
 from infra.files import FileStore
 from infra.models import Attachment, Conversation, Inbox, Message, Operator, OutboxEvent
-from infra.security import CredentialBox
 from services.ingest import ingest
-from tests.conftest import TEST_CREDENTIALS_KEY
-from tests.fakes import max as fake_max_module
 from tests.integration.conftest import wait_until
 from tests.integration.settings_support import add_staff, sign_in
 from tests.integration.widget_support import Visitor, new_client_id, widget_inbox
@@ -126,28 +121,7 @@ async def test_a_reply_with_an_image_and_a_pdf_reaches_telegram_once(
 
 
 async def test_files_alone_reach_max_as_uploads(world, engine_stack, live_api, fake_max, fake_telegram):
-    async with world.factory() as db, db.begin():
-        inbox = Inbox(
-            name="MAX bot",
-            channel=ChannelKind.MAX,
-            credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(
-                {"token": fake_max_module.TOKEN, "webhook_secret": "max-secret-1"}
-            ),
-        )
-        db.add(inbox)
-        await db.flush()
-    event = InboundEvent(
-        inbox_id=inbox.id,
-        channel=ChannelKind.MAX,
-        kind=InboundKind.MESSAGE,
-        provider_user_id="525252",
-        provider_chat_id="86420",
-        provider_message_id="mid.composer.1",
-        provider_time=datetime.now(UTC),
-        text="пришлите фото",
-        profile=ContactProfile(display_name="Ivan"),
-    )
-    conversation_id = (await ingest(world.factory, event)).conversation_id
+    conversation_id = await world.max_customer_writes("525252", "86420", "пришлите фото")
     operator = await _signed_in_assignee(world, live_api.url, conversation_id)
     page = await operator.get(f"/conversations/{conversation_id}")
     pdf = _pdf()

@@ -4,22 +4,17 @@ with retries, retry_after, blocked contacts, ordering and dead letters."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from itertools import pairwise
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from domain.contracts import ContactProfile, InboundEvent, InboundKind
-from domain.enums import ChannelKind, DeliveryStatus, OperatorRole, OperatorStatus
+from domain.enums import DeliveryStatus, OperatorRole, OperatorStatus
 from infra.files import FileStore
-from infra.models import Attachment, ContactChat, Conversation, DeliveryAttempt, Inbox, Message, Operator
-from infra.security import CredentialBox
+from infra.models import Attachment, ContactChat, Conversation, DeliveryAttempt, Message, Operator
 from services import conversations, deadletters, errors
 from services.ingest import ingest
-from tests.conftest import TEST_CREDENTIALS_KEY
-from tests.fakes import max as fake_max_module
 from tests.fakes.faults import Fault
 from tests.integration.conftest import wait_until
 from tests.integration.test_webhooks import SECRET, update
@@ -83,31 +78,9 @@ async def test_webhook_in_reply_out_exactly_once_to_the_right_chat(world, engine
 
 
 async def test_a_max_conversation_is_answered_through_max_never_telegram(world, engine_stack, fake_telegram, fake_max):
-    async with world.factory() as db, db.begin():
-        inbox = Inbox(
-            name="MAX bot",
-            channel=ChannelKind.MAX,
-            credentials_encrypted=CredentialBox(TEST_CREDENTIALS_KEY).seal(
-                {"token": fake_max_module.TOKEN, "webhook_secret": "max-secret-1"}
-            ),
-        )
-        db.add(inbox)
-        await db.flush()
-        max_inbox = inbox.id
+    conversation_id = await world.max_customer_writes("424242", "98765", "привет")
     op = await world.operator()
-    event = InboundEvent(
-        inbox_id=max_inbox,
-        channel=ChannelKind.MAX,
-        kind=InboundKind.MESSAGE,
-        provider_user_id="424242",
-        provider_chat_id="98765",
-        provider_message_id="mid.1",
-        provider_time=datetime.now(UTC),
-        text="привет",
-        profile=ContactProfile(display_name="Ivan"),
-    )
-    result = await ingest(world.factory, event)
-    message_id = await _reply(world, op, result.conversation_id, "Здравствуйте!", "m1")
+    message_id = await _reply(world, op, conversation_id, "Здравствуйте!", "m1")
     await wait_until(lambda: _is(_status(world, message_id), DeliveryStatus.SENT))
     assert [m.text for m in fake_max.sent_messages()] == ["Здравствуйте!"]
     assert fake_max.sent_messages()[0].chat_id == "98765"
