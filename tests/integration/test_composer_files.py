@@ -261,3 +261,15 @@ async def test_a_widget_visitor_gets_the_replys_files(clean_db, live_api):
     )
     served = await visitor.call("GET", f"/files/{shown['id']}")
     assert served.status_code == 200 and served.content == PNG
+
+
+async def test_the_paperclip_and_the_emoji_panel_speak_the_operators_language(team, clean_db):
+    mine = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
+    ann = await team.client("ann")
+    russian = (await ann.get(f"/conversations/{mine}")).text
+    assert 'aria-label="Широкая улыбка"' in russian and "Прикрепить файлы" in russian
+    async with clean_db() as db, db.begin():
+        await db.execute(update(Operator).where(Operator.id == team.ann).values(locale="en"))
+    english = (await ann.get(f"/conversations/{mine}")).text
+    assert 'aria-label="Grinning face"' in english and "Attach files" in english
+    assert 'data-remove="Remove {name}"' in english
