@@ -173,6 +173,11 @@ async def test_emoji_by_keyboard_with_screens_and_axe(sign_in, conversations, sc
     await page.keyboard.press("Escape")
     await expect(panel).to_be_hidden()
     await expect(toggle).to_be_focused()
+    # and Tab out of it closes it too
+    await page.keyboard.press("Enter")
+    await expect(panel).to_be_visible()
+    await page.keyboard.press("Shift+Tab")
+    await expect(panel).to_be_hidden()
 
 
 async def test_files_picked_for_one_customer_never_follow_to_another(sign_in, conversations, live_api):

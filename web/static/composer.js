@@ -181,6 +181,11 @@
     if (!event.target.closest("#emoji-panel")) closeEmoji(false);
   });
 
+  // Tabbing out of the panel closes it, as a click elsewhere does
+  document.addEventListener("focusin", (event) => {
+    if (!event.target.closest("#emoji-panel, #emoji-toggle")) closeEmoji(false);
+  });
+
   document.addEventListener("keydown", (event) => {
     const open = panel();
     if (!open || open.hidden || !open.contains(event.target)) return;
