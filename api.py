@@ -87,10 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, api_v1.PREFIX)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
-    app.include_router(auth.router)
-    app.include_router(invites.router)
-    app.include_router(cabinet.router)
-    app.include_router(settings_pages.router)
+    # the schema is the integrators' (/api/v1, the providers' webhooks, health): pages stay out
+    for pages in (auth.router, invites.router, cabinet.router, settings_pages.router):
+        app.include_router(pages, include_in_schema=False)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(api_v1.router)
