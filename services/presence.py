@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import OperatorStatus
@@ -61,8 +61,10 @@ async def set_offline_after(db: AsyncSession, actor: Operator, data: PresenceInp
 
 async def mark_seen(db: AsyncSession, operator_ids: Sequence[int]) -> None:
     """These operators have a tab open now (or had until a moment ago)."""
+    # one array parameter, however many operators a process streams to
+    ids = bindparam("ids", sorted(operator_ids), type_=ARRAY(BigInteger))
     await db.execute(
-        update(Operator).where(Operator.id.in_(sorted(operator_ids))).values(last_seen_at=func.now()),
+        update(Operator).where(Operator.id == any_(ids)).values(last_seen_at=func.now()),
         execution_options={"synchronize_session": False},
     )
 
