@@ -168,6 +168,8 @@ async def test_supervisor_pages_light_dark_phone_and_accessible(browser, live_ap
                 await expect(page.locator("h1")).to_be_visible()
                 await screenshot(page, f"{name}-{scheme}{'-phone' if viewport else ''}")
                 await assert_accessible(page)
+                if viewport:
+                    await _tabs_fit_evenly(page, viewport["width"])
         finally:
             await context.close()
 
@@ -220,3 +222,17 @@ async def test_the_pool_and_the_dead_letters_update_without_a_reload(
     finally:
         for context in contexts:
             await context.close()
+
+
+async def _tabs_fit_evenly(page, width: int) -> None:
+    """At phone width the tab row is an even grid: two cells a row of one width, each row's cells
+    one height, nothing past the screen's edge."""
+    boxes = [await tab.bounding_box() for tab in await page.locator(".supervisor .tabs a").all()]
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= width for box in boxes), boxes
+    rows: dict[float, list[dict]] = {}
+    for box in boxes:
+        rows.setdefault(round(box["y"]), []).append(box)
+    paired = [row for row in rows.values() if len(row) == 2]
+    assert len(paired) == len(boxes) // 2, boxes
+    assert max(b["width"] for row in paired for b in row) - min(b["width"] for row in paired for b in row) < 1
+    assert all(abs(row[0]["height"] - row[1]["height"]) < 1 for row in paired), boxes
