@@ -34,6 +34,7 @@ from web import api_v1, auth, cabinet, docs, invites, metrics, problems, setting
 from web.api_v1.docs import install_openapi
 from web.api_v1.limits import BodyLimits
 from web.events import EventStream
+from web.presence import StreamPresence
 
 log = logging.getLogger("switchboard.api")
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await warm_pool(engine, settings.db_pool_size)
         app.state.hub = Hub(engine, asyncpg_dsn(settings.database_url))
         await app.state.hub.start()
+        app.state.presence = StreamPresence(app.state.sessionmaker)
+        app.state.presence.start()
         _settle_garbage_collector()
         app.state.button_answers = ButtonAnswers()
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=10)) as http:
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await app.state.button_answers.drain()
                 await app.state.hub.stop()
+                await app.state.presence.stop()
                 await engine.dispose()
 
     # /docs and /redoc come from web.docs, with assets we serve instead of a CDN's
@@ -87,10 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, api_v1.PREFIX)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     app.include_router(docs.router)
-    app.include_router(auth.router)
-    app.include_router(invites.router)
-    app.include_router(cabinet.router)
-    app.include_router(settings_pages.router)
+    # the schema is the integrators' (/api/v1, the providers' webhooks, health): pages stay out
+    for pages in (auth.router, invites.router, cabinet.router, settings_pages.router):
+        app.include_router(pages, include_in_schema=False)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(api_v1.router)

@@ -21,6 +21,7 @@ from activities.channels import ChannelActivities
 from activities.conversation import ConversationActivities
 from activities.delivery import DeliveryActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.presence import PresenceActivities
 from activities.staff_notifications import StaffNotificationActivities
 from activities.webhooks import WebhookActivities
 from channels.base import Polling
@@ -42,6 +43,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.presence import PresenceSweepWorkflow
 from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
@@ -54,6 +56,7 @@ WORKFLOWS = [
     HousekeepingWorkflow,
     PollerWorkflow,
     WebhookCheckWorkflow,
+    PresenceSweepWorkflow,
     FetchAttachmentsWorkflow,
     WebhookEndpointWorkflow,
     Bitrix24TaskWorkflow,
@@ -72,6 +75,7 @@ def build_activities(factory, settings: Settings, http: httpx.AsyncClient) -> li
         *ConversationActivities(factory, settings).all(),
         *DeliveryActivities(factory, adapters, box, settings).all(),
         HousekeepingActivities(factory, settings).purge_expired,
+        PresenceActivities(factory).take_absent_offline,
         *ChannelActivities(factory, adapters, box, settings).all(),
         *Bitrix24Activities(factory, box, settings, http).all(),
         *WebhookActivities(factory, box, settings, wakeups).all(),

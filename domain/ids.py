@@ -36,3 +36,4 @@ def staff_notifier_workflow_id(rule_id: int) -> str:
 # singletons the worker starts at boot
 HOUSEKEEPING_WORKFLOW_ID = "housekeeping"
 WEBHOOK_CHECK_WORKFLOW_ID = "webhook-check"
+PRESENCE_SWEEP_WORKFLOW_ID = "presence-sweep"

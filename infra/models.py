@@ -143,9 +143,27 @@ class Operator(Base):
     notify_mode: Mapped[str] = mapped_column(String(8), server_default="mine")
     notify_sound: Mapped[bool] = mapped_column(server_default=sql("true"))
     notify_when_focused: Mapped[bool] = mapped_column(server_default=sql("false"))
+    # the last moment a cabinet stream (an open tab) of theirs was seen by an api process;
+    # services/presence.py takes them offline once it is older than the cabinet's setting
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index("uq_operators_email", func.lower(sql("email")), unique=True),)
+
+
+class CabinetSettings(Base):
+    """Settings of the whole cabinet an admin changes in its pages: one row (id 1)."""
+
+    __tablename__ = "cabinet_settings"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="1")
+    # an operator with no cabinet tab open this long goes offline; 0: never
+    offline_after_minutes: Mapped[int] = mapped_column(Integer, server_default="5")
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="one_row"),
+        CheckConstraint("offline_after_minutes BETWEEN 0 AND 1440", name="offline_after_minutes"),
+    )
 
 
 class PasswordLink(Base):

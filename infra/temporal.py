@@ -20,6 +20,7 @@ from domain.files import FETCH_ATTACHMENTS_WORKFLOW, FetchAttachmentsInput
 from domain.housekeeping import HOUSEKEEPING_WORKFLOW
 from domain.ids import (
     HOUSEKEEPING_WORKFLOW_ID,
+    PRESENCE_SWEEP_WORKFLOW_ID,
     WEBHOOK_CHECK_WORKFLOW_ID,
     bitrix24_task_workflow_id,
     conversation_workflow_id,
@@ -30,6 +31,7 @@ from domain.ids import (
     webhook_endpoint_workflow_id,
 )
 from domain.polling import DEFAULT_POLL_TIMEOUT, POLLER_WORKFLOW, PollerInput
+from domain.presence import PRESENCE_SWEEP_WORKFLOW, PresenceSweepInput
 from domain.staff_notifications import STAFF_NOTIFIER_WORKFLOW, NotifierInput
 from domain.webhook_check import WEBHOOK_CHECK_WORKFLOW, WebhookCheckInput
 from domain.webhooks import WAKE, WEBHOOK_ENDPOINT_WORKFLOW, EndpointInput
@@ -209,7 +211,8 @@ class WorkflowStarter:
         )
 
     async def start_singletons(self) -> None:
-        """The housekeeping and webhook-check workflows, one each, left alone when running."""
+        """The housekeeping, webhook-check and presence-sweep workflows, one each, left alone when
+        running."""
         await self.client.start_workflow(
             HOUSEKEEPING_WORKFLOW,
             id=HOUSEKEEPING_WORKFLOW_ID,
@@ -221,6 +224,14 @@ class WorkflowStarter:
             WEBHOOK_CHECK_WORKFLOW,
             WebhookCheckInput(),
             id=WEBHOOK_CHECK_WORKFLOW_ID,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=self._rpc_timeout,
+        )
+        await self.client.start_workflow(
+            PRESENCE_SWEEP_WORKFLOW,
+            PresenceSweepInput(),
+            id=PRESENCE_SWEEP_WORKFLOW_ID,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             rpc_timeout=self._rpc_timeout,

@@ -34,14 +34,21 @@ def require_admin(operator: Operator) -> None:
         raise Forbidden()
 
 
-async def set_status(db: AsyncSession, operator: Operator, status: OperatorStatus) -> list[int]:
-    """Change availability; coming online pulls the branch's waiting conversations."""
+async def set_status(
+    db: AsyncSession, operator: Operator, status: OperatorStatus, *, reason: str | None = None
+) -> list[int]:
+    """Change availability; coming online pulls the branch's waiting conversations. With a
+    `reason` the system changes it (audited as the system's, with the reason), not the operator."""
     previous = operator.status
     await db.execute(
         update(Operator).where(Operator.id == operator.id).values(status=status, status_changed_at=datetime.now(UTC))
     )
     operator.status = status
-    audit.record(db, "operator.status", operator_id=operator.id, details={"from": previous.value, "to": status.value})
+    details = {"from": previous.value, "to": status.value}
+    if reason is None:
+        audit.record(db, "operator.status", operator_id=operator.id, details=details)
+    else:
+        audit.record(db, "operator.status", details={**details, "operator_id": operator.id, "reason": reason})
     await publish(
         db,
         OperatorStatusChanged(

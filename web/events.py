@@ -25,6 +25,7 @@ from domain.visibility import Staff, Viewer
 from infra import metrics
 from infra.realtime import Hub, Subscriber
 from web.deps import load_session
+from web.presence import StreamPresence
 from web.problems import problem
 
 HEADERS = [
@@ -58,8 +59,12 @@ class EventStream:
         except Refused as refused:
             await refused.response(scope, receive, send)
             return
+        # an operator's open stream is an open tab of theirs (web/presence.py)
+        presence: StreamPresence | None = request.app.state.presence if isinstance(viewer, Staff) else None
         del request  # a stream lives for hours: keep only what it needs
         sub = hub.subscribe(viewer, last_event_id)
+        if presence is not None:
+            presence.opened(viewer.operator_id)
         metrics.SSE_CONNECTIONS.inc()
         sub.task = asyncio.current_task()
         watcher = asyncio.create_task(_until_disconnect(receive, sub))
@@ -82,6 +87,8 @@ class EventStream:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             hub.unsubscribe(sub)
+            if presence is not None:
+                presence.closed(viewer.operator_id)
             metrics.SSE_CONNECTIONS.dec()
             watcher.cancel()
 

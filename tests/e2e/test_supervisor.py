@@ -168,5 +168,71 @@ async def test_supervisor_pages_light_dark_phone_and_accessible(browser, live_ap
                 await expect(page.locator("h1")).to_be_visible()
                 await screenshot(page, f"{name}-{scheme}{'-phone' if viewport else ''}")
                 await assert_accessible(page)
+                if viewport:
+                    await _tabs_fit_evenly(page, viewport["width"])
         finally:
             await context.close()
+
+
+async def test_the_pool_and_the_dead_letters_update_without_a_reload(
+    browser, live_api, staff, clean_db, engine_stack, fake_telegram, screenshot
+):
+    anna = staff[OperatorRole.OPERATOR]
+    shop = await _inbox(clean_db, "Магазин", escalation_minutes=60)
+    contexts = []
+    try:
+        context, boss_page = await _open_as(browser, live_api, staff[OperatorRole.SUPERVISOR].email)
+        contexts.append(context)
+        context, ann_page = await _open_as(browser, live_api, anna.email)
+        contexts.append(context)
+
+        # nobody is online: a new customer waits in the pool, which shows them without a reload
+        await boss_page.goto(f"{live_api.url}/supervisor/unassigned")
+        await boss_page.wait_for_function("window.switchboardStream && window.switchboardStream.readyState === 1")
+        await boss_page.evaluate("window.stayed = true")
+        pool = boss_page.locator("#pool li.row")
+        await expect(pool).to_have_count(0)
+        await _writes(live_api.url, shop, 8001, "Здравствуйте, можно оформить возврат?", 1)
+        await expect(pool).to_have_count(1, timeout=20_000)
+        await expect(boss_page.locator("#pool .waited")).to_have_count(1)
+        waiting = int(await pool.first.get_attribute("data-id"))
+        # Anna comes online and takes it from the pool: it leaves the list, still without a reload
+        await ann_page.locator("#status-switch summary").click()
+        await ann_page.locator("#status-switch").get_by_role("button", name="В сети", exact=True).click()
+        await expect(boss_page.locator(f"#row-{waiting}")).to_have_count(0, timeout=20_000)
+        assert await boss_page.evaluate("window.stayed === true")
+
+        # a reply the provider refuses lands on the dead-letter list while the supervisor looks at it
+        await boss_page.goto(f"{live_api.url}/supervisor/dead-letters")
+        await boss_page.wait_for_function("window.switchboardStream && window.switchboardStream.readyState === 1")
+        await boss_page.evaluate("window.stayed = true")
+        await expect(boss_page.locator("#dead-letters tbody tr")).to_have_count(0)
+        fake_telegram.set_chat_fault("8001", Fault.BLOCKED)
+        await ann_page.goto(f"{live_api.url}/conversations/{waiting}")
+        await ann_page.locator("#composer-text").fill("Да, пришлите номер заказа")
+        await ann_page.locator("#composer-text").press("Enter")
+        reply = ann_page.locator("#messages .message[data-direction=out]")
+        await expect(reply).to_have_attribute("data-status", "failed", timeout=30_000)
+        message_id = int(await reply.get_attribute("data-id"))
+        letter = boss_page.locator(f"#dead-{message_id}")
+        await expect(letter).to_contain_text("blocked", timeout=20_000)
+        await expect(boss_page.locator("#dead-letters tbody tr")).to_have_count(1)
+        assert await boss_page.evaluate("window.stayed === true")
+        await screenshot(boss_page, "dead-letter-arrived")
+    finally:
+        for context in contexts:
+            await context.close()
+
+
+async def _tabs_fit_evenly(page, width: int) -> None:
+    """At phone width the tab row is an even grid: two cells a row of one width, each row's cells
+    one height, nothing past the screen's edge."""
+    boxes = [await tab.bounding_box() for tab in await page.locator(".supervisor .tabs a").all()]
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= width for box in boxes), boxes
+    rows: dict[float, list[dict]] = {}
+    for box in boxes:
+        rows.setdefault(round(box["y"]), []).append(box)
+    paired = [row for row in rows.values() if len(row) == 2]
+    assert len(paired) == len(boxes) // 2, boxes
+    assert max(b["width"] for row in paired for b in row) - min(b["width"] for row in paired for b in row) < 1
+    assert all(abs(row[0]["height"] - row[1]["height"]) < 1 for row in paired), boxes

@@ -255,7 +255,10 @@ async def test_the_operator_s_typing_reaches_the_widget_and_the_visitor_s_ticks_
             )
         cabinet = await sign_in(OperatorRole.OPERATOR)
         await cabinet.goto(f"{live_api.url}/conversations/{conversation_id}")
-        await cabinet.wait_for_function("window.switchboardStream && window.switchboardStream.readyState === 1")
+        # polled from outside: wait_for_function evaluates its condition in the page, which the
+        # cabinet's CSP refuses once the first check finds the stream still connecting
+        stream_open = "window.switchboardStream && window.switchboardStream.readyState === 1"
+        await wait_until(lambda: cabinet.evaluate(stream_open))
         await cabinet.locator("#composer-text").press_sequentially("Let me check", delay=20)
         await frame.get_by_text("Operator is typing…").wait_for()
 

@@ -107,3 +107,22 @@ async def test_the_api_keeps_its_own_openapi_contract(roomy_api, clean_db):
     generated = re.search(r"(\d+) generated, (\d+) passed", summary)
     assert operations >= 15 and generated and int(generated[1]) >= 500, summary
     print(f"schemathesis: {operations} operations, {generated[1]} cases, all passed")
+
+
+# what integrators and monitors call; everything else the app serves is a page or a page's part
+SCHEMA_PATHS = re.compile(r"^/api/v1/|^/webhooks/\{channel\}/\{inbox_id\}$|^/(healthz|readyz)$")
+
+
+def test_the_schema_lists_the_api_and_no_page(app_settings):
+    schema = create_app(app_settings).openapi()
+    paths = schema["paths"]
+    assert not [path for path in paths if not SCHEMA_PATHS.match(path)]
+    html = [
+        (method, path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        for answer in operation.get("responses", {}).values()
+        if "text/html" in answer.get("content", {})
+    ]
+    assert html == []
+    assert sum(path.startswith("/api/v1/") for path in paths) >= 15

@@ -147,8 +147,8 @@ async def test_worker_killed_mid_retries_then_restarted_delivers_each_reply_once
 
 
 async def _terminate_all_on(client: Client, task_queue: str) -> None:
-    """worker.py starts singletons (housekeeping, webhook check) and a poller per polling
-    inbox on its queue; with no worker left they would sit on the session's dev server."""
+    """worker.py starts singletons (housekeeping, webhook check, presence sweep) and a poller per
+    polling inbox on its queue; with no worker left they would sit on the session's dev server."""
     async for wf in client.list_workflows(f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
         with contextlib.suppress(RPCError):
             await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("chaos test finished")

@@ -195,3 +195,25 @@ async def test_dead_letters_page_by_id_and_junk_ids_are_never_a_500(team, monkey
     # not failed any more: a clear refusal as a toast, not an error page
     refused = await boss.post(f"/supervisor/dead-letters/{first}/discard")
     assert refused.status_code == 303
+
+
+async def test_each_list_answers_htmx_with_its_live_part_alone(team):
+    """What supervisor.js fetches after an event: the list (drawn by the row partial) and nothing
+    else of the page, for the same address (branch, cursor) the page shows."""
+    here = await team.customer_writes("Пётр Кузнецов")
+    elsewhere = await team.customer_writes("Сергей Попов", branch_id=team.other_branch_id)
+    conversation_id = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
+    letter = await _dead_letter(team, conversation_id)
+    boss = await team.client("boss")
+    htmx = {"HX-Request": "true"}
+    pool = (await boss.get(f"/supervisor/unassigned?branch={team.branch_id}", headers=htmx)).text
+    assert pool.lstrip().startswith('<div id="pool" data-live=') and "<html" not in pool and "<h1" not in pool
+    assert _rows(pool) == [here]
+    assert elsewhere in _rows((await boss.get("/supervisor/unassigned", headers=htmx)).text)
+    escalated = (await boss.get("/supervisor/escalated", headers=htmx)).text
+    assert escalated.lstrip().startswith('<div id="escalated" data-live=') and "<html" not in escalated
+    dead = (await boss.get("/supervisor/dead-letters", headers=htmx)).text
+    assert dead.lstrip().startswith('<div id="dead-letters" data-live="message.status_changed">')
+    assert f'<tr id="dead-{letter}">' in dead and "<html" not in dead
+    # the whole page still comes without the header
+    assert "<html" in (await boss.get("/supervisor/unassigned")).text

@@ -32,6 +32,7 @@ from domain.enums import ConversationStatus
 from domain.files import FETCH_ATTACHMENTS, FetchAttachmentsInput, FetchReport
 from domain.housekeeping import PURGE_EXPIRED
 from domain.polling import PollerInput
+from domain.presence import TAKE_ABSENT_OFFLINE, PresenceSweepInput
 from domain.staff_notifications import NOTIFY_STAFF, NotifierInput, NotifyOutcome, NotifyRequest
 from domain.webhook_check import CHECK_WEBHOOKS, WebhookCheckInput, WebhookCheckReport
 from domain.webhooks import DRAIN_WEBHOOK_QUEUE, DrainOutcome, DrainRequest, EndpointInput, EndpointState
@@ -47,6 +48,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.presence import PresenceSweepWorkflow
 from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
@@ -219,6 +221,22 @@ async def record_housekeeping(env: WorkflowEnvironment) -> None:
     )
 
 
+async def record_presence_sweep(env: WorkflowEnvironment) -> None:
+    @activity.defn(name=TAKE_ABSENT_OFFLINE)
+    async def take_absent_offline() -> list[int]:
+        return [3]
+
+    await _first_run(
+        env,
+        "presence_sweep_v1.json",
+        PresenceSweepWorkflow,
+        [take_absent_offline],
+        lambda queue: env.client.start_workflow(
+            PresenceSweepWorkflow.run, PresenceSweepInput(), id=f"presence-sweep-{queue}", task_queue=queue
+        ),
+    )
+
+
 async def record_webhook_endpoint(env: WorkflowEnvironment) -> None:
     """A failed round and its retry timer, a delivered round, a pause woken by a signal, deletion."""
     script = iter(
@@ -322,6 +340,7 @@ RECORDERS = {
     "files": record_files,
     "webhook_check": record_webhook_check,
     "housekeeping": record_housekeeping,
+    "presence_sweep": record_presence_sweep,
     "webhook_endpoint": record_webhook_endpoint,
     "bitrix24_task": record_bitrix24_task,
     "staff_notifier": record_staff_notifier,

@@ -13,6 +13,7 @@ from workflows.delivery import DeliveryWorkflow
 from workflows.files import FetchAttachmentsWorkflow
 from workflows.housekeeping import HousekeepingWorkflow
 from workflows.polling import PollerWorkflow
+from workflows.presence import PresenceSweepWorkflow
 from workflows.staff_notifications import StaffNotifierWorkflow
 from workflows.webhook_check import WebhookCheckWorkflow
 from workflows.webhooks import WebhookEndpointWorkflow
@@ -27,6 +28,7 @@ WORKFLOWS = [
     WebhookEndpointWorkflow,
     Bitrix24TaskWorkflow,
     StaffNotifierWorkflow,
+    PresenceSweepWorkflow,
 ]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

@@ -51,7 +51,8 @@ class Waiting:
 
 @router.get("", response_class=HTMLResponse, name="supervisor")
 async def board_page(page: SupervisorPage, db: SessionDep) -> HTMLResponse:
-    """The whole board, or (HTMX, after a live event) only its `board` block."""
+    """The whole board, or (HTMX, after a live event) only its `board` block; the lists below
+    answer likewise with their `live` block."""
     branches = await board(db, page.operator)
     return render(page, "cabinet/supervisor/board.html", {"branches": branches, "tab": "board"}, block="board")
 
@@ -102,7 +103,7 @@ async def unassigned(
         "list_query": ALL,
         "tab": "unassigned",
     }
-    return render(page, "cabinet/supervisor/unassigned.html", context)
+    return render(page, "cabinet/supervisor/unassigned.html", context, block="live")
 
 
 @router.get("/escalated", response_class=HTMLResponse, name="supervisor_escalated")
@@ -112,7 +113,7 @@ async def escalated(
     wanted = ConversationFilter(status=list(LIVE), escalation_exhausted=True)
     items, next_cursor, error = await _conversations(db, page, wanted, cursor)
     context = {"items": items, "next_cursor": next_cursor, "error": error, "list_query": ALL, "tab": "escalated"}
-    return render(page, "cabinet/supervisor/escalated.html", context)
+    return render(page, "cabinet/supervisor/escalated.html", context, block="live")
 
 
 @router.get("/dead-letters", response_class=HTMLResponse, name="supervisor_dead_letters")
@@ -131,7 +132,7 @@ async def dead_letters(
         "next_before": letters[-1].id if more else None,
         "tab": "dead_letters",
     }
-    return render(page, "cabinet/supervisor/dead_letters.html", context)
+    return render(page, "cabinet/supervisor/dead_letters.html", context, block="live")
 
 
 async def _contact_names(db: AsyncSession, conversation_ids: list[int]) -> dict[int, str]:

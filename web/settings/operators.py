@@ -15,7 +15,7 @@ from sqlalchemy import select
 from domain.enums import OperatorRole
 from infra.mail import MailError
 from infra.models import Branch
-from services import accounts
+from services import accounts, presence
 from services.accounts import SPOKEN_LANGUAGES, AccountInput, InviteInput, Issued
 from services.errors import Invalid
 from web import labels
@@ -46,14 +46,32 @@ async def _choices(page: PageContext, db) -> dict:
     }
 
 
-async def _list_page(page: PageContext, db, form: Form | None = None, status_code: int = 200) -> Response:
-    context = {"accounts": await accounts.list_accounts(db), "form": form, **await _choices(page, db)}
+async def _list_page(
+    page: PageContext, db, form: Form | None = None, status_code: int = 200, presence_form: Form | None = None
+) -> Response:
+    context = {
+        "accounts": await accounts.list_accounts(db),
+        "form": form,
+        "presence_form": presence_form,
+        "offline_after": await presence.offline_after_minutes(db),
+        **await _choices(page, db),
+    }
     return render_settings(page, "settings/operators.html", context, status_code=status_code)
 
 
 @router.get("", name="settings_operators")
 async def list_operators(page: AdminPage, db: SessionDep) -> Response:
     return await _list_page(page, db)
+
+
+@router.post("/presence", dependencies=[CsrfChecked], name="settings_presence")
+async def change_presence(page: AdminPage, db: SessionDep) -> Response:
+    form = await read_form(page, presence.PresenceInput)
+    if form.data is None:
+        return await _list_page(page, db, presence_form=form, status_code=422)
+    await presence.set_offline_after(db, page.operator, form.data)
+    await db.commit()
+    return done(page, HOME, page.gettext("Saved."))
 
 
 def link_address(page: PageContext, token: str) -> str:

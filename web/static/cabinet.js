@@ -85,6 +85,14 @@
     if (region) region.querySelectorAll(".toast").forEach(dismissLater);
   });
 
+  // An open cabinet tab keeps its operator from being set offline (the server counts open
+  // streams): a signed-in page whose own script opened none (settings, profile) opens one.
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!window.switchboardStream && document.querySelector("form[action='/logout']")) {
+      window.switchboardStream = new EventSource("/events");
+    }
+  });
+
   // Settings: a button with data-copy="<selector>" copies that element's text (a link or password
   // shown once) and says so; selecting the text by hand works without it.
   document.addEventListener("click", (event) => {
