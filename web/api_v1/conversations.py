@@ -13,7 +13,7 @@ from sqlalchemy import Row
 
 from domain.enums import ChannelKind, ConversationStatus, Interface, Priority
 from services import conversations
-from services.conversation_list import ConversationFilter, Cursor, conversation_row, list_conversations
+from services.conversation_list import ConversationFilter, Cursor, Sort, conversation_row, list_conversations
 from services.visibility import integration
 from web.api_v1.auth import TokenDep, WriterDep
 from web.api_v1.docs import WRITE_ERRORS
@@ -77,7 +77,7 @@ def conversation_out(row: Row) -> ConversationOut:
     )
 
 
-@router.get("", summary="List conversations, newest activity first", response_model=Page[ConversationOut])
+@router.get("", summary="List conversations in one of four orders", response_model=Page[ConversationOut])
 async def list_(
     token: TokenDep,
     db: SessionDep,
@@ -91,6 +91,14 @@ async def list_(
     channel: ChannelKind | None = None,
     contact_id: IdQuery = None,
     unanswered: Annotated[bool | None, Query(description="Only those waiting for our answer (true).")] = None,
+    sort: Annotated[
+        Sort,
+        Query(
+            description="`activity`: newest activity first; `waiting`: the customer waiting longest for an answer"
+            " first, those with nothing waiting last; `created`: newest first; `priority`: highest first, then"
+            " newest activity. A cursor pages on only in the sort that gave it out."
+        ),
+    ] = Sort.ACTIVITY,
 ) -> Response:
     """The conversations of the token's branches (or all), filtered; `cursor` pages on."""
     wanted = ConversationFilter(
@@ -103,8 +111,8 @@ async def list_(
         contact_id=contact_id,
         unanswered=unanswered,
     )
-    after = Cursor.decode(cursor) if cursor else None
-    rows, following = await list_conversations(db, integration(token), wanted, after=after, limit=limit)
+    after = Cursor.decode(cursor, sort) if cursor else None
+    rows, following = await list_conversations(db, integration(token), wanted, sort=sort, after=after, limit=limit)
     page = Page(items=[conversation_out(r) for r in rows], next_cursor=following.encode() if following else None)
     return json_response(page)
 

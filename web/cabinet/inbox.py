@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import ChannelKind, ConversationStatus, OperatorRole
 from infra.models import Inbox, Label, Operator
 from services import labels as label_service
-from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, list_conversations
+from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, Sort, list_conversations
 from services.errors import Invalid
 from services.inbox import LIVE, RowExtras, TabCounts, row_extras, tab_counts
 from services.visibility import staff
@@ -47,6 +47,7 @@ class ListQuery(BaseModel):
     label: int | None = Field(default=None, gt=0, lt=2**63)
     unanswered: bool = False
     q: str = Field(default="", max_length=SEARCH_MAX)
+    sort: Sort = Sort.ACTIVITY
 
     @classmethod
     def read(cls, params: dict[str, str], operator: Operator) -> ListQuery:
@@ -153,11 +154,11 @@ async def inbox_list(
     after = None
     if cursor := params.get("cursor"):
         try:
-            after = Cursor.decode(cursor[:200])
+            after = Cursor.decode(cursor[:200], query.sort)
         except Invalid:
             error = page.gettext("That page of the list is no longer there: showing the first one.")
     rows, next_cursor = await list_conversations(
-        db, staff(operator), query.conversation_filter(operator), after=after, limit=PAGE_SIZE
+        db, staff(operator), query.conversation_filter(operator), sort=query.sort, after=after, limit=PAGE_SIZE
     )
     views = await row_views(db, operator, rows, selected)
     counts = await tab_counts(db, operator, with_all=is_supervisor(operator))
