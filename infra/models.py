@@ -348,6 +348,10 @@ class Conversation(Base):
     last_activity_at: Mapped[datetime] = _created()
     # kept by PostgreSQL, so the inbox's "waiting since" sort reads an indexed column
     waiting_since: Mapped[datetime] = mapped_column(Computed(WAITING_SINCE_SQL, persisted=True))
+    # snoozed: out of Mine and Unassigned until snoozed_until, or (snoozed_until NULL) until the
+    # customer's next message; the conversation's workflow wakes it (services.snoozes)
+    snoozed_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     rating: Mapped[int | None] = mapped_column(SmallInteger)

@@ -53,6 +53,8 @@ class ConversationFilter(BaseModel):
     label_id: int | None = None
     # every escalation ran out and nobody has been assigned since (an alert the supervisors got)
     escalation_exhausted: bool | None = None
+    # snoozed (services.snoozes) or not
+    snoozed: bool | None = None
     # a piece of the contact's name, phone or username, or of a message's text
     search: str | None = Field(default=None, max_length=SEARCH_MAX)
 
@@ -145,6 +147,8 @@ def _build_rows() -> Select:
             Conversation.resolved_at,
             Conversation.closed_at,
             Conversation.rating,
+            Conversation.snoozed_at,
+            Conversation.snoozed_until,
         )
         .join(Contact, Contact.id == Conversation.contact_id)
         .join(Inbox, Inbox.id == Conversation.inbox_id)
@@ -194,6 +198,10 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
             or_(Conversation.assigned_at.is_(None), AuditEvent.created_at > Conversation.assigned_at),
         )
         query = query.where(exhausted if wanted.escalation_exhausted else ~exhausted)
+    if wanted.snoozed is not None:
+        query = query.where(
+            Conversation.snoozed_at.isnot(None) if wanted.snoozed else Conversation.snoozed_at.is_(None)
+        )
     if wanted.search and wanted.search.strip():
         query = query.where(_matching(wanted.search.strip()))
     return query

@@ -33,7 +33,7 @@ router = APIRouter()
 
 PAGE_SIZE = 50
 TABS = ("mine", "unassigned", "all")
-STATUSES = ("live", "open", "pending", "resolved", "closed", "any")
+STATUSES = ("live", "snoozed", "open", "pending", "resolved", "closed", "any")
 
 
 class ListQuery(BaseModel):
@@ -72,8 +72,10 @@ class ListQuery(BaseModel):
         return "?" + urlencode(kept) if kept else ""
 
     def conversation_filter(self, operator: Operator) -> ConversationFilter:
-        if self.status == "live":
+        snoozed = None
+        if self.status in ("live", "snoozed"):
             statuses: list[ConversationStatus] | None = list(LIVE)
+            snoozed = self.status == "snoozed"  # the live ones are those not snoozed
         elif self.status == "any":
             statuses = None
         else:
@@ -84,6 +86,7 @@ class ListQuery(BaseModel):
             inbox_id=self.inbox,
             label_id=self.label,
             unanswered=True if self.unanswered else None,
+            snoozed=snoozed,
             search=self.q.strip() or None,
         )
         if self.tab == "mine":
