@@ -43,6 +43,7 @@ async def start(
             raise Invalid(N_("Choose a time in the future."))
         if until > now + LONGEST:
             raise Invalid(N_("A conversation can be snoozed for a year at most."))
+        until = until.astimezone(UTC)
     if conversation.snoozed_at is not None and conversation.snoozed_until == until:
         return False
     conversation.snoozed_at, conversation.snoozed_until = now, until
