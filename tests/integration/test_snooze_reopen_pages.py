@@ -272,7 +272,9 @@ async def test_the_api_snoozes_and_reopens_once_per_request(team, clean_db):
     async with clean_db() as db:
         token_actions = (
             await db.scalars(
-                select(AuditEvent.action).where(AuditEvent.conversation_id == mine, AuditEvent.actor_token_id.isnot(None))
+                select(AuditEvent.action).where(
+                    AuditEvent.conversation_id == mine, AuditEvent.actor_token_id.isnot(None)
+                )
             )
         ).all()
     assert {"conversation.snoozed", "conversation.reopened"} <= set(token_actions)
