@@ -79,7 +79,7 @@ _ORDERS = {
     Sort.CREATED: _Order((Conversation.created_at, Conversation.id), descending=True),
     Sort.PRIORITY: _Order((Conversation.priority, Conversation.last_activity_at, Conversation.id), descending=True),
 }
-_INVALID_CURSOR = "This cursor is not one this list gave out."
+_INVALID_CURSOR = "This cursor is not one a list of this sort gave out."
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """ConversationWorkflow: one per conversation (`conversation-{id}`), long-lived.
 
-Routing, working hours, assignment, the escalation timer, transfer, resolve/close, rating and
-auto-reply. It decides; activities write PostgreSQL (which the cabinet reads) and announce.
+Routing, working hours, assignment, the escalation timer, transfer, resolve/close, rating,
+auto-reply, and snoozes (their timer; an operator's snooze and reopen are written to the database
+first and adopted here). It decides; activities write PostgreSQL (which the cabinet reads) and announce.
 Notices arrive only through the outbox relay as the `notify` signal; the handler just queues
 them, and the main loop applies them one at a time, so no handler races another.
 
