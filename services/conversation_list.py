@@ -225,6 +225,21 @@ def _matching(term: str) -> ColumnElement[bool]:
     return Conversation.id.in_(union(by_contact, by_text))
 
 
+def list_query(
+    viewer: Viewer, wanted: ConversationFilter, *, sort: Sort = Sort.ACTIVITY, after: Cursor | None = None
+) -> Select:
+    """The page query without its LIMIT, its sort key as columns sort_key_0, sort_key_1, ..."""
+    order = _ORDERS[sort]
+    query = _filtered(_rows().where(visible_to(viewer)), wanted)
+    if after is not None:
+        if after.sort != sort:
+            raise Invalid(_INVALID_CURSOR)
+        position = tuple_(*order.key)
+        query = query.where(position < after.key if order.descending else position > after.key)
+    columns = [c.desc() if order.descending else c.asc() for c in order.key]
+    return query.add_columns(*(c.label(f"sort_key_{i}") for i, c in enumerate(order.key))).order_by(*columns)
+
+
 async def list_conversations(
     db: AsyncSession,
     viewer: Viewer,
@@ -236,20 +251,12 @@ async def list_conversations(
 ) -> tuple[list[Row], Cursor | None]:
     """One page of the conversations `viewer` may see, and the cursor of the next (None: last)."""
     limit = max(1, min(limit, MAX_PAGE))
-    order = _ORDERS[sort]
-    query = _filtered(_rows().where(visible_to(viewer)), wanted)
-    if after is not None:
-        if after.sort != sort:
-            raise Invalid(_INVALID_CURSOR)
-        position = tuple_(*order.key)
-        query = query.where(position < after.key if order.descending else position > after.key)
-    columns = [c.desc() if order.descending else c.asc() for c in order.key]
-    query = query.add_columns(*(c.label(f"sort_key_{i}") for i, c in enumerate(order.key)))
-    rows = list((await db.execute(query.order_by(*columns).limit(limit + 1))).all())
+    query = list_query(viewer, wanted, sort=sort, after=after)
+    rows = list((await db.execute(query.limit(limit + 1))).all())
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], Cursor(sort, tuple(getattr(last, f"sort_key_{i}") for i in range(len(order.key))))
+    return rows[:limit], Cursor(sort, tuple(getattr(last, f"sort_key_{i}") for i in range(len(_ORDERS[sort].key))))
 
 
 async def conversation_row(db: AsyncSession, viewer: Viewer, conversation_id: int) -> Row:
