@@ -34,6 +34,7 @@ from domain.conversation import (
     RESOLVE_IF_INACTIVE,
     SEND_SYSTEM_MESSAGE,
     TRANSFER_CONVERSATION,
+    WAKE_CONVERSATION,
     ActionFailure,
     AlertRequest,
     Assignment,
@@ -50,6 +51,7 @@ from domain.conversation import (
     ResolveRequest,
     SystemMessageRequest,
     TransferRequest,
+    WakeRequest,
 )
 from domain.enums import ConversationStatus, MessageFormat, SenderKind
 from domain.events import (
@@ -62,7 +64,7 @@ from infra import metrics
 from infra.event_log import conversation_ids, load_conversation_ids, publish
 from infra.models import Branch, Contact, Conversation, Inbox, Operator
 from infra.settings import Settings
-from services import audit
+from services import audit, snoozes
 from services.assignment import LIVE, dispatch_backlog, lock_branch, online_candidates, set_assignee
 from services.branches import which_branch
 from services.outgoing import queue_message
@@ -332,6 +334,16 @@ class ConversationActivities:
         async with self._factory() as db, db.begin():
             return await dispatch_backlog(db, request.branch_id)
 
+    @activity.defn(name=WAKE_CONVERSATION)
+    async def wake_conversation(self, request: WakeRequest) -> bool:
+        """The snooze's time came. Nothing changes when it woke otherwise meanwhile or was snoozed
+        again (a newer notice tells the workflow)."""
+        async with self._factory() as db, db.begin():
+            conversation = await self._conversation(db, request.conversation_id)
+            if conversation.snoozed_at is None or conversation.snoozed_until != request.until:
+                return False
+            return await snoozes.end(db, conversation, reason=snoozes.TIME, tell_workflow=False)
+
     @activity.defn(name=REPORT_ACTION_FAILED)
     async def report_action_failed(self, request: ActionFailure) -> None:
         """Audited, and told to the operator who asked (and supervisors) as it happens."""
@@ -371,6 +383,7 @@ class ConversationActivities:
             self.dispatch_branch_backlog,
             self.load_settings,
             self.report_action_failed,
+            self.wake_conversation,
         ]
 
 

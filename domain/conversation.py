@@ -37,6 +37,7 @@ SEND_SYSTEM_MESSAGE = "send_system_message"
 DISPATCH_BRANCH_BACKLOG = "dispatch_branch_backlog"
 LOAD_SETTINGS = "load_settings"
 REPORT_ACTION_FAILED = "report_action_failed"
+WAKE_CONVERSATION = "wake_conversation"
 # ApplicationError type of an action the database refuses (its message is for the operator)
 ACTION_REFUSED = "ActionRefused"
 
@@ -44,6 +45,9 @@ ACTION_REFUSED = "ActionRefused"
 class NoticeKind(StrEnum):
     STARTED = "started"  # a new conversation (its first customer message is stored)
     REOPENED = "reopened"  # a customer wrote into a resolved conversation
+    # an operator reopened it (the database has it open and theirs): nothing is sent to the
+    # customer, whose own message is what the offline text and the auto-reply answer
+    REOPEN = "reopen"
     BLOCKED = "blocked"  # the contact blocked the bot: no system messages can reach them
     UNBLOCKED = "unblocked"
     OPENED = "opened"  # the assignee opened the conversation: escalation stops for good
@@ -55,6 +59,12 @@ class NoticeKind(StrEnum):
     # the inbox's settings or the branch's working hours changed: read them again. Written by a
     # trigger on those rows (migration 0007), so every writer's change reaches running workflows.
     SETTINGS_CHANGED = "settings_changed"
+    # set aside until `until`, or until the customer's next message (until None): no assignment
+    # or escalation meanwhile; the assignee stays
+    SNOOZE = "snooze"
+    # the snooze ended before its time (the customer wrote, an operator answered): the database
+    # has it awake already
+    WAKE = "wake"
 
 
 class ConversationNotice(BaseModel):
@@ -63,6 +73,7 @@ class ConversationNotice(BaseModel):
     operator_id: int | None = None  # who acted (opened, resolve, transfer) or who was assigned
     target_operator_id: int | None = None
     target_branch_id: int | None = None
+    until: datetime | None = None  # SNOOZE
 
 
 class InboxPolicy(BaseModel):
@@ -104,6 +115,8 @@ class ConversationState(BaseModel):
     last_outbox_id: int = 0
     # a timed action (escalation, close, inactivity check) failed: none runs again before this
     timed_actions_paused_until: datetime | None = None
+    snoozed: bool = False
+    snoozed_until: datetime | None = None  # None while snoozed: until the customer's next message
 
 
 class ConversationInput(BaseModel):
@@ -171,6 +184,13 @@ class ActionFailure(BaseModel):
 class ResolveRequest(BaseModel):
     conversation_id: int
     by_operator_id: int | None
+
+
+class WakeRequest(BaseModel):
+    """wake_conversation: the snooze until `until` ran out."""
+
+    conversation_id: int
+    until: datetime
 
 
 class InactivityRequest(BaseModel):

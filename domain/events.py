@@ -167,6 +167,8 @@ class ConversationStatusChanged(ConversationEvent):
 class ConversationChange(StrEnum):
     PRIORITY = "priority"
     LABELS = "labels"
+    SNOOZE = "snooze"  # snoozed, or awake again by someone's doing: lists check the row again
+    WOKEN = "woken"  # its snooze's time came: back in the lists, its assignee told as of a new message
 
 
 class ConversationUpdated(ConversationEvent):

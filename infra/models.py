@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     ForeignKey,
@@ -75,6 +76,13 @@ class Base(DeclarativeBase):
 
 LIVE_SQL = "status IN ('open', 'pending')"
 PHONE_DIGITS = r"regexp_replace(phone, '\D', '', 'g')"
+# the "waiting since" sort's key (Conversation.waiting_since): the unanswered customer message's
+# time; after every waiting conversation (a far future: asyncpg reads 'infinity' back as a naive
+# time), those with nothing waiting
+WAITING_SINCE_SQL = (
+    "COALESCE(CASE WHEN last_in_at IS NOT NULL AND status IN ('open', 'pending') "
+    "AND (last_out_at IS NULL OR last_in_at > last_out_at) THEN last_in_at END, '9999-12-31 00:00+00')"
+)
 
 
 def _trigram(name: str, column: str) -> Index:
@@ -356,6 +364,12 @@ class Conversation(Base):
     last_in_at: Mapped[datetime | None]
     last_out_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime] = _created()
+    # kept by PostgreSQL, so the inbox's "waiting since" sort reads an indexed column
+    waiting_since: Mapped[datetime] = mapped_column(Computed(WAITING_SINCE_SQL, persisted=True))
+    # snoozed: out of Mine and Unassigned until snoozed_until, or (snoozed_until NULL) until the
+    # customer's next message; the conversation's workflow wakes it (services.snoozes)
+    snoozed_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     rating: Mapped[int | None] = mapped_column(SmallInteger)
@@ -402,6 +416,10 @@ class Conversation(Base):
             "last_in_at",
             postgresql_where=sql("status IN ('open', 'pending') AND (last_out_at IS NULL OR last_in_at > last_out_at)"),
         ),
+        # the inbox's other sorts (services.conversation_list.Sort), each paged by its key and id
+        Index("ix_conversations_created_id", "created_at", "id"),
+        Index("ix_conversations_priority_activity_id", "priority", "last_activity_at", "id"),
+        Index("ix_conversations_waiting_since_id", "waiting_since", "id"),
     )
 
 

@@ -1,8 +1,9 @@
 """Lists of conversations as the cabinet and the API show them: the visibility predicate, filters,
-newest activity first, and keyset pagination (never OFFSET) on (last_activity_at, id).
+one of four sorts, and keyset pagination (never OFFSET) on the sort's key and the id.
 
-A cursor is the last row's position, opaque to clients; it stays valid while rows change (a
-row whose activity moves past the cursor is simply found on an earlier page).
+A cursor is the last row's position in its sort, opaque to clients; it stays valid while rows
+change (a row whose key moves past the cursor is simply found on an earlier page), and a cursor
+of one sort given to another is refused (Invalid), never read as a position it is not.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Row, Select, and_, exists, literal_column, or_, select, tuple_, union
@@ -51,32 +53,71 @@ class ConversationFilter(BaseModel):
     label_id: int | None = None
     # every escalation ran out and nobody has been assigned since (an alert the supervisors got)
     escalation_exhausted: bool | None = None
+    # snoozed (services.snoozes) or not
+    snoozed: bool | None = None
     # a piece of the contact's name, phone or username, or of a message's text
     search: str | None = Field(default=None, max_length=SEARCH_MAX)
 
 
+class Sort(StrEnum):
+    ACTIVITY = "activity"  # newest activity first (the default)
+    WAITING = "waiting"  # the longest-waiting unanswered customer first; nothing waiting last
+    CREATED = "created"  # newest conversation first
+    PRIORITY = "priority"  # highest priority first, then newest activity
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    key: tuple  # columns compared as one row value, ending in the id
+    descending: bool
+
+
+# each key has an index (infra.models.Conversation) whose columns are exactly the key
+_ORDERS = {
+    Sort.ACTIVITY: _Order((Conversation.last_activity_at, Conversation.id), descending=True),
+    Sort.WAITING: _Order((Conversation.waiting_since, Conversation.id), descending=False),
+    Sort.CREATED: _Order((Conversation.created_at, Conversation.id), descending=True),
+    Sort.PRIORITY: _Order((Conversation.priority, Conversation.last_activity_at, Conversation.id), descending=True),
+}
+_INVALID_CURSOR = "This cursor is not one a list of this sort gave out."
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where a page ended: the last row's activity time and id."""
+    """Where a page ended: the sort, and the last row's key in it (its last part the id)."""
 
-    last_activity_at: datetime
-    id: int
+    sort: Sort
+    key: tuple
 
     def encode(self) -> str:
-        raw = f"{self.last_activity_at.isoformat()}|{self.id}".encode()
+        parts = [v.isoformat() if isinstance(v, datetime) else str(v) for v in self.key]
+        raw = "|".join([self.sort.value, *parts]).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, value: str) -> Cursor:
+    def decode(cls, value: str, sort: Sort = Sort.ACTIVITY) -> Cursor:
+        """The cursor, if a list in `sort` gave it out (Invalid otherwise)."""
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            moment, conversation_id = raw.split("|")
-            at = datetime.fromisoformat(moment)
-            if at.tzinfo is None:
-                raise ValueError("naive time")
-            return cls(at, int(conversation_id))
+            parts = raw.split("|")
+            if len(parts) == 2:  # given out before lists had sorts: newest activity first
+                parts.insert(0, Sort.ACTIVITY.value)
+            if parts[0] != sort.value or len(parts) != len(_ORDERS[sort].key) + 1:
+                raise ValueError("another sort's cursor")
+            return cls(
+                sort, tuple(_read(column, text) for column, text in zip(_ORDERS[sort].key, parts[1:], strict=True))
+            )
         except (ValueError, UnicodeDecodeError):
-            raise Invalid("This cursor is not one a list gave out.") from None
+            raise Invalid(_INVALID_CURSOR) from None
+
+
+def _read(column: ColumnElement, text: str) -> datetime | int:
+    if column is Conversation.id or column is Conversation.priority:
+        return int(text)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("naive time")
+    return moment
 
 
 def _rows() -> Select:
@@ -106,6 +147,8 @@ def _build_rows() -> Select:
             Conversation.resolved_at,
             Conversation.closed_at,
             Conversation.rating,
+            Conversation.snoozed_at,
+            Conversation.snoozed_until,
         )
         .join(Contact, Contact.id == Conversation.contact_id)
         .join(Inbox, Inbox.id == Conversation.inbox_id)
@@ -155,6 +198,10 @@ def _filtered(query: Select, wanted: ConversationFilter) -> Select:
             or_(Conversation.assigned_at.is_(None), AuditEvent.created_at > Conversation.assigned_at),
         )
         query = query.where(exhausted if wanted.escalation_exhausted else ~exhausted)
+    if wanted.snoozed is not None:
+        query = query.where(
+            Conversation.snoozed_at.isnot(None) if wanted.snoozed else Conversation.snoozed_at.is_(None)
+        )
     if wanted.search and wanted.search.strip():
         query = query.where(_matching(wanted.search.strip()))
     return query
@@ -178,20 +225,38 @@ def _matching(term: str) -> ColumnElement[bool]:
     return Conversation.id.in_(union(by_contact, by_text))
 
 
+def list_query(
+    viewer: Viewer, wanted: ConversationFilter, *, sort: Sort = Sort.ACTIVITY, after: Cursor | None = None
+) -> Select:
+    """The page query without its LIMIT, its sort key as columns sort_key_0, sort_key_1, ..."""
+    order = _ORDERS[sort]
+    query = _filtered(_rows().where(visible_to(viewer)), wanted)
+    if after is not None:
+        if after.sort != sort:
+            raise Invalid(_INVALID_CURSOR)
+        position = tuple_(*order.key)
+        query = query.where(position < after.key if order.descending else position > after.key)
+    columns = [c.desc() if order.descending else c.asc() for c in order.key]
+    return query.add_columns(*(c.label(f"sort_key_{i}") for i, c in enumerate(order.key))).order_by(*columns)
+
+
 async def list_conversations(
-    db: AsyncSession, viewer: Viewer, wanted: ConversationFilter, *, after: Cursor | None = None, limit: int = 50
+    db: AsyncSession,
+    viewer: Viewer,
+    wanted: ConversationFilter,
+    *,
+    sort: Sort = Sort.ACTIVITY,
+    after: Cursor | None = None,
+    limit: int = 50,
 ) -> tuple[list[Row], Cursor | None]:
     """One page of the conversations `viewer` may see, and the cursor of the next (None: last)."""
     limit = max(1, min(limit, MAX_PAGE))
-    query = _filtered(_rows().where(visible_to(viewer)), wanted)
-    if after is not None:
-        query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < (after.last_activity_at, after.id))
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    rows = list((await db.execute(query)).all())
+    query = list_query(viewer, wanted, sort=sort, after=after)
+    rows = list((await db.execute(query.limit(limit + 1))).all())
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], Cursor(last.last_activity_at, last.id)
+    return rows[:limit], Cursor(sort, tuple(getattr(last, f"sort_key_{i}") for i in range(len(_ORDERS[sort].key))))
 
 
 async def conversation_row(db: AsyncSession, viewer: Viewer, conversation_id: int) -> Row:

@@ -1,5 +1,5 @@
-"""What an operator does to conversations (open, take, reply, transfer, resolve), as services
-the cabinet and the API call.
+"""What an operator does to conversations (open, take, reply, transfer, resolve, snooze, reopen),
+as services the cabinet and the API call.
 
 Each checks the caller's rights on the ids it is given (no IDOR), writes PostgreSQL, and
 tells the conversation's workflow through the outbox when the workflow must react. Looking
@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversation import ConversationNotice, NoticeKind
 from domain.enums import ConversationStatus, MessageFormat, Priority, SenderKind
-from domain.events import ConversationChange, ConversationUpdated
+from domain.events import ConversationChange, ConversationStatusChanged, ConversationUpdated
 from domain.visibility import may_move_to
 from domain.wording import N_
 from infra.event_log import conversation_ids, publish
 from infra.models import ApiToken, Branch, Conversation, Operator
-from services import audit
+from services import audit, snoozes
 from services.assignment import LIVE, lock_branch, set_assignee
 from services.errors import Invalid
 from services.outbox import add_notice
@@ -127,9 +127,10 @@ async def request_transfer(
 
 
 async def request_resolve(db: AsyncSession, caller: Caller, conversation_id: int) -> None:
-    conversation = await acting_on(db, caller, conversation_id)
+    conversation = await acting_on(db, caller, conversation_id, lock=True)
     if conversation.status not in LIVE:
         raise Invalid(N_("This conversation is not open."))
+    await snoozes.end(db, conversation, reason="resolve", actor=audit.by(caller))
     await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.RESOLVE, operator_id=_operator_id(caller)))
     _audit_request(db, caller, "conversation.resolve_requested", conversation.id)
 
@@ -148,6 +149,61 @@ async def set_priority(db: AsyncSession, caller: Caller, conversation_id: int, p
             details={"from": previous, "to": int(priority)},
         )
         await publish(db, ConversationUpdated.of(conversation_ids(conversation), change=ConversationChange.PRIORITY))
+    return conversation
+
+
+async def snooze(db: AsyncSession, caller: Caller, conversation_id: int, until: datetime | None) -> Conversation:
+    """Set it aside until `until`, or until the customer's next message (None); its assignee
+    stays. Snoozing it again the same way changes nothing (a retried request)."""
+    conversation = await acting_on(db, caller, conversation_id, lock=True)
+    if conversation.status not in LIVE:
+        raise Invalid(N_("Only open conversations can be snoozed."))
+    await snoozes.start(db, conversation, until, actor=audit.by(caller), operator_id=_operator_id(caller))
+    return conversation
+
+
+async def reopen(db: AsyncSession, caller: Caller, conversation_id: int) -> Conversation:
+    """Reopen a resolved or closed conversation: an operator gets it, opened (no escalation); a
+    token leaves its assignee, whose escalation window starts again. Nothing is sent to the
+    customer: the offline text and the auto-reply answer a customer's own message (ingest's
+    REOPENED notice), not staff's decision."""
+    viewer = viewer_of(caller)
+    operator_id = _operator_id(caller)
+    branch_id = await db.scalar(select(Conversation.branch_id).where(Conversation.id == conversation_id))
+    if branch_id is not None:
+        await lock_branch(db, branch_id)  # branch first, then the row: as every assignment does
+    conversation = await load_conversation(db, viewer, conversation_id, lock=True)
+    if operator_id is None:
+        require_write(viewer, conversation)
+    if conversation.status == ConversationStatus.OPEN and operator_id in (None, conversation.assignee_id):
+        return conversation  # reopened already (a second click, a retried request)
+    if conversation.status not in (ConversationStatus.RESOLVED, ConversationStatus.CLOSED):
+        raise Invalid(N_("Only resolved or closed conversations can be reopened."))
+    if conversation.status == ConversationStatus.CLOSED:
+        newer = exists().where(
+            Conversation.inbox_id == conversation.inbox_id,
+            Conversation.identity_id == conversation.identity_id,
+            Conversation.status != ConversationStatus.CLOSED,
+        )
+        if await db.scalar(select(newer)):
+            raise Invalid(N_("The customer has a newer conversation in this inbox: answer there."))
+    previous, conversation.status = conversation.status, ConversationStatus.OPEN
+    conversation.resolved_at = conversation.closed_at = None
+    now = datetime.now(UTC)
+    if operator_id is not None and conversation.assignee_id != operator_id:
+        await set_assignee(db, conversation, operator_id, action="conversation.taken", actor_operator_id=operator_id)
+    elif conversation.assignee_id is not None:
+        conversation.assigned_at = now
+    conversation.opened_at = now if operator_id is not None else None
+    conversation.last_activity_at = now
+    audit.record(db, "conversation.reopened", **audit.by(caller), conversation_id=conversation.id)
+    await publish(
+        db,
+        ConversationStatusChanged.of(
+            conversation_ids(conversation), status=ConversationStatus.OPEN, previous_status=previous
+        ),
+    )
+    await add_notice(db, conversation.id, ConversationNotice(kind=NoticeKind.REOPEN, operator_id=operator_id))
     return conversation
 
 
@@ -204,6 +260,7 @@ async def send_reply(
         return message_id, False
     if not isinstance(caller, ApiToken):
         await _opened_by(db, conversation, caller)
+    await snoozes.end(db, conversation, reason="reply", actor=audit.by(caller))
     conversation.last_activity_at = datetime.now(UTC)
     audit.record(
         db, "message.sent", **audit.by(caller), conversation_id=conversation.id, details={"message_id": message_id}

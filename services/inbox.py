@@ -116,9 +116,9 @@ class TabCounts:
 
 
 async def tab_counts(db: AsyncSession, operator: Operator, *, with_all: bool) -> TabCounts:
-    """Live (open or pending) conversations per tab: mine, my branch's pool, all I may see."""
+    """Live (open or pending, not snoozed) conversations per tab: mine, my branch's pool, all I may see."""
     viewer = staff(operator)
-    live = and_(Conversation.status.in_(LIVE), visible_to(viewer))
+    live = and_(Conversation.status.in_(LIVE), Conversation.snoozed_at.is_(None), visible_to(viewer))
     pool = Conversation.assignee_id.is_(None)
     if operator.branch_id is not None:
         pool = and_(pool, Conversation.branch_id == operator.branch_id)

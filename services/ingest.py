@@ -58,6 +58,7 @@ from infra.models import (
     Message,
     MessageRevision,
 )
+from services import snoozes
 from services.assignment import branch_is_open, branch_schedules, is_open
 from services.outbox import NOTICE, WAKE_CHANNEL, add_fetch, add_notice, notice_payload
 
@@ -155,8 +156,9 @@ async def _ingest(db: AsyncSession, event: InboundEvent, correlation: str) -> In
 # The common case, a known contact writing into its open conversation, is one statement on the
 # raw driver connection, atomic on its own: an ORM session and an explicit transaction were most
 # of the webhook's CPU. The conversation row is locked and its status re-checked on the latest
-# version, so a concurrent resolve sends this message down the general path (which reopens). A
-# message from another chat than the one stored goes there too (which stores the new one). A
+# version, so a concurrent resolve sends this message down the general path (which reopens), as
+# does a snooze until the customer's next message (which it ends). A message from another chat
+# than the one stored goes there too (which stores the new one). A
 # duplicate inserts and announces nothing. The statement is told which branches are closed now,
 # from the process's schedule cache, and writes the off-hours notice for those itself; it stores
 # nothing for a branch the cache does not know yet ($8 lists the known ones).
@@ -183,6 +185,7 @@ _FAST_MESSAGE = f"""
         JOIN contact_chats ch ON ch.identity_id = i.id AND ch.inbox_id = $1 AND ch.provider_chat_id = $12
         WHERE i.channel = CAST($2 AS channel_kind) AND i.provider_user_id = $3
           AND c.status IN ('open', 'pending')
+          AND (c.snoozed_at IS NULL OR c.snoozed_until IS NOT NULL)
         FOR UPDATE OF c
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
@@ -506,6 +509,9 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
                 previous_status=ConversationStatus.RESOLVED,
             )
             await publish(db, reopened)
+
+    if conversation.snoozed_at is not None and conversation.snoozed_until is None:
+        await snoozes.end(db, conversation, reason="customer")  # snoozed until this message
 
     if (
         notice is None

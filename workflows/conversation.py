@@ -1,7 +1,8 @@
 """ConversationWorkflow: one per conversation (`conversation-{id}`), long-lived.
 
-Routing, working hours, assignment, the escalation timer, transfer, resolve/close, rating and
-auto-reply. It decides; activities write PostgreSQL (which the cabinet reads) and announce.
+Routing, working hours, assignment, the escalation timer, transfer, resolve/close, rating,
+auto-reply, and snoozes (their timer; an operator's snooze and reopen are written to the database
+first and adopted here). It decides; activities write PostgreSQL (which the cabinet reads) and announce.
 Notices arrive only through the outbox relay as the `notify` signal; the handler just queues
 them, and the main loop applies them one at a time, so no handler races another.
 
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         SEND_SYSTEM_MESSAGE,
         STATE_QUERY,
         TRANSFER_CONVERSATION,
+        WAKE_CONVERSATION,
         ActionFailure,
         AlertRequest,
         Assignment,
@@ -61,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
         SystemMessageRequest,
         TransferRequest,
+        WakeRequest,
     )
     from domain.enums import ConversationStatus, RatingMode
     from domain.events import TEXT_LIMIT
@@ -112,6 +115,9 @@ ACTIVITY_FAILED = (ActivityError, ApplicationError, ActivityTimeout)
 # REOPENED notice arrived.
 CLOSE_ADOPTS_REOPEN = "close-adopts-reopen"
 ACTION_RETRY = timedelta(minutes=10)  # after a failed timed action
+# Snoozes (and an operator's reopen) are new notices: histories recorded before them never reach
+# that code; the marker names the runs that did.
+SNOOZES = "snoozes"
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW)
@@ -203,6 +209,14 @@ class ConversationWorkflow:
             await self._wait(close_at)
             return
 
+        if state.snoozed:
+            # set aside: no inactivity check, assignment or escalation until it wakes
+            if state.snoozed_until is not None and now >= state.snoozed_until:
+                await self._wake_up(state.snoozed_until)
+                return
+            await self._wait(state.snoozed_until)
+            return
+
         if state.inactivity_check_at is not None and now >= state.inactivity_check_at:
             await self._check_inactive()
             return
@@ -275,6 +289,8 @@ class ConversationWorkflow:
                 state.opened = False
         elif kind == NoticeKind.TRANSFER:
             await self._transfer(notice)
+        elif kind in (NoticeKind.REOPEN, NoticeKind.SNOOZE, NoticeKind.WAKE) and workflow.patched(SNOOZES):
+            self._operator_notice(notice)
         elif kind == NoticeKind.RESOLVE:
             await self._resolve(notice)
         self._upsert_visibility()
@@ -371,6 +387,47 @@ class ConversationWorkflow:
         state.resolved_at = None
         self._adopt_assignment(result)
 
+    def _operator_notice(self, notice: ConversationNotice) -> None:
+        """Adopt what an operator already wrote to the database: a reopen, a snooze, its end."""
+        state = self.state
+        if notice.kind == NoticeKind.REOPEN:
+            if state.status in (ConversationStatus.RESOLVED, ConversationStatus.OPEN, ConversationStatus.PENDING):
+                state.status = ConversationStatus.OPEN
+                state.resolved_at = None
+                state.timed_out = []
+                state.pool_exhausted = False
+                state.snoozed, state.snoozed_until = False, None
+                state.assigned_at = workflow.now()
+                # the operator who reopened it has it open (no escalation); a token's reopen
+                # gives its assignee a new window, or the pool a new assignment
+                state.opened = notice.operator_id is not None
+                if notice.operator_id is not None:
+                    state.assignee_id = notice.operator_id
+        elif notice.kind == NoticeKind.SNOOZE:
+            if state.status in (ConversationStatus.OPEN, ConversationStatus.PENDING):
+                state.snoozed, state.snoozed_until = True, notice.until
+        elif state.snoozed:
+            self._woken()
+
+    async def _wake_up(self, until: datetime) -> None:
+        """The snooze's time came: the database wakes it (unless a newer snooze replaced it)."""
+        state = self.state
+        woke = await self._act(
+            "wake",
+            WAKE_CONVERSATION,
+            WakeRequest(conversation_id=state.conversation_id, until=until),
+            result_type=bool,
+            timed=True,
+        )
+        if woke is not None:
+            self._woken()
+
+    def _woken(self) -> None:
+        state = self.state
+        state.snoozed, state.snoozed_until = False, None
+        if state.assignee_id is not None and not state.opened:
+            state.assigned_at = workflow.now()  # a full escalation window from waking
+
     async def _load_settings(self) -> None:
         state = self.state
         settings = await self._act(
@@ -398,6 +455,7 @@ class ConversationWorkflow:
             return
         state.status = ConversationStatus.RESOLVED
         state.resolved_at = workflow.now()
+        state.snoozed, state.snoozed_until = False, None
         if state.policy.rating_mode != RatingMode.NONE:
             text = state.policy.rating_text or rating_prompt(state.policy.rating_mode)
             await self._system_message("rating_request", text, dedup=f"rating:{state.resolved_at.isoformat()}")

@@ -2,7 +2,7 @@
 many minutes without one they are taken offline
 
 Revision ID: 0022_presence
-Revises: 0018_widget
+Revises: 0020_sorts_snooze
 Create Date: 2026-11-27 19:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022_presence"
-down_revision: str | None = "0018_widget"
+down_revision: str | None = "0020_sorts_snooze"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

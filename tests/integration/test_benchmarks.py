@@ -69,3 +69,11 @@ def test_cabinet_benchmark_serves_every_page_it_measures():
     measured = re.findall(r"^  (.+?)\s+(\d+)\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+ ms", out, re.M)
     assert len(measured) == 13 and all(n == "20" for _, n in measured), out
     assert "thread of 5,000 messages" in out, out
+
+
+def test_inbox_sorts_benchmark_explains_every_sort():
+    out = _run("bench.inbox_sorts", "--quick")
+    pages = re.findall(r"^=== sort=(\w+) \| (.+?) \| (first page|page 21) \| Execution Time", out, re.M)
+    assert {sort for sort, _, _ in pages} == {"activity", "waiting", "created", "priority"}, out
+    assert all(("All, any status", "page 21") in {(c, p) for s, c, p in pages if s == sort} for sort, _, _ in pages)
+    assert "=== tab counts" in out, out

@@ -6,7 +6,8 @@ Run it after a deliberate, versioned (`workflow.patched`) change of a workflow, 
 earlier files under a versioned name: the workflow must replay them as long as such runs may be
 alive (the `*_v1_regular_activities.json` files predate the local-activity patches,
 `delivery_v2_local_prepare.json` the bounded wait, `housekeeping_v1.json` the delivery sweep,
-the conversation's v2 the reported action failures, settings notices and close-adopts-reopen).
+the conversation's v2 the reported action failures, settings notices and close-adopts-reopen,
+its v3 snoozes and an operator's reopen).
 """
 
 import asyncio
@@ -98,6 +99,37 @@ async def record_conversation(env: WorkflowEnvironment) -> None:
                 break
             await asyncio.sleep(0.05)
         _save("conversation_v3_actions_survive.json", await handle.fetch_history())
+
+
+async def record_conversation_snoozed(env: WorkflowEnvironment) -> None:
+    """Snoozed for an hour (woken by its timer), snoozed until the customer writes (woken by the
+    notice), resolved, and reopened by an operator."""
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4))
+    async with conversation(env, branch, f"record-{uuid.uuid4()}") as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        until = await env.get_current_time() + timedelta(hours=1)
+        await handle.signal(
+            ConversationWorkflow.notify,
+            ConversationNotice(outbox_id=2, kind=NoticeKind.SNOOZE, operator_id=1, until=until),
+        )
+        await env.sleep(timedelta(hours=1, seconds=1))
+        await eventually(lambda: branch.kinds("woken"))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=3, kind=NoticeKind.SNOOZE, operator_id=1)
+        )
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=4, kind=NoticeKind.WAKE))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=5, kind=NoticeKind.RESOLVE, operator_id=1)
+        )
+        await eventually(lambda: branch.kinds("resolved"))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=6, kind=NoticeKind.REOPEN, operator_id=2)
+        )
+        for _ in range(100):
+            if (await handle.query(ConversationWorkflow.current_state)).last_outbox_id == 6:
+                break
+            await asyncio.sleep(0.05)
+        _save("conversation_v4_snoozed_reopened.json", await handle.fetch_history())
 
 
 async def record_delivery(env: WorkflowEnvironment) -> None:
@@ -335,6 +367,7 @@ async def _first_run(
 
 RECORDERS = {
     "conversation": record_conversation,
+    "conversation_snoozed": record_conversation_snoozed,
     "delivery": record_delivery,
     "poller": record_poller,
     "files": record_files,

@@ -29,6 +29,7 @@ from domain.conversation import (
     RESOLVE_IF_INACTIVE,
     SEND_SYSTEM_MESSAGE,
     TRANSFER_CONVERSATION,
+    WAKE_CONVERSATION,
     ActionFailure,
     AlertRequest,
     Assignment,
@@ -45,6 +46,7 @@ from domain.conversation import (
     ResolveRequest,
     SystemMessageRequest,
     TransferRequest,
+    WakeRequest,
 )
 from domain.enums import ConversationStatus
 
@@ -171,7 +173,13 @@ class Branch:
         async def report(request: ActionFailure) -> None:
             await b.log("action_failed", (request.action, request.operator_id, request.refused, request.reason))
 
+        @activity.defn(name=WAKE_CONVERSATION)
+        async def wake(request: WakeRequest) -> bool:
+            await b.log("woken", request.until)
+            return True
+
         return [
+            wake,
             load,
             load_schedule,
             assign,

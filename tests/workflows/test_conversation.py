@@ -339,3 +339,77 @@ async def test_settings_changed_while_it_waits_reach_it(time_skipping_env, task_
         await eventually(lambda: branch.kinds("escalated"))
         ((_, escalated_at),) = branch.kinds("escalated")
         assert timedelta(minutes=4) <= escalated_at - assigned_at < timedelta(minutes=4, seconds=2)
+
+
+async def test_a_snooze_until_a_time_holds_escalation_and_wakes_on_time(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        until = await time_skipping_env.get_current_time() + timedelta(hours=2)
+        await handle.signal(
+            ConversationWorkflow.notify,
+            ConversationNotice(outbox_id=2, kind=NoticeKind.SNOOZE, operator_id=1, until=until),
+        )
+        await until_state(handle, lambda s: s.snoozed and s.snoozed_until == until)
+        # unopened, it would escalate at 4 minutes: snoozed, it does not
+        await time_skipping_env.sleep(timedelta(hours=1, minutes=59))
+        await asyncio.sleep(0.3)
+        assert branch.kinds("escalated") == [] and branch.kinds("woken") == []
+        await time_skipping_env.sleep(timedelta(minutes=2))
+        await eventually(lambda: branch.kinds("woken"))
+        ((woken_until, woken_at),) = branch.kinds("woken")
+        assert woken_until == until and until <= woken_at < until + timedelta(seconds=5)
+        s = await state(handle)
+        assert not s.snoozed and s.assignee_id == 1
+        # awake and still unopened: a full escalation window from waking
+        await time_skipping_env.sleep(timedelta(minutes=4, seconds=1))
+        await eventually(lambda: branch.kinds("escalated"))
+        ((target, escalated_at),) = branch.kinds("escalated")
+        assert target == 2 and escalated_at - woken_at >= timedelta(minutes=4)
+
+
+async def test_a_snooze_until_the_customer_writes_ends_with_the_wake_notice(time_skipping_env, task_queue):
+    branch = Branch(online=[1, 2], policy=InboxPolicy(escalation_minutes=4))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("assigned"))
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.SNOOZE, operator_id=1)
+        )
+        await until_state(handle, lambda s: s.snoozed and s.snoozed_until is None)
+        await time_skipping_env.sleep(timedelta(days=2))
+        await asyncio.sleep(0.3)
+        assert branch.kinds("escalated") == [] and branch.kinds("woken") == []
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=3, kind=NoticeKind.WAKE))
+        await until_state(handle, lambda s: not s.snoozed)
+        assert branch.kinds("woken") == []  # the database woke it already: no activity
+
+
+async def test_an_operators_reopen_sends_no_offline_text_a_customers_does(time_skipping_env, task_queue):
+    # open one minute a day: out of hours nearly always, a new off-hours period every day
+    schedule = {"timezone": "UTC", "weekly": {d: [("00:00", "00:01")] for d in range(7)}}
+    branch = Branch(online=[1, 2], schedule=schedule, policy=InboxPolicy(offline_text="We are closed"))
+    async with conversation(time_skipping_env, branch, task_queue) as handle:
+        await eventually(lambda: branch.kinds("system_message"))  # the first message's offline text
+        assert [v for v, _ in branch.kinds("system_message")] == ["offline"]
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=2, kind=NoticeKind.RESOLVE, operator_id=1)
+        )
+        await until_state(handle, lambda s: s.status == ConversationStatus.RESOLVED)
+        # the next off-hours period: a customer's message would get the offline text again
+        await time_skipping_env.sleep(timedelta(days=1))
+        branch.status = ConversationStatus.OPEN
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=3, kind=NoticeKind.REOPEN, operator_id=2)
+        )
+        await until_state(handle, lambda s: s.status == ConversationStatus.OPEN and s.last_outbox_id == 3)
+        s = await state(handle)
+        assert s.assignee_id == 2 and s.opened
+        assert len(branch.kinds("system_message")) == 1 and branch.kinds("reopened") == []
+        # the customer's own reopen answers them
+        await handle.signal(
+            ConversationWorkflow.notify, ConversationNotice(outbox_id=4, kind=NoticeKind.RESOLVE, operator_id=2)
+        )
+        await until_state(handle, lambda s: s.status == ConversationStatus.RESOLVED)
+        await handle.signal(ConversationWorkflow.notify, ConversationNotice(outbox_id=5, kind=NoticeKind.REOPENED))
+        await until_state(handle, lambda s: s.status == ConversationStatus.OPEN and s.last_outbox_id == 5)
+        await eventually(lambda: len(branch.kinds("system_message")) == 2)

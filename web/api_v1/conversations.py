@@ -1,5 +1,5 @@
-"""Conversations: list (filters, cursor), get, update (status, assignee, priority), transfer,
-resolve. Status and assignee changes are carried out by the conversation's workflow a moment
+"""Conversations: list (filters, sorts, cursor), get, update (status, assignee, priority),
+transfer, resolve, reopen, snooze. Status and assignee changes are carried out by the conversation's workflow a moment
 after the answer, which shows the conversation as it is when answered."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Row
 
 from domain.enums import ChannelKind, ConversationStatus, Interface, Priority
 from services import conversations
-from services.conversation_list import ConversationFilter, Cursor, conversation_row, list_conversations
+from services.conversation_list import ConversationFilter, Cursor, Sort, conversation_row, list_conversations
 from services.visibility import integration
 from web.api_v1.auth import TokenDep, WriterDep
 from web.api_v1.docs import WRITE_ERRORS
@@ -50,6 +50,10 @@ class ConversationOut(BaseModel):
     resolved_at: datetime | None
     closed_at: datetime | None
     rating: int | None
+    snoozed: bool = Field(description="Set aside: out of the operators' Mine and Unassigned lists until it wakes.")
+    snoozed_until: datetime | None = Field(
+        description="When a snoozed conversation wakes; null while snoozed: when the customer writes next."
+    )
 
 
 def conversation_out(row: Row) -> ConversationOut:
@@ -74,10 +78,12 @@ def conversation_out(row: Row) -> ConversationOut:
         resolved_at=row.resolved_at,
         closed_at=row.closed_at,
         rating=row.rating,
+        snoozed=row.snoozed_at is not None,
+        snoozed_until=row.snoozed_until,
     )
 
 
-@router.get("", summary="List conversations, newest activity first", response_model=Page[ConversationOut])
+@router.get("", summary="List conversations in one of four orders", response_model=Page[ConversationOut])
 async def list_(
     token: TokenDep,
     db: SessionDep,
@@ -91,6 +97,14 @@ async def list_(
     channel: ChannelKind | None = None,
     contact_id: IdQuery = None,
     unanswered: Annotated[bool | None, Query(description="Only those waiting for our answer (true).")] = None,
+    sort: Annotated[
+        Sort,
+        Query(
+            description="`activity`: newest activity first; `waiting`: the customer waiting longest for an answer"
+            " first, those with nothing waiting last; `created`: newest first; `priority`: highest first, then"
+            " newest activity. A cursor pages on only in the sort that gave it out."
+        ),
+    ] = Sort.ACTIVITY,
 ) -> Response:
     """The conversations of the token's branches (or all), filtered; `cursor` pages on."""
     wanted = ConversationFilter(
@@ -103,8 +117,8 @@ async def list_(
         contact_id=contact_id,
         unanswered=unanswered,
     )
-    after = Cursor.decode(cursor) if cursor else None
-    rows, following = await list_conversations(db, integration(token), wanted, after=after, limit=limit)
+    after = Cursor.decode(cursor, sort) if cursor else None
+    rows, following = await list_conversations(db, integration(token), wanted, sort=sort, after=after, limit=limit)
     page = Page(items=[conversation_out(r) for r in rows], next_cursor=following.encode() if following else None)
     return json_response(page)
 
@@ -180,5 +194,43 @@ async def resolve(conversation_id: IdPath, token: WriterDep, db: SessionDep, onc
         return first
     await conversations.request_resolve(db, token, conversation_id)
     response = await once.answer(202, conversation_out(await conversation_row(db, integration(token), conversation_id)))
+    await db.commit()
+    return response
+
+
+@router.post("/{conversation_id:int}/reopen", summary="Reopen", responses=WRITE_ERRORS)
+async def reopen(conversation_id: IdPath, token: WriterDep, db: SessionDep, once: OnceDep) -> ConversationOut:
+    """A resolved or closed conversation opens again with its assignee (or, without one, for
+    the next free operator); nothing is sent to the customer. Reopening an open one changes
+    nothing."""
+    if (first := await once.replay(None)) is not None:
+        return first
+    await conversations.reopen(db, token, conversation_id)
+    response = await once.answer(200, conversation_out(await conversation_row(db, integration(token), conversation_id)))
+    await db.commit()
+    return response
+
+
+class Snooze(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"until": "2026-12-01T09:00:00+03:00"}, {"until": None}]}
+    )
+
+    until: AwareDatetime | None = Field(
+        None, description="When it wakes (within a year); null: when the customer writes next."
+    )
+
+
+@router.post("/{conversation_id:int}/snooze", summary="Snooze", responses=WRITE_ERRORS)
+async def snooze(
+    conversation_id: IdPath, wanted: Snooze, token: WriterDep, db: SessionDep, once: OnceDep
+) -> ConversationOut:
+    """Set an open conversation aside until a time or the customer's next message; its assignee
+    stays, nothing is assigned or escalated meanwhile. An answer or a resolve wakes it early.
+    The same snooze again changes nothing."""
+    if (first := await once.replay(wanted)) is not None:
+        return first
+    await conversations.snooze(db, token, conversation_id, wanted.until)
+    response = await once.answer(200, conversation_out(await conversation_row(db, integration(token), conversation_id)))
     await db.commit()
     return response

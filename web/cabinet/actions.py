@@ -1,6 +1,6 @@
 """What an operator does in an open conversation: reply or note (the composer), canned replies,
-the typing indicator, read marks, take over, resolve, transfer, priority, labels, retry a failed
-reply, "Send to B24".
+the typing indicator, read marks, take over, resolve, reopen, snooze, transfer, priority, labels,
+retry a failed reply, "Send to B24".
 
 Every route loads the conversation through `ConversationDep` and checks the form's CSRF token;
 the services check the caller's rights on it again (`acting_on`). A plain form post answers 303
@@ -10,6 +10,7 @@ toast. A refusal (`Invalid`) is a toast that says why (web/problems.py), never a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -18,6 +19,8 @@ from sqlalchemy import select
 
 from channels.text import render_html
 from domain.enums import Priority
+from domain.snooze import SnoozePreset, preset_end
+from domain.wording import N_
 from infra.files import FileStore
 from infra.models import Contact, Inbox, Message
 from infra.temporal import WorkflowStarter
@@ -167,6 +170,46 @@ async def resolve(page: PageDep, db: SessionDep, conversation: ConversationDep) 
     await conversations.request_resolve(db, operator, conversation.id)
     await db.commit()
     return _done(page, conversation.id, page.gettext("Resolving the conversation."))
+
+
+@changes.post("/reopen")
+async def reopen(page: PageDep, db: SessionDep, conversation: ConversationDep) -> Response:
+    operator = page.operator
+    assert operator is not None
+    await conversations.reopen(db, operator, conversation.id)
+    await db.commit()
+    return _done(page, conversation.id, page.gettext("The conversation is open again and yours."))
+
+
+UNTIL_MESSAGE = "message"
+
+
+@changes.post("/snooze")
+async def snooze(
+    page: PageDep,
+    db: SessionDep,
+    conversation: ConversationDep,
+    preset: Annotated[str, Form(max_length=20)] = "",
+    until: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Until a preset time (in the operator's timezone), a time they chose (the datetime field,
+    read in their timezone), or the customer's next message."""
+    operator = page.operator
+    assert operator is not None
+    zone = page.formats.timezone
+    when: datetime | None
+    if preset == UNTIL_MESSAGE:
+        when = None
+    elif preset in {p.value for p in SnoozePreset}:
+        when = preset_end(SnoozePreset(preset), datetime.now(UTC), zone)
+    else:
+        try:
+            when = datetime.fromisoformat(until).replace(tzinfo=zone)
+        except ValueError:
+            raise Invalid(N_("Choose when the snooze ends.")) from None
+    await conversations.snooze(db, operator, conversation.id, when)
+    await db.commit()
+    return _done(page, conversation.id, page.gettext("Snoozed."))
 
 
 @changes.post("/transfer")

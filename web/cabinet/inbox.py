@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import ChannelKind, ConversationStatus, OperatorRole
 from infra.models import Inbox, Label, Operator
 from services import labels as label_service
-from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, list_conversations
+from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, Sort, list_conversations
 from services.errors import Invalid
 from services.inbox import LIVE, RowExtras, TabCounts, row_extras, tab_counts
 from services.visibility import staff
@@ -33,7 +33,7 @@ router = APIRouter()
 
 PAGE_SIZE = 50
 TABS = ("mine", "unassigned", "all")
-STATUSES = ("live", "open", "pending", "resolved", "closed", "any")
+STATUSES = ("live", "snoozed", "open", "pending", "resolved", "closed", "any")
 
 
 class ListQuery(BaseModel):
@@ -47,6 +47,7 @@ class ListQuery(BaseModel):
     label: int | None = Field(default=None, gt=0, lt=2**63)
     unanswered: bool = False
     q: str = Field(default="", max_length=SEARCH_MAX)
+    sort: Sort = Sort.ACTIVITY
 
     @classmethod
     def read(cls, params: dict[str, str], operator: Operator) -> ListQuery:
@@ -71,8 +72,10 @@ class ListQuery(BaseModel):
         return "?" + urlencode(kept) if kept else ""
 
     def conversation_filter(self, operator: Operator) -> ConversationFilter:
-        if self.status == "live":
+        snoozed = None
+        if self.status in ("live", "snoozed"):
             statuses: list[ConversationStatus] | None = list(LIVE)
+            snoozed = self.status == "snoozed"  # the live ones are those not snoozed
         elif self.status == "any":
             statuses = None
         else:
@@ -83,6 +86,7 @@ class ListQuery(BaseModel):
             inbox_id=self.inbox,
             label_id=self.label,
             unanswered=True if self.unanswered else None,
+            snoozed=snoozed,
             search=self.q.strip() or None,
         )
         if self.tab == "mine":
@@ -153,11 +157,11 @@ async def inbox_list(
     after = None
     if cursor := params.get("cursor"):
         try:
-            after = Cursor.decode(cursor[:200])
+            after = Cursor.decode(cursor[:200], query.sort)
         except Invalid:
             error = page.gettext("That page of the list is no longer there: showing the first one.")
     rows, next_cursor = await list_conversations(
-        db, staff(operator), query.conversation_filter(operator), after=after, limit=PAGE_SIZE
+        db, staff(operator), query.conversation_filter(operator), sort=query.sort, after=after, limit=PAGE_SIZE
     )
     views = await row_views(db, operator, rows, selected)
     counts = await tab_counts(db, operator, with_all=is_supervisor(operator))

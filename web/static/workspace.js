@@ -212,6 +212,9 @@
     on(name, (data) => {
       refreshRow(data.conversation_id);
       refreshCounts();
+      if (name === "conversation.updated" && data.change === "woken" && data.assignee_id === me) {
+        notify(panes.dataset.newMessage, data.conversation_id);
+      }
       if (name === "conversation.assigned" || name === "conversation.escalated") {
         if (data.assignee_id === me && data.previous_assignee_id !== me) {
           notify(panes.dataset.newConversation, data.conversation_id);
@@ -424,6 +427,13 @@
         if (menu) {
           menu.open = true;
           menu.querySelector("select").focus();
+        }
+      },
+      s: () => {
+        const menu = document.getElementById("snooze-menu");
+        if (menu) {
+          menu.open = true;
+          menu.querySelector("button").focus();
         }
       },
       "/": () => document.getElementById("search").focus(),
