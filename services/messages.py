@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.enums import DeliveryStatus, MessageDirection, MessageFormat, SenderKind
 from domain.events import MessageCreated
@@ -150,15 +151,23 @@ async def contact_history(
     """The newest `limit` messages before message id `before` in every conversation of the
     contact that `viewer` may see (keyset on the id, never OFFSET), oldest first."""
     limit = max(1, min(limit, MAX_PAGE))
-    conversations = select(Conversation.id).where(
-        Conversation.contact_id == conversation.contact_id, visible_to(viewer)
+    conversations = (
+        select(Conversation.id)
+        .where(Conversation.contact_id == conversation.contact_id, visible_to(viewer))
+        .subquery("contact_conversations")
     )
-    query = select(Message).where(Message.conversation_id.in_(conversations))
+    # the newest messages of each conversation apart (its index, read backwards, stops after
+    # limit + 1), then of them all: `conversation_id IN (...) ORDER BY id DESC` read every
+    # message of the contact and sorted them, so a long thread cost its length on each page
+    each = select(Message).where(Message.conversation_id == conversations.c.id)
     if isinstance(viewer, Visitor):
-        query = query.where(Message.is_note.is_(False))
+        each = each.where(Message.is_note.is_(False))
     if before is not None:
-        query = query.where(Message.id < before)
-    newest_first = list((await db.scalars(query.order_by(Message.id.desc()).limit(limit + 1))).all())
+        each = each.where(Message.id < before)
+    newest_each = each.order_by(Message.id.desc()).limit(limit + 1).lateral("newest_each")
+    newest = aliased(Message, newest_each)
+    query = select(newest).select_from(conversations).join(newest_each, true())
+    newest_first = list((await db.scalars(query.order_by(newest.id.desc()).limit(limit + 1))).all())
     older = newest_first[limit - 1].id if len(newest_first) > limit else None
     messages = list(reversed(newest_first[:limit]))
     ids = [m.id for m in messages]
