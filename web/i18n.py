@@ -10,7 +10,8 @@ which `tests/unit/test_i18n_catalogs.py` checks against Babel's extraction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +85,32 @@ def zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+# Formatting a time with Babel costs 10-20 us; a page draws one to three per row and message,
+# mostly the same ones again (a refreshed list, the thread's messages, live updates). The result
+# depends only on the arguments, so it is kept (a few thousand entries, a few hundred KB).
+FORMAT_CACHE = 8192
+
+
+@lru_cache(maxsize=FORMAT_CACHE)
+def _datetime(value: datetime, format: str, timezone: ZoneInfo, locale: str) -> str:
+    return dates.format_datetime(value, format, tzinfo=timezone, locale=locale)
+
+
+@lru_cache(maxsize=FORMAT_CACHE)
+def _date(value: date, format: str, locale: str) -> str:
+    return dates.format_date(value, format, locale=locale)
+
+
+@lru_cache(maxsize=FORMAT_CACHE)
+def _skeleton(value: date, skeleton: str, locale: str) -> str:
+    return dates.format_skeleton(skeleton, value, locale=locale)
+
+
+@lru_cache(maxsize=FORMAT_CACHE)
+def _time(value: datetime, timezone: ZoneInfo, locale: str) -> str:
+    return dates.format_time(value, "short", tzinfo=timezone, locale=locale)
+
+
 @dataclass(frozen=True)
 class Formats:
     """Dates, times, durations and numbers in one locale and timezone (Babel's CLDR data)."""
@@ -97,13 +124,13 @@ class Formats:
 
     def datetime(self, value: datetime, format: str = "short") -> str:
         """`27.11.2026, 10:03` in ru, `11/27/26, 10:03 AM` in en (format: short, medium, long)."""
-        return dates.format_datetime(value, format, tzinfo=self.timezone, locale=self.locale.value)
+        return _datetime(value, format, self.timezone, self.locale.value)
 
     def date(self, value: datetime, format: str = "short") -> str:
-        return dates.format_date(value.astimezone(self.timezone), format, locale=self.locale.value)
+        return _date(value.astimezone(self.timezone).date(), format, self.locale.value)
 
     def time(self, value: datetime) -> str:
-        return dates.format_time(value, "short", tzinfo=self.timezone, locale=self.locale.value)
+        return _time(value, self.timezone, self.locale.value)
 
     def duration(self, delta: timedelta) -> str:
         """`2 мин`, `1 ч`: the largest unit, rounded, abbreviated."""
@@ -122,10 +149,10 @@ class Formats:
         if days == 1:
             return self.translations.gettext("yesterday")
         if days < 7:
-            return dates.format_date(here, "EEE", locale=self.locale.value)
+            return _date(here.date(), "EEE", self.locale.value)
         if here.year == today.year:
-            return dates.format_skeleton("MMMd", here, locale=self.locale.value)
-        return dates.format_date(here, "short", locale=self.locale.value)
+            return _skeleton(here.date(), "MMMd", self.locale.value)
+        return _date(here.date(), "short", self.locale.value)
 
     def number(self, value: float) -> str:
         return numbers.format_decimal(value, locale=self.locale.value)

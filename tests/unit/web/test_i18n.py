@@ -52,6 +52,19 @@ def test_dates_and_times_are_written_in_the_operators_zone_and_language():
     assert en.duration(timedelta(minutes=2)) == "2 min"
 
 
+def test_the_same_instant_is_written_for_each_zone_and_language_even_once_kept():
+    """Formatted times are kept by their arguments: an instant written for one operator must not
+    come back for another zone or language (equal instants in two zones are equal datetimes)."""
+    moscow = NOW.astimezone(ZoneInfo("Europe/Moscow"))
+    for _ in range(2):
+        assert Formats(Locale.RU, YEKATERINBURG).datetime(NOW) == "27.11.2026, 15:00"
+        assert Formats(Locale.RU, ZoneInfo("Europe/Moscow")).datetime(NOW) == "27.11.2026, 13:00"
+        assert Formats(Locale.RU, YEKATERINBURG).datetime(moscow) == "27.11.2026, 15:00"
+        assert Formats(Locale.EN, YEKATERINBURG).time(moscow) == "3:00\u202fPM"
+        assert Formats(Locale.RU, YEKATERINBURG).date(NOW.replace(hour=20)) == "28.11.2026"
+        assert Formats(Locale.RU, ZoneInfo("UTC")).date(NOW.replace(hour=20)) == "27.11.2026"
+
+
 @pytest.mark.parametrize(
     ("age", "ru", "en"),
     [
