@@ -10,10 +10,15 @@ loop: 20 requests a second, started on schedule), against the real api
 cursor page, the search (message text, contact name, phone), and the thread's first page of a
 conversation of 5,000 messages. Times are taken at the client on loopback, so they hold the
 server's whole work (session, visibility, the queries, the render) and little else. Beside them,
-in the same run: `GET /healthz` at the same rate (the floor of a request on this machine), and each
-scenario's page asked for by one client alone (what the page costs by itself).
+in the same run: `GET /healthz` at the same rate (the floor of a request on this machine), the
+floor again while each scenario runs (a probe of `/healthz` five times a second: what waiting for
+a busy server adds), and each scenario's page asked for by one client alone (what the page costs
+by itself).
 Goal on our 2-core machines: p99 <= 50 ms each. For any scenario above it the run prints the
-EXPLAIN (ANALYZE) of its list query.
+EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of the page's own queries, as the services
+run them.
+
+    .venv/bin/python -m bench.cabinet --api-workers 2    # the api as uvicorn with 2 processes
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ OPERATORS = 20
 BRANCHES = 2
 THREAD_MESSAGES = 5_000
 GOAL_MS = 50.0
+FLOOR_PROBES = 5  # a second, while each scenario runs
 WORDS = [
     "заказ",
     "доставка",
@@ -222,13 +228,29 @@ async def seed(dsn: dict, conversations: int, messages: int) -> dict:
     }
 
 
-async def measure(api: str, tokens: list[str], paths: list[str], seconds: float, rate: float) -> list[float]:
+async def measure(
+    api: str, tokens: list[str], paths: list[str], seconds: float, rate: float
+) -> tuple[list[float], list[float]]:
     """The operators (one session each) working at once: together `rate` requests a second,
     started on schedule whether or not earlier ones have finished (open loop: a slow answer is
-    not hidden by the next request waiting for it), for `seconds`."""
+    not hidden by the next request waiting for it), for `seconds`; and meanwhile the floor:
+    `/healthz` FLOOR_PROBES times a second. Both latency lists."""
     latencies: list[float] = []
+    floor: list[float] = []
     errors = 0
     clients = [aiohttp.ClientSession(cookies={"sb_session": token}) for token in tokens]
+    probe = aiohttp.ClientSession()
+
+    async def probes() -> None:
+        began = time.perf_counter()
+        for i in range(int(seconds * FLOOR_PROBES)):
+            delay = began + i / FLOOR_PROBES - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            started = time.perf_counter()
+            async with probe.get(api + "/healthz") as answer:
+                await answer.read()
+            floor.append((time.perf_counter() - started) * 1000)
 
     async def one(i: int) -> None:
         nonlocal errors
@@ -243,7 +265,7 @@ async def measure(api: str, tokens: list[str], paths: list[str], seconds: float,
 
     try:
         began = time.perf_counter()
-        tasks = []
+        tasks = [asyncio.create_task(probes())]
         for i in range(int(seconds * rate)):
             delay = began + i / rate - time.perf_counter()
             if delay > 0:
@@ -251,10 +273,10 @@ async def measure(api: str, tokens: list[str], paths: list[str], seconds: float,
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
     finally:
-        await asyncio.gather(*(client.close() for client in clients))
+        await asyncio.gather(probe.close(), *(client.close() for client in clients))
     if errors:
         raise RuntimeError(f"{errors} requests did not answer 200")
-    return latencies
+    return latencies, floor
 
 
 async def alone(api: str, token: str, path: str, n: int) -> float:
@@ -284,23 +306,60 @@ async def deep_cursor(api: str, token: str, pages: int) -> str:
     return path
 
 
-async def explain(dsn: dict, term: str) -> str:
-    """The plan of the search's list query for the supervisor, as the service builds it."""
-    from sqlalchemy.dialects import postgresql
+async def explain_slowest(database_url: str, operator_id: int, path: str) -> str:
+    """The page's own queries as the services run them for `operator_id` (the list with its tab
+    counts and rows' extras, or the thread's history page), each run again under EXPLAIN
+    (ANALYZE, BUFFERS); the plan of the slowest."""
+    from urllib.parse import parse_qsl, urlsplit
 
-    from domain.enums import OperatorRole
-    from domain.visibility import Staff
-    from services.conversation_list import ConversationFilter, _filtered, _rows
-    from services.visibility import visible_to
+    from sqlalchemy import event
 
-    query = _filtered(_rows().where(visible_to(Staff(1, OperatorRole.SUPERVISOR, 1))), ConversationFilter(search=term))
-    compiled = query.limit(51).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    conn = await asyncpg.connect(**dsn)
+    from infra.db import make_engine, make_sessionmaker
+    from infra.models import Conversation, Operator
+    from infra.settings import Settings
+    from services.conversation_list import Cursor, list_conversations
+    from services.inbox import row_extras, tab_counts, unread_conversations
+    from services.messages import contact_history
+    from services.visibility import staff
+    from web.cabinet.inbox import PAGE_SIZE, ListQuery, is_supervisor
+
+    engine = make_engine(Settings(database_url=database_url, db_pool_size=1))
+    statements: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, tuple(parameters or ())))
+
+    event.listen(engine.sync_engine, "after_cursor_execute", record)
     try:
-        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {str(compiled).replace('%%', '%')}")
+        async with make_sessionmaker(engine)() as db:
+            operator = await db.get(Operator, operator_id)
+            viewer = staff(operator)
+            url = urlsplit(path)
+            if url.path.startswith("/conversations/"):
+                conversation = await db.get(Conversation, int(url.path.rsplit("/", 1)[1]))
+                await contact_history(db, viewer, conversation)
+                await row_extras(db, operator, [conversation.id])
+            else:
+                params = dict(parse_qsl(url.query))
+                wanted = ListQuery.read(params, operator).conversation_filter(operator)
+                after = Cursor.decode(params["cursor"]) if "cursor" in params else None
+                rows, _ = await list_conversations(db, viewer, wanted, after=after, limit=PAGE_SIZE)
+                await row_extras(db, operator, [row.id for row in rows])
+                await tab_counts(db, operator, with_all=is_supervisor(operator))
+            await unread_conversations(db, operator)
+            raw = (await (await db.connection()).get_raw_connection()).driver_connection
+            plans = []
+            for statement, parameters in statements:
+                lines = [r[0] for r in await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)]
+                took = float(lines[-1].split(":")[1].split()[0])  # "Execution Time: 1.234 ms"
+                plans.append((took, statement, lines))
+            await db.rollback()
     finally:
-        await conn.close()
-    return "\n".join(r[0] for r in rows)
+        await engine.dispose()
+    took, statement, lines = max(plans)
+    shown = " ".join(statement.split())
+    return f"{len(plans)} statements; the slowest, {took:.1f} ms: {shown[:300]}...\n" + "\n".join(lines)
 
 
 async def main() -> None:
@@ -310,10 +369,11 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     parser.add_argument("--per-operator", type=float, default=1.0, help="pages a second each operator asks for")
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes of the api")
     args = parser.parse_args()
     if args.quick:
         args.conversations, args.messages, args.seconds = 2_000, 20_000, 1.0
-    stack = BenchStack(temporal=False)
+    stack = BenchStack(api_workers=args.api_workers, temporal=False)
     stack.start()
     try:
         dsn = asyncpg_dsn(asyncpg_url(stack.env["DATABASE_URL"]))
@@ -328,41 +388,53 @@ async def main() -> None:
         operators = [sessions[op] for op, _ in seeded["operators"]]
         deep = await deep_cursor(api, supervisor, 20)
         thread = f"/conversations/{seeded['thread']}"
-        scenarios = [
-            ("raw: GET /healthz", ["/healthz"], operators),
-            ("inbox Mine", ["/"], operators),
-            ("inbox Unassigned", ["/?tab=unassigned"], operators),
-            ("inbox All (supervisor)", ["/?tab=all"], [supervisor] * OPERATORS),
-            ("filter status=resolved", ["/?status=resolved"], operators),
-            ("filter channel=max", ["/?tab=all&channel=max"], [supervisor] * OPERATORS),
-            ("filter unanswered", ["/?tab=all&unanswered=1"], [supervisor] * OPERATORS),
-            ("filter label", [f"/?tab=all&status=any&label={seeded['label']}"], [supervisor] * OPERATORS),
-            ("deep cursor page (21st)", [deep], [supervisor] * OPERATORS),
-            ("search message text", ["/?tab=all&status=any&q=%231234-"], [supervisor] * OPERATORS),
-            ("search contact name", ["/?tab=all&status=any&q=Лебедева+77"], [supervisor] * OPERATORS),
-            ("search phone digits", ["/?tab=all&status=any&q=9012345"], [supervisor] * OPERATORS),
-            ("thread of 5,000 messages", [thread], [sessions[seeded["thread_owner"]]] * OPERATORS),
-        ]
+        supervisor_id = seeded["operators"][0][0]
+        owner = seeded["thread_owner"]
+        everyone = [op for op, _ in seeded["operators"]]
+        label = seeded["label"]
+        scenarios = [  # name, paths, sessions, the operator whose queries EXPLAIN shows
+            ("raw: GET /healthz", ["/healthz"], operators, None),
+            ("inbox Mine", ["/"], operators, everyone[1]),
+            ("inbox Unassigned", ["/?tab=unassigned"], operators, everyone[1]),
+            ("inbox All (supervisor)", ["/?tab=all"], [supervisor] * OPERATORS, supervisor_id),
+            ("filter status=resolved", ["/?status=resolved"], operators, everyone[1]),
+            ("filter channel=max", ["/?tab=all&channel=max"], [supervisor] * OPERATORS, supervisor_id),
+            ("filter unanswered", ["/?tab=all&unanswered=1"], [supervisor] * OPERATORS, supervisor_id),
+            ("filter label", [f"/?tab=all&status=any&label={label}"], [supervisor] * OPERATORS, supervisor_id),
+            ("deep cursor page (21st)", [deep], [supervisor] * OPERATORS, supervisor_id),
+            ("search message text", ["/?tab=all&status=any&q=%231234-"], [supervisor] * OPERATORS, supervisor_id),
+            ("search contact name", ["/?tab=all&status=any&q=Лебедева+77"], [supervisor] * OPERATORS, supervisor_id),
+            ("search phone digits", ["/?tab=all&status=any&q=9012345"], [supervisor] * OPERATORS, supervisor_id),
+            ("thread of 5,000 messages", [thread], [sessions[owner]] * OPERATORS, owner),
+        ]  # fmt: skip
         load = os.getloadavg()
         rate = OPERATORS * args.per_operator
         print(
             f"{OPERATORS} operators at once, {args.per_operator:g} page/s each ({rate:g}/s, open loop), "
-            f"{args.seconds:g} s per scenario; load average {load[0]:.1f}"
+            f"{args.seconds:g} s per scenario; api: {args.api_workers} uvicorn process(es), {os.cpu_count()} cores; "
+            f"load average {load[0]:.1f}"
         )
-        print(f"  {'scenario':28} {'n':>6}  {'p50':>10}  {'p99':>10}  {'alone p50':>10}")
+        print(
+            f"  {'scenario':28} {'n':>6}  {'p50':>10}  {'p99':>10}  {'alone p50':>10}"
+            f"  {'floor p50':>10}  {'floor p99':>10}"
+        )
         slow = []
-        for name, paths, tokens in scenarios:
-            latencies = await measure(api, tokens, paths, args.seconds, rate)
+        for name, paths, tokens, explained in scenarios:
+            latencies, floor = await measure(api, tokens, paths, args.seconds, rate)
             single = await alone(api, tokens[0], paths[0], 10)
             p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-            flag = "" if name.startswith("raw") or p99 <= GOAL_MS else "  (over the goal)"
-            print(f"  {name:28} {len(latencies):6}  {p50:7.1f} ms  {p99:7.1f} ms  {single:7.1f} ms{flag}")
+            flag = "" if explained is None or p99 <= GOAL_MS else "  (over the goal)"
+            print(
+                f"  {name:28} {len(latencies):6}  {p50:7.1f} ms  {p99:7.1f} ms  {single:7.1f} ms"
+                f"  {percentile(floor, 50):7.1f} ms  {percentile(floor, 99):7.1f} ms{flag}"
+            )
             if flag:
-                slow.append(name)
+                slow.append((name, explained, paths[0]))
         print(f"goal: p99 <= {GOAL_MS:g} ms each at {OPERATORS} concurrent operators on this machine")
-        if any(name.startswith("search") for name in slow):
-            print("EXPLAIN (ANALYZE) of the search list query:")
-            print(await explain(dsn, "#1234-"))
+        print("floor: /healthz five times a second while the scenario ran (what a busy server adds to any request)")
+        for name, explained, path in slow:
+            plan = await explain_slowest(stack.env["DATABASE_URL"], explained, path)
+            print(f"EXPLAIN (ANALYZE, BUFFERS) for {name}: {plan}")
     finally:
         stack.stop()
 
