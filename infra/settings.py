@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # `make run` only: where the api listens and where the embedded Temporal dev server binds
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # uvicorn processes of the api: pages are CPU-bound Python, so one process uses one core
+    api_workers: int = Field(default=1, ge=1, le=64)
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
 

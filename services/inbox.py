@@ -160,16 +160,21 @@ async def mark_read(db: AsyncSession, operator: Operator, conversation: Conversa
     return moved is not None
 
 
-async def look_at(db: AsyncSession, operator: Operator, conversation: Conversation) -> bool:
+@dataclass(frozen=True, slots=True)
+class Look:
+    read_only: bool  # a supervisor watching someone else's conversation
+    read: bool  # the operator's read mark moved on: their unread counts may have changed
+
+
+async def look_at(db: AsyncSession, operator: Operator, conversation: Conversation) -> Look:
     """The operator opened the conversation's page: for whoever may act in it, that is opening
     it (escalation stops) and reading it; a supervisor watching someone else's conversation
-    changes nothing anyone sees, and the look is audited. True: a read-only view."""
+    changes nothing anyone sees, and the look is audited."""
     if not marks_read(staff(operator), conversation):
         audit.record(db, "conversation.watched", operator_id=operator.id, conversation_id=conversation.id)
-        return True
+        return Look(read_only=True, read=False)
     await open_conversation(db, operator, conversation.id)
-    await mark_read(db, operator, conversation)
-    return False
+    return Look(read_only=False, read=await mark_read(db, operator, conversation))
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,8 @@ def main() -> int:
                     settings.api_host,
                     "--port",
                     str(settings.api_port),
+                    "--workers",
+                    str(settings.api_workers),
                     "--no-access-log",
                     # event streams never end on their own: close them this long after Ctrl-C
                     "--timeout-graceful-shutdown",

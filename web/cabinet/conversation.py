@@ -148,11 +148,15 @@ async def thread_view(db: AsyncSession, page: PageContext, conversation: Convers
         if r.identity.id == conversation.identity_id and r.inbox.id == conversation.inbox_id
     )
     past_rows, _ = await list_conversations(db, viewer, ConversationFilter(contact_id=contact.id), limit=10)
-    past = await row_views(db, operator, [r for r in past_rows if r.id != conversation.id])
-    (row,) = await row_views(db, operator, [await conversation_row(db, viewer, conversation.id)], conversation.id)
+    current = next((r for r in past_rows if r.id == conversation.id), None)
+    if current is None:  # not among the contact's ten latest
+        current = await conversation_row(db, viewer, conversation.id)
+    # its own row and the past ones: their extras and labels in one go
+    row, *past = await row_views(
+        db, operator, [current, *(r for r in past_rows if r.id != conversation.id)], conversation.id
+    )
     history = await contact_history(db, viewer, conversation, limit=HISTORY_PAGE)
     inboxes = await _inboxes(db, history.messages)
-    tags = (await label_service.labels_by_conversation(db, [conversation.id])).get(conversation.id, [])
     return ThreadView(
         conversation=conversation,
         row=row,
@@ -165,7 +169,7 @@ async def thread_view(db: AsyncSession, page: PageContext, conversation: Convers
         messages=message_views(history, inboxes, conversation.id),
         older=history.older,
         read_only=read_only,
-        tags=tags,
+        tags=row.tags,
         all_labels=await label_service.list_labels(db),
         targets=await transfer_targets(db),
         branches=list((await db.scalars(select(Branch).order_by(Branch.name))).all()),
@@ -186,12 +190,13 @@ async def workspace(db: AsyncSession, page: PageContext, conversation: Conversat
     HTMX request for the conversation's part needs only the list's query, for its links)."""
     operator = page.operator
     assert operator is not None
-    read_only = await look_at(db, operator, conversation)
+    look = await look_at(db, operator, conversation)
     await db.commit()
-    thread = await thread_view(db, page, conversation, read_only)
+    thread = await thread_view(db, page, conversation, look.read_only)
     params = dict(page.request.query_params)
     settings = page.request.app.state.settings
     context = {
+        "read_moved": look.read,
         "thread": thread,
         "list_query": ListQuery.read(params, operator),
         "temporal_ui": (settings.temporal_ui_url or "").rstrip("/"),
@@ -207,7 +212,8 @@ async def conversation_page(page: PageDep, db: SessionDep, conversation: Convers
     """The whole workspace with this conversation open or, for HTMX (a row clicked), only the
     conversation's part, its row and the badge (reading it changed both)."""
     context = await workspace(db, page, conversation)
-    page = _recounted(page, await unread_conversations(db, page.operator))
+    if context["read_moved"]:  # the badge was counted before this read
+        page = _recounted(page, await unread_conversations(db, page.operator))
     return render(page, "cabinet/inbox.html", context, block="thread", oob=["aside", "current_row", "badge"])
 
 
