@@ -144,8 +144,13 @@ async def mark_read(db: AsyncSession, operator: Operator, conversation: Conversa
     newest = select(func.max(Message.id)).where(Message.conversation_id == conversation.id)
     if up_to is not None:
         newest = newest.where(Message.id <= up_to)
-    last = await db.scalar(newest)
-    if last is None:
+    marked = select(ReadState.last_read_message_id).where(
+        ReadState.operator_id == operator.id, ReadState.conversation_id == conversation.id
+    )
+    last, read_upto = (await db.execute(select(newest.scalar_subquery(), marked.scalar_subquery()))).one()
+    if last is None or (read_upto is not None and read_upto >= last):
+        # nothing to move: no upsert, which would lock the row even when it changes nothing
+        # (every view of a conversation already read would wait for the others)
         return False
     moved = await db.scalar(
         insert(ReadState)

@@ -5,6 +5,7 @@ summed). Timings are the benchmark's business (bench/cabinet.py); rows read are 
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -109,3 +110,30 @@ async def test_a_long_threads_first_page_reads_what_a_short_ones_does(team, clea
     # the same page from a thread 100 times longer: at most a page more (a backward scan by id
     # that passes the short thread's newest messages first), never the thread's length
     assert long_rows <= short_rows + SHORT + 10, measured
+
+
+async def test_viewing_a_conversation_already_read_writes_and_locks_nothing(team, clean_db):
+    conversation = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
+    ann = await team.client("ann")
+    assert (await ann.get(f"/conversations/{conversation}")).status_code == 200  # reads it
+    async with clean_db() as db, db.begin():
+        # another view holds the read mark's row (an upsert locks it even when it changes nothing)
+        await db.execute(
+            text("SELECT 1 FROM read_states WHERE operator_id = :ann AND conversation_id = :c FOR UPDATE"),
+            {"ann": team.ann, "c": conversation},
+        )
+        again = await asyncio.wait_for(ann.get(f"/conversations/{conversation}"), 10)
+    assert again.status_code == 200
+    await team.customer_writes("Ирина Смирнова", "ещё вопрос", assignee=team.ann)
+    async with clean_db() as db:
+        before = await db.scalar(
+            text("SELECT last_read_message_id FROM read_states WHERE operator_id = :ann AND conversation_id = :c"),
+            {"ann": team.ann, "c": conversation},
+        )
+    assert (await ann.get(f"/conversations/{conversation}")).status_code == 200  # a new message: read now
+    async with clean_db() as db:
+        after = await db.scalar(
+            text("SELECT last_read_message_id FROM read_states WHERE operator_id = :ann AND conversation_id = :c"),
+            {"ann": team.ann, "c": conversation},
+        )
+    assert after > before
