@@ -342,9 +342,10 @@ async def explain_slowest(database_url: str, operator_id: int, path: str) -> str
                 await row_extras(db, operator, [conversation.id])
             else:
                 params = dict(parse_qsl(url.query))
-                wanted = ListQuery.read(params, operator).conversation_filter(operator)
-                after = Cursor.decode(params["cursor"]) if "cursor" in params else None
-                rows, _ = await list_conversations(db, viewer, wanted, after=after, limit=PAGE_SIZE)
+                query = ListQuery.read(params, operator)
+                after = Cursor.decode(params["cursor"], query.sort) if "cursor" in params else None
+                wanted = query.conversation_filter(operator)
+                rows, _ = await list_conversations(db, viewer, wanted, sort=query.sort, after=after, limit=PAGE_SIZE)
                 await row_extras(db, operator, [row.id for row in rows])
                 await tab_counts(db, operator, with_all=is_supervisor(operator))
             await unread_conversations(db, operator)
