@@ -157,7 +157,7 @@ async def _ingest(db: AsyncSession, event: InboundEvent, correlation: str) -> In
 # raw driver connection, atomic on its own: an ORM session and an explicit transaction were most
 # of the webhook's CPU. The conversation row is locked and its status re-checked on the latest
 # version, so a concurrent resolve sends this message down the general path (which reopens), as
-# does a snooze until the customer's next message (which it ends). A message from another chat
+# does a snooze (which the customer's message ends). A message from another chat
 # than the one stored goes there too (which stores the new one). A
 # duplicate inserts and announces nothing. The statement is told which branches are closed now,
 # from the process's schedule cache, and writes the off-hours notice for those itself; it stores
@@ -185,7 +185,7 @@ _FAST_MESSAGE = f"""
         JOIN contact_chats ch ON ch.identity_id = i.id AND ch.inbox_id = $1 AND ch.provider_chat_id = $12
         WHERE i.channel = CAST($2 AS channel_kind) AND i.provider_user_id = $3
           AND c.status IN ('open', 'pending')
-          AND (c.snoozed_at IS NULL OR c.snoozed_until IS NOT NULL)
+          AND c.snoozed_at IS NULL
         FOR UPDATE OF c
     ), stored AS (
         INSERT INTO messages (conversation_id, inbox_id, direction, sender_kind, text, format,
@@ -510,8 +510,8 @@ async def _message(db: AsyncSession, event: InboundEvent, identity: ContactIdent
             )
             await publish(db, reopened)
 
-    if conversation.snoozed_at is not None and conversation.snoozed_until is None:
-        await snoozes.end(db, conversation, reason="customer")  # snoozed until this message
+    if conversation.snoozed_at is not None:  # whether until this message or until a time
+        await snoozes.end(db, conversation, reason="customer")
 
     if (
         notice is None

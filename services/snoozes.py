@@ -3,7 +3,8 @@
 The database holds the snooze (`snoozed_at`, `snoozed_until`), so it leaves Mine and Unassigned
 at once; the conversation's workflow holds the timer and pauses assignment and escalation
 meanwhile. It wakes when its time comes (the workflow's `wake_conversation`), when the customer
-writes (a snooze until their next message), or when an operator answers or resolves it; waking
+writes (whichever snooze it was: they are not left unseen until a time), or when an operator
+answers or resolves it; waking
 is announced so its row comes back into the lists and its assignee is told as of a new message.
 """
 

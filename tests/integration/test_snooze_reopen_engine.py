@@ -85,16 +85,23 @@ async def test_a_snooze_until_the_customer_writes_ends_with_their_message(world,
     await wait_until(lambda: _knows(engine_stack, cid, lambda s: not s.snoozed))
 
 
-async def test_a_snooze_until_a_time_stays_when_the_customer_writes(world, engine_stack):
+async def test_a_snooze_until_a_time_also_ends_when_the_customer_writes(world, engine_stack):
+    """A customer who writes before the time is not left unseen until then (as in Chatwoot and
+    Intercom): the message wakes the conversation and the workflow drops its timer."""
     ann = await world.operator()
-    cid = (await ingest(world.factory, world.event("snooze-stays", "hello"))).conversation_id
+    cid = (await ingest(world.factory, world.event("snooze-wakes", "hello"))).conversation_id
     await wait_until(lambda: _knows(engine_stack, cid, lambda s: s.assignee_id == ann))
     until = datetime.now(UTC) + timedelta(hours=3)
     async with world.factory() as db, db.begin():
-        await conversations.snooze(db, await db.get(Operator, ann), cid, until)
-    await ingest(world.factory, world.event("snooze-stays", "any news?"))
-    still = await _conversation(world, cid)
-    assert still.snoozed_at is not None and still.snoozed_until == until
+        operator = await db.get(Operator, ann)
+        await conversations.open_conversation(db, operator, cid)
+        await conversations.snooze(db, operator, cid, until)
+    await wait_until(lambda: _knows(engine_stack, cid, lambda s: s.snoozed and s.snoozed_until == until))
+    await ingest(world.factory, world.event("snooze-wakes", "any news?"))
+    woken = await _conversation(world, cid)  # at once, in the inbound transaction
+    assert woken.snoozed_at is None and woken.snoozed_until is None and woken.assignee_id == ann
+    assert ("conversation.woken", {"reason": "customer"}) in await _audit(world, cid)
+    await wait_until(lambda: _knows(engine_stack, cid, lambda s: not s.snoozed and s.snoozed_until is None))
 
 
 async def test_an_operators_reopen_out_of_hours_sends_the_customer_nothing(world, engine_stack):
