@@ -240,6 +240,19 @@ def list_query(
     return query.add_columns(*(c.label(f"sort_key_{i}") for i, c in enumerate(order.key))).order_by(*columns)
 
 
+def descending(sort: Sort) -> bool:
+    return _ORDERS[sort].descending
+
+
+def position(row: Row) -> tuple | None:
+    """A listed row's key in its list's sort (what a cursor after it would hold), None for a row
+    read otherwise; a live update uses it to put the row where the list's next load would."""
+    key = []
+    while (value := getattr(row, f"sort_key_{len(key)}", None)) is not None:
+        key.append(value)
+    return tuple(key) or None
+
+
 async def list_conversations(
     db: AsyncSession,
     viewer: Viewer,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +28,7 @@ from starlette.routing import NoMatchFound
 
 from domain.enums import Locale, OperatorRole, Theme
 from infra.models import Operator
+from services.conversation_list import position
 from web import labels
 from web.i18n import N_, UTC_ZONE, Formats, negotiate, parse_locale, translations
 from web.toasts import FLASH_COOKIE, Toast, ToastLevel, is_htmx, toast
@@ -214,6 +215,18 @@ def _filter(method: str):
     return apply
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _sort_position(row: Any) -> str:
+    """A listed row's key in its list's sort as integers the page's script compares (times in
+    microseconds), '' for a row drawn outside a sorted list."""
+    key = position(row)
+    if key is None:
+        return ""
+    return " ".join(str((v - _EPOCH) // timedelta(microseconds=1) if isinstance(v, datetime) else v) for v in key)
+
+
 env = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
     autoescape=select_autoescape(["html"]),
@@ -228,6 +241,7 @@ env = Environment(
 env.newstyle_gettext = True  # type: ignore[attr-defined]
 env.globals.update(_=_gettext, gettext=_gettext, ngettext=_ngettext)
 env.filters.update({name: _filter(name) for name in ("datetime", "date", "time", "relative", "duration", "number")})
+env.filters["sort_position"] = _sort_position
 env.globals["labels"] = labels
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import ChannelKind, ConversationStatus, OperatorRole
 from infra.models import Inbox, Label, Operator
 from services import labels as label_service
-from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, Sort, list_conversations
+from services.conversation_list import SEARCH_MAX, ConversationFilter, Cursor, Sort, descending, list_conversations
 from services.errors import Invalid
 from services.inbox import LIVE, RowExtras, TabCounts, row_extras, tab_counts
 from services.visibility import staff
@@ -63,6 +63,10 @@ class ListQuery(BaseModel):
         if wanted.status not in STATUSES:
             wanted = wanted.model_copy(update={"status": "live"})
         return wanted
+
+    @property
+    def descending(self) -> bool:
+        return descending(self.sort)
 
     def encode(self, **changes: Any) -> str:
         """The query string of this list (with `changes`), defaults left out: '' or '?...'."""
@@ -196,7 +200,7 @@ async def conversation_row(
     assert operator is not None
     query = ListQuery.read(dict(page.request.query_params), operator)
     wanted = replace_filter(query.conversation_filter(operator), conversation.id)
-    rows, _ = await list_conversations(db, staff(operator), wanted, limit=1)
+    rows, _ = await list_conversations(db, staff(operator), wanted, sort=query.sort, limit=1)
     if not rows:
         return Response(status_code=204)
     (view,) = await row_views(db, operator, rows, conversation.id if selected else None)

@@ -60,15 +60,32 @@
       return;
     }
     const row = element(html);
-    if (shown && shown.dataset.activity === row.dataset.activity) {
+    if (shown && shown.dataset.key === row.dataset.key) {
       shown.replaceWith(row);
     } else {
       if (shown) shown.remove();
       const empty = rows.querySelector(".rows-empty");
       if (empty) empty.remove();
-      rows.prepend(row); // newer activity than every row shown
+      // where the list's next load would draw it, in the list's own sort
+      const key = sortKey(row);
+      const descending = rows.dataset.order !== "asc";
+      const next = [...rows.querySelectorAll(":scope > .row")].find((r) => ranksBefore(key, sortKey(r), descending));
+      if (next) rows.insertBefore(row, next);
+      else if (rows.querySelector(":scope > .rows-more")) return; // past the pages shown: it loads with them
+      else rows.append(row);
     }
     htmx.process(row);
+  }
+
+  function sortKey(row) {
+    return (row.dataset.key || "").split(" ").filter(Boolean).map(Number);
+  }
+
+  function ranksBefore(a, b, descending) {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      if (a[i] !== b[i]) return descending ? a[i] > b[i] : a[i] < b[i];
+    }
+    return false;
   }
 
   // -- messages -----------------------------------------------------------------------------
