@@ -1,5 +1,7 @@
 """The dead-letter list: outgoing messages that failed for good, which a supervisor retries
-or discards. Both are audited; only supervisors and admins may touch it."""
+or discards. Both are audited. Supervisors and admins see the list and may retry or discard any
+of it; an operator may retry a failed message in a conversation they may act in (its Retry in the
+thread), nothing else."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from services import audit
 from services.errors import Forbidden, Invalid
 from services.operators import is_supervisor
 from services.outbox import add_delivery
+from services.visibility import load_conversation, require_write, staff
 
 
 def _require_supervisor(operator: Operator) -> None:
@@ -49,7 +52,14 @@ async def _failed(db: AsyncSession, message_id: int) -> Message:
 
 async def retry_dead_letter(db: AsyncSession, operator: Operator, message_id: int) -> None:
     """Queue it again: a new run of delivery-{id} with the full retry schedule."""
-    _require_supervisor(operator)
+    if not is_supervisor(operator):
+        # in a conversation they may act in (the thread's Retry): Forbidden when they cannot
+        # see it, before anything says whether the message failed
+        viewer = staff(operator)
+        conversation_id = await db.scalar(select(Message.conversation_id).where(Message.id == message_id))
+        if conversation_id is None:
+            raise Forbidden()
+        require_write(viewer, await load_conversation(db, viewer, conversation_id))
     message = await _failed(db, message_id)
     message.delivery_status = DeliveryStatus.QUEUED
     previous_error, message.error, message.error_class = message.error, None, None

@@ -160,6 +160,7 @@ async def test_order_holds_while_an_earlier_message_is_retried(world, engine_sta
 async def test_a_failed_message_does_not_block_the_next_and_can_be_retried(world, engine_stack, fake_telegram):
     op = await world.operator()
     supervisor = await world.operator(role=OperatorRole.SUPERVISOR, status=OperatorStatus.OFFLINE)
+    bystander = await world.operator(status=OperatorStatus.OFFLINE)  # same branch, not theirs
     result = await ingest(world.factory, world.event("900400", "hi"))
     fake_telegram.fail_next(Fault.CHAT_NOT_FOUND, 1, method="sendMessage")
     first = await _reply(world, op, result.conversation_id, "first", "f1")
@@ -169,11 +170,11 @@ async def test_a_failed_message_does_not_block_the_next_and_can_be_retried(world
 
     async with world.factory() as db, db.begin():
         sup = await db.get(Operator, supervisor)
-        operator = await db.get(Operator, op)
+        operator = await db.get(Operator, bystander)
         assert [m.id for m in await deadletters.list_dead_letters(db, sup)] == [first]
         try:
             await deadletters.retry_dead_letter(db, operator, first)
-            raise AssertionError("an operator may not retry dead letters")
+            raise AssertionError("an operator may not retry another's dead letters")
         except errors.Forbidden:
             pass
         await deadletters.retry_dead_letter(db, sup, first)

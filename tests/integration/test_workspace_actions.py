@@ -210,29 +210,39 @@ async def test_take_over_resolve_transfer_priority_labels(team, clean_db):
     assert {"conversation.taken", "conversation.priority", "conversation.labels"} <= actions
 
 
-async def test_retry_of_a_failed_reply_is_for_supervisors_and_only_in_its_conversation(team, clean_db):
+async def test_a_failed_reply_is_retried_by_its_assignee_or_a_supervisor_and_only_in_its_conversation(team, clean_db):
     mine = await team.customer_writes("Ирина Смирнова", assignee=team.ann)
     other = await team.customer_writes("Пётр Кузнецов", assignee=team.ann)
+    failed_ids = []
     async with clean_db() as db, db.begin():
         inbox_id = await db.scalar(select(Conversation.inbox_id).where(Conversation.id == mine))
-        failed = Message(
-            conversation_id=mine, inbox_id=inbox_id, direction=MessageDirection.OUT, sender_kind="operator",
-            text="не дошло", delivery_status=DeliveryStatus.FAILED, error="Forbidden: bot was blocked by the user",
-        )  # fmt: skip
-        db.add(failed)
-        await db.flush()
-        failed_id = failed.id
+        for text in ("не дошло", "и это не дошло"):
+            failed = Message(
+                conversation_id=mine, inbox_id=inbox_id, direction=MessageDirection.OUT, sender_kind="operator",
+                text=text, delivery_status=DeliveryStatus.FAILED, error="Forbidden: bot was blocked by the user",
+            )  # fmt: skip
+            db.add(failed)
+            await db.flush()
+            failed_ids.append(failed.id)
+    first, second = failed_ids
+    for who in ("bob", "carl"):  # the same branch but not theirs; another branch
+        client = await team.client(who)
+        assert (await client.post(f"/conversations/{mine}/messages/{first}/retry", headers=HX)).status_code == 404
     ann = await team.client("ann")
     page = await ann.get(f"/conversations/{mine}")
-    assert "bot was blocked by the user" in page.text and "/retry" not in page.text
-    assert (await ann.post(f"/conversations/{mine}/messages/{failed_id}/retry", headers=HX)).status_code == 404
-    boss = await team.client("boss")
-    assert (await boss.post(f"/conversations/{other}/messages/{failed_id}/retry", headers=HX)).status_code == 404
-    assert "/retry" in (await boss.get(f"/conversations/{mine}")).text
-    retried = await boss.post(f"/conversations/{mine}/messages/{failed_id}/retry", headers=HX)
-    assert retried.status_code == 204
+    assert "bot was blocked by the user" in page.text and f"/messages/{first}/retry" in page.text
+    assert (await ann.post(f"/conversations/{other}/messages/{first}/retry", headers=HX)).status_code == 404
+    assert (await ann.post(f"/conversations/{mine}/messages/{first}/retry", headers=HX)).status_code == 204
+    boss = await team.client("boss")  # watching, read-only: the dead-letter list's rights
+    assert (await boss.post(f"/conversations/{other}/messages/{second}/retry", headers=HX)).status_code == 404
+    assert f"/messages/{second}/retry" in (await boss.get(f"/conversations/{mine}")).text
+    assert (await boss.post(f"/conversations/{mine}/messages/{second}/retry", headers=HX)).status_code == 204
     async with clean_db() as db:
-        assert (await db.get(Message, failed_id)).delivery_status == DeliveryStatus.QUEUED
+        assert {(await db.get(Message, i)).delivery_status for i in failed_ids} == {DeliveryStatus.QUEUED}
+        retried_by = (
+            await db.scalars(select(AuditEvent.actor_operator_id).where(AuditEvent.action == "delivery.retried"))
+        ).all()
+    assert sorted(retried_by) == sorted([team.ann, team.boss])
 
 
 ACTIONS = [

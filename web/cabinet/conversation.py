@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.text import render as render_text
-from domain.enums import ChannelKind, MessageFormat
+from domain.enums import ChannelKind, DeliveryStatus, MessageFormat
+from domain.visibility import Access, access
 from infra.files import FileStore
 from infra.models import (
     Attachment,
@@ -35,14 +36,16 @@ from infra.models import (
     Inbox,
     Label,
     Message,
+    Operator,
 )
 from services import bitrix24, labels as label_service
 from services.conversation_list import ConversationFilter, conversation_row, list_conversations
 from services.errors import Forbidden
 from services.inbox import TransferTarget, look_at, transfer_targets, unread_conversations
 from services.messages import HistoryPage, attachment_in, contact_history
+from services.operators import is_supervisor
 from services.uploads import Limits
-from services.visibility import staff
+from services.visibility import placement, staff
 from web.cabinet.inbox import ListQuery, RowView, inbox_list, row_views
 from web.deps import ConversationDep, PageDep, SessionDep
 from web.templating import NavCounts, PageContext, is_fragment_request, render
@@ -66,9 +69,26 @@ class MessageView:
     channel: ChannelKind | None
     inbox_name: str
     elsewhere: bool  # from another conversation of the contact
+    retry: bool  # failed, and the viewer may send it again from here
 
 
-def message_views(history: HistoryPage, inboxes: dict[int, Inbox], current: int) -> list[MessageView]:
+@dataclass(frozen=True, slots=True)
+class RetryRights:
+    """Who sees a failed message's Retry: supervisors everywhere (the dead-letter list's rights),
+    others in the conversation they may act in."""
+
+    here: bool
+    anywhere: bool
+
+    @classmethod
+    def of(cls, operator: Operator, conversation: Conversation) -> RetryRights:
+        writable = access(staff(operator), placement(conversation)) == Access.WRITE
+        return cls(here=writable, anywhere=is_supervisor(operator))
+
+
+def message_views(
+    history: HistoryPage, inboxes: dict[int, Inbox], current: int, rights: RetryRights
+) -> list[MessageView]:
     return [
         MessageView(
             m,
@@ -79,6 +99,10 @@ def message_views(history: HistoryPage, inboxes: dict[int, Inbox], current: int)
             inboxes[m.inbox_id].channel if m.inbox_id in inboxes else None,
             inboxes[m.inbox_id].name if m.inbox_id in inboxes else "",
             m.conversation_id != current,
+            m.delivery_status == DeliveryStatus.FAILED
+            and not m.is_note
+            and m.discarded_at is None
+            and (rights.anywhere or (rights.here and m.conversation_id == current)),
         )
         for m in history.messages
     ]
@@ -166,7 +190,7 @@ async def thread_view(db: AsyncSession, page: PageContext, conversation: Convers
         reachability=reachability,
         reachable=reachable,
         past=past,
-        messages=message_views(history, inboxes, conversation.id),
+        messages=message_views(history, inboxes, conversation.id, RetryRights.of(operator, conversation)),
         older=history.older,
         read_only=read_only,
         tags=row.tags,
@@ -232,7 +256,8 @@ async def older_messages(
     operator = page.operator
     assert operator is not None
     history = await contact_history(db, staff(operator), conversation, before=before, limit=HISTORY_PAGE)
-    views = message_views(history, await _inboxes(db, history.messages), conversation.id)
+    rights = RetryRights.of(operator, conversation)
+    views = message_views(history, await _inboxes(db, history.messages), conversation.id, rights)
     return render(
         page,
         "cabinet/messages.html",
@@ -252,7 +277,8 @@ async def one_message(
     history = await contact_history(db, staff(operator), conversation, before=message_id + 1, limit=1)
     if not history.messages or history.messages[0].id != message_id:
         raise Forbidden()
-    (view,) = message_views(history, await _inboxes(db, history.messages), conversation.id)
+    rights = RetryRights.of(operator, conversation)
+    (view,) = message_views(history, await _inboxes(db, history.messages), conversation.id, rights)
     return render(page, "partials/_message.html", {"mv": view})
 
 
