@@ -113,8 +113,11 @@ async def clean_db(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[Asyn
                 raise
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One per module: a workflow another module left running (its worker gone) holds the test
+    server's time skipping once one of its timers fires, and every later `sleep` would wait in
+    real time (seen as a test hanging until its timeout, then the next)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(venv_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
